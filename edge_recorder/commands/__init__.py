@@ -1,0 +1,1 @@
+"""Subcommands of `edge-recorder`, one module each (see `edge_recorder.cli`)."""

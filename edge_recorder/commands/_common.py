@@ -1,0 +1,43 @@
+"""Helpers shared by subcommands: the --config option and loading config or exiting 78."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from edge_recorder.config import DEFAULT_CONFIG_PATH, Config
+from edge_recorder.configfile import EX_CONFIG, ConfigError, load_config
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"config file (default: $EDGE_RECORDER_CONFIG or {DEFAULT_CONFIG_PATH})",
+    )
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    explicit: Path | None = getattr(args, "config", None)
+    if explicit is not None:
+        return explicit
+    return Path(os.environ.get("EDGE_RECORDER_CONFIG", str(DEFAULT_CONFIG_PATH)))
+
+
+def print_config_error(error: ConfigError) -> None:
+    print(f"edge-recorder: invalid configuration ({error.source}):", file=sys.stderr)
+    for line in error.lines:
+        print(f"  {line}", file=sys.stderr)
+
+
+def load_or_exit(args: argparse.Namespace) -> Config:
+    """The validated config, or exit 78 (EX_CONFIG) with one line per problem on stderr."""
+    try:
+        return load_config(config_path(args))
+    except ConfigError as error:
+        print_config_error(error)
+        raise SystemExit(EX_CONFIG) from None

@@ -1,0 +1,89 @@
+"""`edge-recorder check` as a real process: exit codes and messages a technician reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import RunCli
+
+
+def test_version_and_help(run_cli: RunCli) -> None:
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("edge-recorder ")
+    helptext = run_cli("--help")
+    assert helptext.returncode == 0 and "check" in helptext.stdout
+
+
+def test_example_config_passes(run_cli: RunCli, repo_root: Path) -> None:
+    result = run_cli("check", "--config", str(repo_root / "config.example.toml"))
+    assert result.returncode == 0, result.stderr
+    assert "result: ok" in result.stdout
+    assert "audio" in result.stdout and "plughw:CARD=" in result.stdout
+
+
+def test_unknown_section_exits_78_and_names_it(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[audio]\nrate = 16000\n[mqqt]\nhost = 'localhost'\n")
+    result = run_cli("check", "--config", str(config))
+    assert result.returncode == 78
+    assert "mqqt: unknown section; did you mean 'mqtt'?" in result.stderr
+
+
+def test_wrongly_typed_rate_exits_78_and_names_it(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[audio]\nrate = "sixteen thousand"\n')
+    result = run_cli("check", "--config", str(config))
+    assert result.returncode == 78
+    assert "  audio.rate: " in result.stderr
+    assert result.stdout == ""
+
+
+def test_env_override_error_exits_78(run_cli: RunCli, repo_root: Path) -> None:
+    result = run_cli(
+        "check",
+        "--config",
+        str(repo_root / "config.example.toml"),
+        env={"EDGE_RECORDER__AUDIO__RATE": "7"},
+    )
+    assert result.returncode == 78 and "audio.rate:" in result.stderr
+
+
+def test_config_path_from_environment(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[device]\nid = 'exam-7'\n")
+    result = run_cli("check", env={"EDGE_RECORDER_CONFIG": str(config)})
+    assert result.returncode == 0 and "id=exam-7" in result.stdout
+
+
+def test_missing_config_file_exits_78(run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli("check", "--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == 78 and "config file not found" in result.stderr
+
+
+def test_check_does_not_touch_the_spool(run_cli: RunCli, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    config = tmp_path / "c.toml"
+    config.write_text(f"[spool]\ndir = '{spool}'\nkey_file = '{tmp_path / 'k'}'\n")
+    assert run_cli("check", "--config", str(config)).returncode == 0
+    assert not spool.exists() and not (tmp_path / "k").exists()
+
+
+def test_secret_references_are_reported_without_values(run_cli: RunCli, tmp_path: Path) -> None:
+    secret = tmp_path / "client-secret"
+    secret.write_text("very-secret-value\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f"[auth]\nclient_id = 'dev'\nclient_secret_file = '{secret}'\n")
+    result = run_cli("check", "--config", str(config), "--json")
+    assert result.returncode == 0
+    assert str(secret) in result.stdout and "very-secret-value" not in result.stdout
+
+
+def test_credentials_directory_is_used(run_cli: RunCli, tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "aas-client-secret").write_text("x")
+    config = tmp_path / "c.toml"
+    config.write_text("[auth]\nclient_id = 'dev'\n")
+    result = run_cli("check", "--config", str(config), env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert "ok    auth client secret" in result.stdout
+    assert str(creds / "aas-client-secret") in result.stdout
