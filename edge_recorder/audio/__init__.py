@@ -1,0 +1,1 @@
+"""On-device audio: capture sources, DSP, voice activity detection, encoders."""

@@ -1,0 +1,1 @@
+"""A local emulator of the ambient services, for development, demos and every test."""

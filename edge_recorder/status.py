@@ -1,0 +1,109 @@
+"""What the device reports about itself, and the commands it accepts from anywhere.
+
+One status model feeds `ctl status`, the MQTT status topic and systemd's STATUS= line, so the
+three never disagree. One command interface serves the buttons' neighbours: the control socket
+and MQTT both turn their input into a `CommandRequest` and hand it to a `CommandHandler`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EncounterState = Literal["idle", "recording", "paused", "stopping", "error"]
+CommandName = Literal[
+    "status", "start", "stop", "pause", "resume", "identify", "reload", "ping", "spool_retry"
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MicStatus(_Model):
+    present: bool = False
+    device: str = ""
+    level_dbfs: float | None = None
+    peak_dbfs: float | None = None
+    clipped_samples: int = 0
+    xruns: int = 0
+    digital_silence: bool = False
+    last_error: str | None = None
+
+
+class BacklogStatus(_Model):
+    recordings: int = 0
+    bytes: int = 0
+    oldest_age_s: float | None = None
+    quarantined: int = 0
+
+
+class ErrorInfo(_Model):
+    code: str
+    message: str
+    at: datetime
+
+
+class DeviceStatus(_Model):
+    """A snapshot of the device; patient context never appears here."""
+
+    state: EncounterState = "idle"
+    error_reason: str | None = None
+    correlation_id: str | None = None  # local only (ctl); never published to MQTT
+    encounter_ref: str | None = None  # opaque, safe to publish
+    recording_seq: int | None = None
+    encounter_elapsed_s: float | None = None
+    alarms: list[str] = Field(default_factory=list)
+    online: bool = False
+    last_delivery_at: datetime | None = None
+    backlog: BacklogStatus = Field(default_factory=BacklogStatus)
+    mic: MicStatus = Field(default_factory=MicStatus)
+    last_error: ErrorInfo | None = None
+
+    def one_line(self) -> str:
+        """The human line for systemd's STATUS= and the demo timeline."""
+        parts: list[str] = [self.state]
+        if self.recording_seq is not None:
+            parts.append(f"recording #{self.recording_seq}")
+        parts.append(f"backlog {self.backlog.recordings} rec / {self.backlog.bytes} B")
+        parts.append("online" if self.online else "offline")
+        if self.alarms:
+            parts.append("alarms: " + ",".join(self.alarms))
+        return "; ".join(parts)
+
+
+def encounter_ref(correlation_id: str) -> str:
+    """An opaque, stable reference to an encounter for fleet dashboards."""
+    return hashlib.sha256(correlation_id.encode()).hexdigest()[:12]
+
+
+class StartContext(_Model):
+    """EHR context that may come with a start command. Never logged, never published."""
+
+    correlation_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_|-]{1,128}$")
+    external_user_id: str | None = Field(None, max_length=256)
+    ehr_instance_id: str | None = Field(None, max_length=256)
+    data: dict[str, Any] | None = None  # passed through to the service as session data
+
+
+class CommandRequest(_Model):
+    name: CommandName
+    context: StartContext | None = None  # only for "start"
+
+
+class CommandResult(_Model):
+    ok: bool
+    error: str | None = None
+    state: EncounterState | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommandHandler(Protocol):
+    """Whatever executes commands (the daemon); control socket and MQTT call it."""
+
+    async def execute(self, request: CommandRequest) -> CommandResult: ...
+
+    def status(self) -> DeviceStatus: ...

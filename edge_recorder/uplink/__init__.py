@@ -1,0 +1,1 @@
+"""Clients that deliver audio to a service (one module per transport)."""
