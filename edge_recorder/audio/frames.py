@@ -9,7 +9,7 @@ can see every gap (`lost_before`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -87,4 +87,28 @@ class DeviceBack:
     outage_s: float
 
 
-SourceEvent = Overrun | DeviceLost | DeviceBack
+@dataclass(frozen=True)
+class EndOfStream:
+    """A finite source (a WAV file) has no more audio."""
+
+    at_frame: int
+
+
+SourceEvent = Overrun | DeviceLost | DeviceBack | EndOfStream
+
+
+class AudioSource(Protocol):
+    """A capture source: ALSA, a paced WAV file, or a generated signal.
+
+    `start()` begins capture on the source's own thread; `read()` returns the next block, an
+    event, or None when nothing arrived within `timeout` seconds.
+    """
+
+    @property
+    def format(self) -> AudioFormat: ...
+
+    def start(self) -> None: ...
+
+    def read(self, timeout: float | None = None) -> Frames | SourceEvent | None: ...
+
+    def stop(self) -> None: ...
