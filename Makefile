@@ -13,9 +13,10 @@ APT_PACKAGES := gcc pkg-config python3-dev python3-venv libasound2-dev libasound
 	alsa-utils libsystemd-dev systemd mosquitto mosquitto-clients sox espeak-ng libopus0 \
 	ffmpeg openssl ca-certificates
 
+LINT_PATHS := edge_recorder tests $(wildcard benchmarks)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all bootstrap apt venv test lint unit fmt docs clean distclean
+.PHONY: all bootstrap apt venv test lint unit fmt docs proto clean distclean
 
 all: test
 
@@ -45,13 +46,13 @@ bootstrap: venv
 
 ## lint: ruff and mypy on the package
 lint: bootstrap
-	$(VENV)/bin/ruff check edge_recorder tests benchmarks
-	$(VENV)/bin/ruff format --check edge_recorder tests benchmarks
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy edge_recorder
 
 fmt: bootstrap
-	$(VENV)/bin/ruff check --fix edge_recorder tests benchmarks
-	$(VENV)/bin/ruff format edge_recorder tests benchmarks
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 ## test: bootstrap, lint, then the whole suite
 test: lint
@@ -60,6 +61,11 @@ test: lint
 ## docs: regenerate config.example.toml and the README's configuration reference
 docs: bootstrap
 	$(PY) -m edge_recorder.config_doc --write
+
+## proto: regenerate the committed stubs in edge_recorder/_proto from protos/ (grpc_tools.protoc
+## + mypy-protobuf, imports made package-relative); a test fails when they drift
+proto: bootstrap
+	$(PY) protos/generate.py --clean --out edge_recorder/_proto
 
 unit: bootstrap
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
