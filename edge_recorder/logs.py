@@ -131,9 +131,9 @@ class JournalHandler(logging.Handler):
     def __init__(self, send: Callable[..., Any] | None = None) -> None:
         super().__init__()
         if send is None:
-            from systemd import journal  # type: ignore[attr-defined]
+            import importlib
 
-            send = journal.send
+            send = importlib.import_module("systemd.journal").send
         self._send = send
 
     def emit(self, record: logging.LogRecord) -> None:
