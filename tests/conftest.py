@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.fixtures.emulator"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
