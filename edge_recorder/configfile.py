@@ -129,3 +129,7 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
     except ConfigError as exc:
         exc.source = str(path) if path else "(defaults)"
         raise
+
+
+# Hardware profiles register their raw-tree hook on import (audio.profile = "...").
+from edge_recorder import hardware as _hardware  # noqa: E402, F401

@@ -64,10 +64,12 @@ class Frames:
 
 @dataclass(frozen=True)
 class Overrun:
-    """The device overran; `lost_frames` were dropped by ALSA before `at_frame`."""
+    """Frames were lost before `at_frame`: the device overran (ALSA dropped them), or the
+    consumer stalled and the capture queue was full (`cause="consumer"`)."""
 
     at_frame: int
     lost_frames: int
+    cause: Literal["device", "consumer"] = "device"
 
 
 @dataclass(frozen=True)
