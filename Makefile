@@ -16,7 +16,7 @@ APT_PACKAGES := gcc pkg-config python3-dev python3-venv libasound2-dev libasound
 LINT_PATHS := edge_recorder tests $(wildcard benchmarks)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all bootstrap apt venv test lint unit fmt docs proto clean distclean
+.PHONY: all bootstrap apt venv test lint unit fmt docs proto bench clean distclean
 
 all: test
 
@@ -66,6 +66,10 @@ docs: bootstrap
 ## + mypy-protobuf, imports made package-relative); a test fails when they drift
 proto: bootstrap
 	$(PY) protos/generate.py --clean --out edge_recorder/_proto
+
+## bench: every benchmarks/bench_*.py -> benchmarks/results.json + Markdown tables (CPU time)
+bench: bootstrap
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 unit: bootstrap
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

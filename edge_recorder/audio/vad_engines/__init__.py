@@ -1,0 +1,1 @@
+"""VAD engines behind `edge_recorder.audio.vad.VadEngine`: Silero (ONNX), WebRTC, energy."""

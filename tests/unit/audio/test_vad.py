@@ -1,0 +1,137 @@
+"""VAD: the streaming tracker (with a scripted engine) and the three real engines."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+
+from edge_recorder.audio.vad import VoiceActivity, make_engine
+from edge_recorder.config import VadConfig
+
+WINDOW = 160  # 10 ms windows for the scripted engine
+
+
+class ScriptedEngine:
+    """Returns probabilities from a script, one per window, regardless of the audio."""
+
+    name = "scripted"
+    window = WINDOW
+
+    def __init__(self, script: list[float]) -> None:
+        self.script = script
+        self.used = 0
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        out = np.array(self.script[self.used : self.used + windows.shape[0]], np.float32)
+        self.used += windows.shape[0]
+        return out
+
+    def reset(self) -> None:
+        self.used = 0
+
+
+def feed(tracker: VoiceActivity, windows: int, sizes: int = 1000) -> list:
+    audio = np.zeros(windows * WINDOW, np.float32)
+    updates = [tracker.process(audio[i : i + sizes]) for i in range(0, audio.size, sizes)]
+    return [*updates, tracker.finish()]
+
+
+def test_segments_have_hangover_and_bridge_short_pauses() -> None:
+    # speech 0.1-0.5 s, a 0.2 s pause (bridged by 300 ms hangover), speech to 1.0 s, silence
+    script = [0.0] * 10 + [0.9] * 40 + [0.1] * 20 + [0.9] * 30 + [0.0] * 100
+    tracker = VoiceActivity(ScriptedEngine(script), VadConfig(hangover_ms=300))
+    updates = feed(tracker, len(script))
+    assert tracker.totals.segments == [(0.1, 1.3)]
+    assert tracker.totals.speech_ratio == pytest.approx(1.2 / 2.0)
+    assert sum(len(u.segments) for u in updates) == 1
+    assert updates[-1].time_since_speech_s == pytest.approx(1.0)
+    assert not updates[-1].in_speech
+
+
+def test_pause_longer_than_hangover_splits_segments_and_hysteresis_holds() -> None:
+    # 0.4 sits between offset (0.5-0.15) and onset (0.5): it continues speech, never starts it
+    script = [0.4] * 10 + [0.8] * 20 + [0.4] * 20 + [0.0] * 50 + [0.8] * 10
+    tracker = VoiceActivity(ScriptedEngine(script), VadConfig(hangover_ms=200))
+    feed(tracker, len(script))
+    assert tracker.totals.segments == [(0.1, 0.7), (1.0, 1.1)]  # last one ends at the audio end
+
+
+def test_speech_ratio_per_chunk_and_time_since_speech() -> None:
+    script = [0.9] * 50 + [0.0] * 150
+    tracker = VoiceActivity(ScriptedEngine(script), VadConfig(hangover_ms=0))
+    first = tracker.process(np.zeros(50 * WINDOW, np.float32))
+    second = tracker.process(np.zeros(150 * WINDOW, np.float32))
+    assert first.speech_ratio == 1.0 and first.in_speech
+    assert second.speech_ratio == 0.0
+    assert second.time_since_speech_s == pytest.approx(1.5)
+    assert first.probabilities.size == 50 and first.start_s == 0.0
+    assert second.start_s == pytest.approx(0.5)
+
+
+def test_trim_marks_only_silence_beyond_the_limit() -> None:
+    script = [0.9] * 20 + [0.0] * 200 + [0.9] * 10
+    cfg = VadConfig(hangover_ms=100, trim_silence_over_s=1.0)
+    tracker = VoiceActivity(ScriptedEngine(script), cfg)
+    updates = feed(tracker, len(script))
+    drop = np.concatenate([u.drop for u in updates])
+    assert not drop[:120].any()  # speech, hangover and the first second of silence are kept
+    assert drop[121:220].all()
+    assert not drop[220:].any()
+    assert tracker.totals.dropped_s == pytest.approx(0.99, abs=0.011)
+    untrimmed = VoiceActivity(ScriptedEngine(script), VadConfig(hangover_ms=100))
+    assert not np.concatenate([u.drop for u in feed(untrimmed, len(script))]).any()
+
+
+def test_unknown_engine_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown VAD engine"):
+        make_engine("nope")
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    """1 s of digital silence, espeak-ng speech, 1 s of silence; 16 kHz float32."""
+    path: Path = tmp_path_factory.mktemp("speech") / "s.wav"
+    subprocess.run(
+        ["espeak-ng", "-v", "en-us", "-w", str(path), "Please take a deep breath in, and out."],
+        check=True,
+        capture_output=True,
+    )
+    audio, rate = soundfile.read(path, dtype="float32")
+    audio = soxr.resample(audio, rate, 16000).astype(np.float32) * 0.5
+    pad = np.zeros(16000, np.float32)
+    return np.concatenate([pad, audio, pad])
+
+
+@pytest.mark.parametrize("name", ["silero", "webrtc", "energy"])
+def test_engines_find_speech_and_not_silence(name: str, speech: np.ndarray) -> None:
+    engine = make_engine(name)
+    n = speech.size // engine.window
+    windows = speech[: n * engine.window].reshape(n, engine.window)
+    probs = engine.probabilities(windows)
+    times = (np.arange(n) + 0.5) * engine.window / 16000
+    middle = (times > 1.3) & (times < speech.size / 16000 - 1.3)
+    silent = (times < 0.9) | (times > speech.size / 16000 - 0.6)
+    assert probs.shape == (n,) and probs.dtype == np.float32
+    assert np.mean(probs[middle] >= 0.5) > 0.6
+    assert np.mean(probs[silent] >= 0.5) < 0.05
+
+
+def test_silero_carries_state_and_context_across_calls(speech: np.ndarray) -> None:
+    engine = make_engine("silero")
+    n = speech.size // 512
+    windows = speech[: n * 512].reshape(n, 512)
+    whole = engine.probabilities(windows)
+    engine.reset()
+    parts = np.concatenate([engine.probabilities(windows[i : i + 3]) for i in range(0, n, 3)])
+    np.testing.assert_allclose(parts, whole, atol=1e-5)
+    engine.reset()
+    # without the carried state and context each call starts cold and the output differs
+    cold = np.concatenate(
+        [make_engine("silero").probabilities(windows[i : i + 3]) for i in range(0, n, 3)]
+    )
+    assert np.max(np.abs(cold - whole)) > 0.05
