@@ -1,0 +1,117 @@
+"""What `edge-recorder spool` does without the daemon's help: read a consistent snapshot of
+the ledger (no lock needed: it is replaced atomically), and, holding the directory lock,
+clear back-off or purge. None of this needs the device key: audio is never decrypted here.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_recorder.spool.errors import SpoolLocked
+from edge_recorder.spool.fileops import OsFileOps
+from edge_recorder.spool.ledger import (
+    LEDGER_NAME,
+    LedgerData,
+    RecordingEntry,
+    fsync_dir,
+    read_ledger_file,
+    save_ledger,
+)
+from edge_recorder.spool.lock import SpoolLock, submit_request
+from edge_recorder.spool.maintenance import clear_retry, forget_purged, purge_targets
+from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef, list_segments
+
+
+@dataclass
+class Snapshot:
+    ledger: LedgerData
+    segments: dict[str, list[SegmentRef]] = field(default_factory=dict)  # by recording hex
+
+    def segments_of(self, recording_id: str) -> list[SegmentRef]:
+        return self.segments.get(uuid.UUID(recording_id).hex, [])
+
+    def disk_bytes(self, recording_id: str) -> int:
+        return sum(s.size for s in self.segments_of(recording_id))
+
+    def resolve(self, ident: str) -> str:
+        """An encounter id, a recording id, or a unique prefix (>= 4 chars) of a recording id."""
+        if ident in self.ledger.encounters or ident in self.ledger.recordings:
+            return ident
+        matches = [r for r in self.ledger.recordings if len(ident) >= 4 and r.startswith(ident)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise KeyError(f"'{ident}' matches {len(matches)} recordings; give more characters")
+        raise KeyError(f"no encounter or recording '{ident}' in the spool")
+
+
+def snapshot(directory: Path) -> Snapshot:
+    """The ledger as last saved plus segment sizes; an empty one when no spool exists yet."""
+    ledger = read_ledger_file(directory) or LedgerData()
+    groups, _ = list_segments(directory / SEGMENTS_DIR)
+    return Snapshot(ledger, groups)
+
+
+def _save_as_owner(directory: Path, ledger: LedgerData) -> None:
+    """Save the ledger, and when run as root keep it owned by the spool's owner (the service
+    user), or the daemon could no longer read its own ledger after an operator's command."""
+    save_ledger(directory, ledger, OsFileOps())
+    if os.geteuid() == 0:
+        owner = directory.stat()
+        os.chown(directory / LEDGER_NAME, owner.st_uid, owner.st_gid)
+
+
+def retry(directory: Path, target: str | None) -> tuple[str, list[str]]:
+    """("applied", ids) with the lock, or ("queued", []) for the running daemon to apply."""
+    lock = SpoolLock(directory)
+    try:
+        lock.acquire()
+    except SpoolLocked:
+        submit_request(directory, "retry", target)
+        return "queued", []
+    try:
+        ledger = read_ledger_file(directory) or LedgerData()
+        changed = clear_retry(ledger, target)
+        _save_as_owner(directory, ledger)
+        return "applied", changed
+    finally:
+        lock.release()
+
+
+@dataclass(frozen=True)
+class PurgePlan:
+    target: str
+    recordings: list[RecordingEntry]
+    disk_bytes: int
+    undelivered: int
+
+
+def plan_purge(snap: Snapshot, target: str, force: bool) -> PurgePlan:
+    chosen = purge_targets(snap.ledger, target, force)
+    return PurgePlan(
+        target,
+        chosen,
+        sum(snap.disk_bytes(r.id) for r in chosen),
+        sum(1 for r in chosen if not r.delivered),
+    )
+
+
+def purge(directory: Path, target: str, force: bool) -> list[str]:
+    """Delete under the lock (the daemon must be stopped): ledger first, then the files."""
+    lock = SpoolLock(directory)
+    lock.acquire()  # SpoolLocked propagates: purging under a running daemon is refused
+    try:
+        snap = snapshot(directory)
+        chosen = purge_targets(snap.ledger, target, force)
+        forget_purged(snap.ledger, target, chosen)
+        _save_as_owner(directory, snap.ledger)
+        for entry in chosen:
+            for ref in snap.segments_of(entry.id):
+                ref.path.unlink(missing_ok=True)
+        fsync_dir(directory / SEGMENTS_DIR, OsFileOps())
+        return [e.id for e in chosen]
+    finally:
+        lock.release()

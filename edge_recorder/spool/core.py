@@ -1,0 +1,269 @@
+"""The spool's shared state and plumbing: opening (lock, key, recovery), closing, space
+accounting for writers, ledger persistence. `store.Spool` adds the public API on top."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Self
+
+from edge_recorder.config import SpoolConfig
+from edge_recorder.logs import get_logger
+from edge_recorder.spool import crypto
+from edge_recorder.spool.errors import SpoolError, UnknownRecording, os_error
+from edge_recorder.spool.fileops import FileOps, OsFileOps
+from edge_recorder.spool.ledger import EncounterEntry, LedgerData, load_ledger, save_ledger
+from edge_recorder.spool.lock import REQUESTS_DIR, SpoolLock, take_requests
+from edge_recorder.spool.maintenance import (
+    adopt_orphans,
+    clear_retry,
+    delete_segments,
+    drop_entry,
+    recover_all,
+)
+from edge_recorder.spool.policy import SpaceLimits, SpaceStatus, check_append, space_status
+from edge_recorder.spool.reader import RecordingReader
+from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef, list_segments
+from edge_recorder.spool.state import LiveRecording, Notifier
+from edge_recorder.status import BacklogStatus
+
+log = get_logger(__name__)
+
+CONFIRM_SAVE_INTERVAL_S = 5.0  # confirmations are re-sendable; persisting each one is wear
+
+
+class SpoolCore:
+    def __init__(
+        self,
+        config: SpoolConfig,
+        *,
+        ops: FileOps,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.dir = config.dir
+        self.segments_dir = config.dir / SEGMENTS_DIR
+        self.lock = threading.RLock()
+        self._ops = ops
+        self._clock = clock
+        self._monotonic = monotonic
+        self._limits = SpaceLimits(
+            int(config.max_bytes), config.high_water_ratio, int(config.reserve_free_bytes)
+        )
+        self._dir_lock = SpoolLock(config.dir)
+        self._key = b""
+        self.ledger = LedgerData()
+        self._live: dict[str, LiveRecording] = {}
+        self._readers: dict[str, tuple[threading.Lock, RecordingReader]] = {}
+        self._notifier = Notifier()
+        self._used = 0
+        self._dirty_since: float | None = None
+
+    # ---- opening and closing ---------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        config: SpoolConfig,
+        *,
+        environ: Mapping[str, str] | None = None,
+        ops: FileOps | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Self:
+        """Lock the directory, check the key, repair after a crash; lazy (no audio is read
+        except the tail of recordings that were open when the last process died)."""
+        spool = cls(config, ops=ops or OsFileOps(), clock=clock, monotonic=monotonic)
+        spool.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        spool.segments_dir.mkdir(mode=0o700, exist_ok=True)
+        (spool.dir / REQUESTS_DIR).mkdir(mode=0o700, exist_ok=True)  # owned by the daemon
+        spool._dir_lock.acquire()
+        try:
+            spool._load(environ)
+        except BaseException:
+            spool._dir_lock.release()
+            raise
+        return spool
+
+    def _load(self, environ: Mapping[str, str] | None) -> None:
+        self.ledger, _fresh = load_ledger(self.dir)
+        groups, strays = list_segments(self.segments_dir)
+        for stray in strays:
+            log.warning("unexpected file in spool segments dir", path=str(stray))
+        allow_create = self.ledger.key_id is None and not groups
+        self._key, source = crypto.load_key(
+            self.config.key_file, allow_create=allow_create, environ=environ
+        )
+        kid = crypto.key_id(self._key)
+        if self.ledger.key_id not in (None, kid):
+            raise crypto.SpoolKeyError(
+                f"spool key from {source} (id {kid}) is not the key this spool was written "
+                f"with (id {self.ledger.key_id}); restore the original key"
+            )
+        self.ledger.key_id = kid
+        self._live = recover_all(self.ledger, groups, self._ops)
+        self._live.update(adopt_orphans(self.ledger, groups, self._ops, self._clock()))
+        self._used = sum(live.disk_bytes for live in self._live.values())
+        try:
+            for live in list(self._live.values()):
+                if self.ledger.reclaimable(live.entry):
+                    self._reclaim(live)  # a delete interrupted by the last shutdown or crash
+            self._save()
+            self.apply_requests()
+        except SpoolError as exc:
+            # A full or failing disk must not stop the daemon from starting: it has to run
+            # to deliver the backlog and free space. The ledger is saved again later.
+            self._dirty_since = self._monotonic()
+            log.error("spool ledger not saved at open", reason=exc.reason, error=str(exc))
+        log.info(
+            "spool open",
+            recordings_count=len(self._live),
+            used_bytes=self._used,
+            origin=source,
+        )
+
+    def close(self) -> None:
+        """Close writers still open (reason "shutdown"), persist, release the directory."""
+        with self.lock:
+            writers = [lv.writer for lv in self._live.values() if lv.writer is not None]
+        for writer in writers:
+            with contextlib.suppress(SpoolError):
+                writer.close("shutdown")
+        try:
+            with self.lock:
+                for live in list(self._live.values()):
+                    self._close_reader(live.entry.id)
+                self._save()
+        finally:
+            self._dir_lock.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writer host (called by RecordingWriter) -------------------------------------------
+    def _check_append(self, disk_bytes: int) -> None:
+        check_append(self._limits, self._used, self._free(), disk_bytes)
+
+    def _account(
+        self, live: LiveRecording, disk_bytes: int, new_segment: SegmentRef | None
+    ) -> None:
+        self._used += disk_bytes
+        if new_segment is not None:
+            live.segments.append(new_segment)
+        self._notifier.notify()
+
+    def _writer_closed(self, live: LiveRecording, reason: str) -> None:
+        with self.lock:
+            e = live.entry
+            e.state, e.length, e.closed_at, e.close_reason = (
+                "closed",
+                live.end,
+                self._clock(),
+                reason,
+            )
+            live.durable = live.end
+            live.writer = None
+            self._save()
+        self._notifier.notify()
+
+    # ---- operator requests ------------------------------------------------------------
+    def retry(self, target: str | None = None) -> list[str]:
+        """Clear back-off and quarantine for one recording/encounter id, or all (None)."""
+        with self.lock:
+            changed = clear_retry(self.ledger, target)
+            self._save()
+        self._notifier.notify()
+        return changed
+
+    def apply_requests(self) -> int:
+        """Apply requests the CLI left while this process held the lock (`spool retry`)."""
+        count = 0
+        for action, target in take_requests(self.dir):
+            if action == "retry":
+                with contextlib.suppress(UnknownRecording):
+                    self.retry(target)
+                    count += 1
+        return count
+
+    # ---- status -----------------------------------------------------------------------
+    def backlog(self) -> BacklogStatus:
+        with self.lock:
+            entries = [lv.entry for lv in self._live.values()]
+            oldest = min((e.created_at for e in entries), default=None)
+            return BacklogStatus(
+                recordings=len(entries),
+                bytes=self._used,
+                oldest_age_s=None if oldest is None else max(0.0, self._clock() - oldest),
+                quarantined=sum(1 for e in entries if e.quarantine is not None),
+            )
+
+    def space(self) -> SpaceStatus:
+        with self.lock:
+            return space_status(self._limits, self._used, self._free())
+
+    @property
+    def notices(self) -> list[str]:
+        return [f"{n.kind}: {n.detail}" for n in self.ledger.notices]
+
+    # ---- internals ---------------------------------------------------------------------
+    def _free(self) -> int:
+        return self._ops.free_bytes(str(self.dir))
+
+    def _get(self, recording_id: str) -> LiveRecording:
+        try:
+            return self._live[recording_id]
+        except KeyError:
+            raise UnknownRecording(f"no recording {recording_id} in the spool") from None
+
+    def _encounter(self, correlation_id: str) -> EncounterEntry:
+        try:
+            return self.ledger.encounters[correlation_id]
+        except KeyError:
+            raise UnknownRecording(f"no encounter {correlation_id} in the spool") from None
+
+    def _ordered(self) -> list[LiveRecording]:
+        order = {c: e.order for c, e in self.ledger.encounters.items()}
+        return sorted(
+            self._live.values(), key=lambda lv: (order.get(lv.entry.encounter, -1), lv.entry.seq)
+        )
+
+    def _close_reader(self, recording_id: str) -> None:
+        """Lock order is always self.lock, then a reader's guard (read() never nests them
+        the other way round)."""
+        guard_reader = self._readers.pop(recording_id, None)
+        if guard_reader is not None:
+            guard, reader = guard_reader
+            with guard:
+                reader.close()
+
+    def _forget(self, live: LiveRecording) -> None:
+        self._close_reader(live.entry.id)
+        self._live.pop(live.entry.id, None)
+
+    def _reclaim(self, live: LiveRecording) -> None:
+        """Acknowledged audio: files first, then the ledger (a crash in between is finished
+        at the next start, since the entry still says 'reclaimable')."""
+        self._forget(live)
+        self._used -= delete_segments(live, self.segments_dir, self._ops)
+        drop_entry(self.ledger, live.entry.id)
+        self._save()
+
+    def _mark_dirty(self) -> None:
+        now = self._monotonic()
+        if self._dirty_since is None:
+            self._dirty_since = now
+        elif now - self._dirty_since >= CONFIRM_SAVE_INTERVAL_S:
+            self._save()
+
+    def _save(self) -> None:
+        """Persist the ledger; OS errors become SpoolDiskFull / SpoolIOError."""
+        try:
+            save_ledger(self.dir, self.ledger, self._ops)
+        except OSError as exc:
+            raise os_error(exc, "saving the spool ledger") from None
+        self._dirty_since = None

@@ -1,0 +1,171 @@
+"""Start-up bookkeeping and operator actions on the ledger: recovery, orphans, reclaim,
+retry and purge selection. Functions here change the ledger in memory; the Spool saves it."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from edge_recorder.logs import get_logger
+from edge_recorder.spool.errors import SpoolError, UnknownRecording
+from edge_recorder.spool.fileops import FileOps
+from edge_recorder.spool.ledger import EncounterEntry, LedgerData, RecordingEntry, fsync_dir
+from edge_recorder.spool.recovery import RecoveryResult, recover_tail
+from edge_recorder.spool.segments import SegmentRef
+from edge_recorder.spool.state import LiveRecording
+
+log = get_logger(__name__)
+
+ORPHAN_ENCOUNTER = "orphaned-segments"
+
+
+def _apply_recovery(ledger: LedgerData, live: LiveRecording, ops: FileOps) -> None:
+    rid = live.entry.id
+    try:
+        result = recover_tail(live, ops)
+    except Exception as exc:  # never a crash loop: a bug here quarantines, it does not abort
+        result = RecoveryResult(end=0, corrupt=f"recovery failed: {exc.__class__.__name__}: {exc}")
+    live.end = live.durable = result.end
+    if result.truncated_bytes:
+        removed = f" (removed {', '.join(result.removed_files)})" if result.removed_files else ""
+        ledger.add_notice("torn-tail", f"cut {result.truncated_bytes} torn bytes{removed}", rid)
+        log.info("torn tail truncated", recording_id=rid, cut_bytes=result.truncated_bytes)
+    if result.corrupt is not None:
+        live.entry.quarantine = result.corrupt
+        ledger.add_notice("corrupt", result.corrupt, rid)
+        log.warning("corrupt spool data quarantined", recording_id=rid, reason=result.corrupt)
+
+
+def recover_all(
+    ledger: LedgerData, groups: dict[str, list[SegmentRef]], ops: FileOps
+) -> dict[str, LiveRecording]:
+    """Runtime state for every ledger recording; consumes their entries from `groups`."""
+    lives: dict[str, LiveRecording] = {}
+    for entry in ledger.recordings.values():
+        rec_uuid = uuid.UUID(entry.id)
+        live = LiveRecording(entry, rec_uuid, groups.pop(rec_uuid.hex, []))
+        if entry.state == "closed":
+            live.end = live.durable = entry.length or 0
+            missing = live.end > 0 and not live.segments
+            if missing and not ledger.reclaimable(entry) and entry.quarantine is None:
+                entry.quarantine = "segment files missing"
+                ledger.add_notice("missing-segment", entry.quarantine, entry.id)
+        else:
+            _apply_recovery(ledger, live, ops)
+        lives[entry.id] = live
+    return lives
+
+
+def adopt_orphans(
+    ledger: LedgerData, groups: dict[str, list[SegmentRef]], ops: FileOps, now: float
+) -> dict[str, LiveRecording]:
+    """Segments the ledger does not know (a lost ledger) become quarantined recordings of a
+    placeholder encounter: kept and reported, never deleted silently."""
+    lives: dict[str, LiveRecording] = {}
+    for hex_id, refs in sorted(groups.items()):
+        if ORPHAN_ENCOUNTER not in ledger.encounters:
+            ledger.encounters[ORPHAN_ENCOUNTER] = EncounterEntry(
+                id=ORPHAN_ENCOUNTER, order=ledger.next_order, created_at=now, ended=True
+            )
+            ledger.next_order += 1
+        rec_uuid = uuid.UUID(hex_id)
+        entry = RecordingEntry(
+            id=str(rec_uuid), encounter=ORPHAN_ENCOUNTER, seq=0, codec="unknown",
+            sample_rate=0, created_at=now, state="open",
+        )  # fmt: skip
+        live = LiveRecording(entry, rec_uuid, refs)
+        _apply_recovery(ledger, live, ops)
+        entry.state, entry.length, entry.closed_at = "closed", live.end, now
+        entry.close_reason = "orphan"
+        if entry.quarantine is None:
+            entry.quarantine = "orphan segments: not in the ledger (was the ledger lost?)"
+        ledger.add_notice("orphan", entry.quarantine, entry.id)
+        ledger.recordings[entry.id] = entry
+        lives[entry.id] = live
+    groups.clear()
+    return lives
+
+
+def delete_segments(live: LiveRecording, segments_dir: Path, ops: FileOps) -> int:
+    """Unlink a recording's segment files and make that durable; returns bytes freed.
+    Missing files are fine (a delete interrupted earlier)."""
+    freed = 0
+    for ref in live.segments:
+        try:
+            ref.path.unlink()
+            freed += ref.size
+        except FileNotFoundError:
+            pass
+    live.segments.clear()
+    fsync_dir(segments_dir, ops)
+    return freed
+
+
+def drop_entry(ledger: LedgerData, recording_id: str) -> None:
+    """Forget a recording; forget its encounter too once it is empty and done with."""
+    entry = ledger.recordings.pop(recording_id, None)
+    if entry is None:
+        return
+    enc = ledger.encounters.get(entry.encounter)
+    if enc is not None and not ledger.recordings_of(enc.id) and (enc.processing_started):
+        del ledger.encounters[enc.id]
+
+
+def clear_retry(ledger: LedgerData, target: str | None) -> list[str]:
+    """Reset back-off and lift quarantine for a recording, an encounter (and its recordings)
+    or everything; returns the ids changed."""
+    recs: list[RecordingEntry]
+    encs: list[EncounterEntry]
+    if target is None:
+        recs = list(ledger.recordings.values())
+        encs = list(ledger.encounters.values())
+    elif target in ledger.recordings:
+        recs, encs = [ledger.recordings[target]], []
+    elif target in ledger.encounters:
+        recs, encs = ledger.recordings_of(target), [ledger.encounters[target]]
+    else:
+        raise UnknownRecording(f"no recording or encounter {target} in the spool")
+    changed = []
+    items: list[RecordingEntry | EncounterEntry] = [*recs, *encs]
+    for item in items:
+        quarantined = isinstance(item, RecordingEntry) and item.quarantine is not None
+        if item.retry.next_attempt_at is not None or item.retry.attempts or quarantined:
+            changed.append(item.id)
+        item.retry.attempts, item.retry.next_attempt_at = 0, None
+        if isinstance(item, RecordingEntry):
+            item.quarantine = None
+    return changed
+
+
+def purge_targets(
+    ledger: LedgerData,
+    target: str,
+    force: bool,
+    recording_now: set[str] | frozenset[str] = frozenset(),
+) -> list[RecordingEntry]:
+    """The recordings `purge TARGET` would delete, after the safety checks: nothing being
+    recorded, and nothing undelivered unless `force`."""
+    if target in ledger.recordings:
+        chosen = [ledger.recordings[target]]
+    elif target in ledger.encounters:
+        chosen = ledger.recordings_of(target)
+    else:
+        raise UnknownRecording(f"no recording or encounter {target} in the spool")
+    if any(r.id in recording_now for r in chosen):
+        raise SpoolError(f"{target} is being recorded right now; stop it first")
+    undelivered = [r.id for r in chosen if not r.delivered]
+    if undelivered and not force:
+        raise SpoolError(
+            f"{len(undelivered)} recording(s) of {target} hold audio the service has not "
+            "confirmed; purging destroys it (use --force if that is really intended)"
+        )
+    return chosen
+
+
+def forget_purged(ledger: LedgerData, target: str, chosen: list[RecordingEntry]) -> None:
+    """Ledger side of a purge (saved BEFORE files go: a crash leaves orphans, not a gap)."""
+    for entry in chosen:
+        ledger.recordings.pop(entry.id, None)
+    if target in ledger.encounters and not ledger.recordings_of(target):
+        del ledger.encounters[target]
+    ledger.add_notice("purge", f"purged {len(chosen)} recording(s) of {target}")
