@@ -102,7 +102,10 @@ class AudioConfig(Section):
     dc_removal: bool = Field(True, description="Remove DC offset (high-pass below ~20 Hz).")
     output_rate: Literal[16000] = Field(16000, description="Rate after resampling (fixed).")
     digital_silence_s: PositiveSeconds = Field(
-        5.0, description="All-zero or constant input for this long raises a dead-mic alarm."
+        5.0,
+        le=10,
+        description="All-zero or constant input for this long raises a dead-mic alarm "
+        "(at most 10 s: the alarm must come within 10 s).",
     )
     reopen_backoff_max_s: PositiveSeconds = Field(
         10.0, description="Ceiling of the back-off between attempts to re-open a lost device."
@@ -333,6 +336,13 @@ class MqttConfig(Section):
     status_interval_s: PositiveSeconds = Field(30.0, description="Status republish interval.")
     queue_max: int = Field(1000, ge=10, description="Events kept while the broker is away.")
     homeassistant_discovery: bool = Field(False, description="Publish HA discovery configs.")
+    birth_seq_file: Path = Field(
+        Path("/var/lib/edge-recorder/mqtt-birth-seq"),
+        description="Where the MQTT birth sequence number is kept across restarts.",
+    )
+    max_command_bytes: int = Field(
+        16384, ge=256, le=1048576, description="Longest accepted MQTT command body."
+    )
 
     @field_validator("topic_prefix")
     @classmethod
@@ -354,6 +364,9 @@ class ControlConfig(Section):
     socket: Path = Field(Path("/run/edge-recorder/control.sock"), description="Socket path.")
     socket_mode: int = Field(0o660, ge=0, le=0o777, description="Socket file mode.")
     max_request_bytes: int = Field(65536, ge=256, description="Longest accepted request line.")
+    read_timeout_s: PositiveSeconds = Field(
+        10.0, description="A client must send a complete request line within this time."
+    )
 
 
 class LogConfig(Section):

@@ -57,6 +57,7 @@ class DeviceStatus(_Model):
     recording_seq: int | None = None
     encounter_elapsed_s: float | None = None
     alarms: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # e.g. "max_duration", "auto_stop"
     online: bool = False
     last_delivery_at: datetime | None = None
     backlog: BacklogStatus = Field(default_factory=BacklogStatus)
@@ -97,6 +98,7 @@ class CommandRequest(_Model):
 class CommandResult(_Model):
     ok: bool
     error: str | None = None
+    code: str | None = None  # machine-readable refusal reason, e.g. "no_encounter"
     state: EncounterState | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
