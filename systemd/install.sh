@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# edge-recorder installer for a Raspberry Pi (64-bit Raspberry Pi OS bookworm / Debian 12+).
+#
+#   sudo systemd/install.sh [--start]            install or upgrade (idempotent), enable
+#   sudo systemd/install.sh --uninstall          remove unit, venv, sysusers/tmpfiles entries;
+#                                                KEEP /var/lib/edge-recorder and /etc config
+#   sudo systemd/install.sh --uninstall --purge [--force]
+#                                                also remove config, secrets and state; refused
+#                                                while the spool holds undelivered audio
+#                                                unless --force
+#
+# Testing and image building: --root DIR (or EDGE_RECORDER_INSTALL_ROOT=DIR) installs into DIR
+# instead of /; apt-get and systemctl act on the running system, so they are skipped there.
+# --no-apt, --no-venv, --no-systemctl skip those steps anywhere.
+#
+# "Undelivered audio" rule (for --purge): any segment file (*.seg) below the spool directory
+# (`[spool] dir` of the installed config, default /var/lib/edge-recorder/spool). The daemon
+# deletes a segment only after the service confirmed every byte in it.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+SOURCE_DIR=$(cd -- "$SCRIPT_DIR/.." && pwd)
+
+# Runtime subset of APT_PACKAGES in the Makefile (a test keeps it so): python3-venv (pulls in
+# python3), headers and gcc/pkg-config to build pyalsaaudio and systemd-python (no aarch64
+# wheels), the ALSA plugins and tools, Opus.
+APT_RUNTIME_PACKAGES=(
+    python3-venv python3-dev gcc pkg-config libasound2-dev libasound2-plugins
+    alsa-utils libsystemd-dev systemd libopus0 ca-certificates openssl
+)
+
+UNIT_NAME=edge-recorder.service
+SERVICE_USER=edge-recorder
+UNIT_DIR=/etc/systemd/system
+SYSUSERS_FILE=/etc/sysusers.d/edge-recorder.conf
+TMPFILES_FILE=/etc/tmpfiles.d/edge-recorder.conf
+APP_DIR=/opt/edge-recorder
+VENV_DIR=$APP_DIR/venv
+CONFIG_DIR=/etc/edge-recorder
+CONFIG_FILE=$CONFIG_DIR/config.toml
+CREDSTORE=/etc/credstore
+CREDENTIALS=(aas-client-secret mqtt-password spool-key)
+SPOOL_KEY=$CREDSTORE/edge-recorder.spool-key
+STATE_DIR=/var/lib/edge-recorder
+SPOOL_DIR=$STATE_DIR/spool
+
+ROOT=${EDGE_RECORDER_INSTALL_ROOT:-/}
+MODE=install
+DO_APT=1
+DO_VENV=1
+DO_SYSTEMCTL=1
+START=0
+PURGE=0
+FORCE=0
+
+say() { printf 'edge-recorder install: %s\n' "$*"; }
+die() { printf 'edge-recorder install: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --start) START=1 ;;
+        --uninstall) MODE=uninstall ;;
+        --purge) PURGE=1 ;;
+        --force) FORCE=1 ;;
+        --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT=$2; shift ;;
+        --root=*) ROOT=${1#--root=} ;;
+        --no-apt) DO_APT=0 ;;
+        --no-venv) DO_VENV=0 ;;
+        --no-systemctl) DO_SYSTEMCTL=0 ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown option: $1" ;;
+    esac
+    shift
+done
+
+[ "$PURGE" = 0 ] || [ "$MODE" = uninstall ] || die "--purge only goes with --uninstall"
+[ "$FORCE" = 0 ] || [ "$PURGE" = 1 ] || die "--force only goes with --uninstall --purge"
+[ "$(id -u)" = 0 ] || die "run as root (sudo $0 ...): it creates a system user and owns files"
+[ -d "$ROOT" ] || die "root directory $ROOT does not exist"
+ROOT=$(cd -- "$ROOT" && pwd)
+if [ "$ROOT" != / ]; then
+    # apt and systemctl would change the running system, not the tree being built.
+    DO_APT=0
+    DO_SYSTEMCTL=0
+fi
+
+# A path inside the target root.
+at() { if [ "$ROOT" = / ]; then printf '%s' "$1"; else printf '%s%s' "$ROOT" "$1"; fi; }
+ROOT_ARGS=()
+if [ "$ROOT" != / ]; then ROOT_ARGS=("--root=$ROOT"); fi
+
+# Numeric gid of a group in the target root's /etc/group (what systemd-sysusers wrote), so
+# ownership is right even when the target is not the running system.
+gid_of() {
+    local gid
+    gid=$(awk -F: -v g="$1" '$1 == g { print $3; exit }' "$(at /etc/group)" 2>/dev/null || true)
+    [ -n "$gid" ] || die "group $1 not found in $(at /etc/group)"
+    printf '%s' "$gid"
+}
+
+have_systemd() { [ "$DO_SYSTEMCTL" = 1 ] && [ -d /run/systemd/system ]; }
+
+install_apt() {
+    [ "$DO_APT" = 1 ] || { say "skipping apt packages"; return; }
+    local missing=() pkg
+    for pkg in "${APT_RUNTIME_PACKAGES[@]}"; do
+        dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed \
+            || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "apt packages already installed"
+        return
+    fi
+    say "installing apt packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_venv() {
+    [ "$DO_VENV" = 1 ] || { say "skipping the Python venv"; return; }
+    local venv
+    venv=$(at "$VENV_DIR")
+    if [ ! -x "$venv/bin/python" ]; then
+        say "creating venv $VENV_DIR"
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    say "installing edge-recorder[pi] from $SOURCE_DIR"
+    # Not editable: the service must not depend on the checkout staying where it is.
+    "$venv/bin/python" -m pip install -q --upgrade "$SOURCE_DIR[pi]"
+    [ -x "$venv/bin/edge-recorder" ] || die "pip did not install $VENV_DIR/bin/edge-recorder"
+}
+
+install_systemd_files() {
+    install -D -m 0644 "$SCRIPT_DIR/edge-recorder.service" "$(at "$UNIT_DIR/$UNIT_NAME")"
+    install -D -m 0644 "$SCRIPT_DIR/sysusers.d/edge-recorder.conf" "$(at "$SYSUSERS_FILE")"
+    install -D -m 0644 "$SCRIPT_DIR/tmpfiles.d/edge-recorder.conf" "$(at "$TMPFILES_FILE")"
+    systemd-sysusers "${ROOT_ARGS[@]}" "$(at "$SYSUSERS_FILE")"
+    systemd-tmpfiles "${ROOT_ARGS[@]}" --create "$(at "$TMPFILES_FILE")"
+    say "installed $UNIT_NAME, user $SERVICE_USER, directories"
+}
+
+install_config() {
+    local config gid
+    config=$(at "$CONFIG_FILE")
+    gid=$(gid_of "$SERVICE_USER")
+    if [ -e "$config" ]; then
+        say "keeping existing $CONFIG_FILE"
+        return
+    fi
+    install -D -m 0640 -o 0 -g "$gid" "$SOURCE_DIR/config.example.toml" "$config"
+    say "wrote $CONFIG_FILE from config.example.toml: edit it, then restart"
+}
+
+install_spool_key() {
+    local key tmp
+    key=$(at "$SPOOL_KEY")
+    install -d -m 0700 -o 0 -g 0 "$(at "$CREDSTORE")"
+    if [ -e "$key" ]; then
+        say "keeping existing spool key $SPOOL_KEY"
+        return
+    fi
+    tmp="$key.tmp.$$"
+    (umask 077 && head -c 32 /dev/urandom >"$tmp")
+    chown 0:0 "$tmp"
+    chmod 0600 "$tmp"
+    # ln fails if the key appeared meanwhile: never replace a key (it would orphan the spool).
+    if ln "$tmp" "$key" 2>/dev/null; then
+        say "created spool key $SPOOL_KEY (32 random bytes): back it up, the spool is unreadable without it"
+    fi
+    rm -f "$tmp"
+}
+
+systemd_enable() {
+    if ! have_systemd; then
+        say "skipping systemctl (not requested, not the running system, or no systemd)"
+        return
+    fi
+    systemctl daemon-reload
+    systemctl enable "$UNIT_NAME"
+    if [ "$START" = 1 ]; then
+        systemctl restart "$UNIT_NAME"
+        say "started: journalctl -u $UNIT_NAME -f"
+    else
+        say "enabled; start with: systemctl start $UNIT_NAME"
+    fi
+}
+
+# The spool directory: `dir` in the [spool] table of the installed config, else the default.
+spool_dir() {
+    local configured=""
+    if [ -f "$(at "$CONFIG_FILE")" ]; then
+        configured=$(awk '
+            /^[[:space:]]*\[/ { in_spool = ($0 ~ /^[[:space:]]*\[spool\][[:space:]]*(#.*)?$/) }
+            in_spool && /^[[:space:]]*dir[[:space:]]*=/ {
+                sub(/^[^=]*=[[:space:]]*/, ""); sub(/[[:space:]]*(#.*)?$/, ""); gsub(/^["\x27]|["\x27]$/, "")
+                print; exit
+            }' "$(at "$CONFIG_FILE")")
+    fi
+    printf '%s' "${configured:-$SPOOL_DIR}"
+}
+
+# Undelivered audio = any segment file (*.seg) in the spool: the daemon deletes a segment only
+# after the service confirmed every byte in it.
+spool_holds_data() {
+    local spool
+    spool=$(at "$(spool_dir)")
+    [ -d "$spool" ] && [ -n "$(find "$spool" -type f -name '*.seg' -print -quit)" ]
+}
+
+do_install() {
+    install_apt
+    install_systemd_files
+    install_venv
+    install_config
+    install_spool_key
+    systemd_enable
+    say "done. Secrets go to $CREDSTORE/edge-recorder.<name> (0600 root): ${CREDENTIALS[*]}"
+}
+
+do_uninstall() {
+    if [ "$PURGE" = 1 ] && spool_holds_data && [ "$FORCE" = 0 ]; then
+        die "the spool $(spool_dir) still holds undelivered audio; let the device deliver it \
+(edge-recorder spool list), or add --force to delete it. Nothing was removed."
+    fi
+    if have_systemd; then
+        systemctl disable --now "$UNIT_NAME" 2>/dev/null || true
+    fi
+    rm -f "$(at "$UNIT_DIR/$UNIT_NAME")" "$(at "$SYSUSERS_FILE")" "$(at "$TMPFILES_FILE")"
+    rm -rf "$(at "$VENV_DIR")"
+    rmdir "$(at "$APP_DIR")" 2>/dev/null || true
+    if have_systemd; then
+        systemctl daemon-reload
+    fi
+    if [ "$PURGE" = 1 ]; then
+        local name
+        for name in "${CREDENTIALS[@]}"; do
+            rm -f "$(at "$CREDSTORE/edge-recorder.$name")"
+        done
+        local spool
+        spool=$(spool_dir)
+        rm -rf "$(at "$CONFIG_DIR")" "$(at "$STATE_DIR")"
+        if [ "$spool" != "$SPOOL_DIR" ] && [ -d "$(at "$spool")" ]; then
+            say "left the configured spool directory $spool in place (outside $STATE_DIR)"
+        fi
+        say "purged config, secrets and state (the user $SERVICE_USER is left in place, as \
+sysusers.d(5) recommends: its uid may still own files)"
+    else
+        say "kept $STATE_DIR (spool: undelivered audio), $CONFIG_DIR and the secrets in \
+$CREDSTORE; remove them with --uninstall --purge"
+    fi
+    say "uninstalled"
+}
+
+if [ "$MODE" = install ]; then
+    do_install
+else
+    do_uninstall
+fi

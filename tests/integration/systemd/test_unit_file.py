@@ -1,0 +1,161 @@
+"""The shipped unit, checked by systemd's own tools: `systemd-analyze verify` and `security`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_recorder.spool.crypto import CREDENTIAL_NAME as SPOOL_KEY_CREDENTIAL
+
+SYSTEMD_DIR = Path(__file__).resolve().parents[3] / "systemd"
+UNIT = SYSTEMD_DIR / "edge-recorder.service"
+INSTALLED_EXEC = "/opt/edge-recorder/venv/bin/edge-recorder"
+MAX_EXPOSURE = 2.0
+
+
+def directives(path: Path = UNIT) -> dict[str, list[str]]:
+    """Every `Key=value` of the unit (comments and sections dropped), values in order."""
+    out: dict[str, list[str]] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def analyze(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["systemd-analyze", *args], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def about_our_unit(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """Messages about our unit (verify also loads, and may comment on, the host's units)."""
+    return [
+        line for line in (result.stdout + result.stderr).splitlines() if "edge-recorder" in line
+    ]
+
+
+def test_verify_passes_with_the_venv_binary(tmp_path: Path) -> None:
+    """verify refuses a unit whose ExecStart binary is missing, and /opt/edge-recorder does not
+    exist on a build machine. So the test verifies a copy whose ONLY change is ExecStart pointing
+    at this venv's real `edge-recorder`; every other directive is the shipped one (asserted)."""
+    venv_exec = Path(sys.executable).parent / "edge-recorder"
+    assert venv_exec.is_file()
+    original = UNIT.read_text()
+    copy = tmp_path / UNIT.name
+    copy.write_text(original.replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={venv_exec} "))
+    changed = [
+        (a, b)
+        for a, b in zip(original.splitlines(), copy.read_text().splitlines(), strict=True)
+        if a != b
+    ]
+    assert len(changed) == 1 and changed[0][0].startswith(f"ExecStart={INSTALLED_EXEC} ")
+
+    result = analyze("verify", str(copy), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # verify exits 0 even for lines it ignores ("Invalid syntax, ignoring"), so any message
+    # about our unit is a failure too.
+    ours = [
+        line for line in (result.stdout + result.stderr).splitlines() if "edge-recorder" in line
+    ]
+    assert ours == []
+
+
+def test_verify_of_the_shipped_unit_only_misses_the_installed_binary(tmp_path: Path) -> None:
+    result = analyze("verify", str(UNIT), cwd=tmp_path)
+    ours = [
+        line for line in (result.stdout + result.stderr).splitlines() if "edge-recorder" in line
+    ]
+    assert ours == [
+        f"edge-recorder.service: Command {INSTALLED_EXEC} is not executable: "
+        "No such file or directory"
+    ]
+
+
+def test_verify_catches_a_broken_directive(tmp_path: Path) -> None:
+    """Guards the check above: a bad line does produce a message about our unit."""
+    venv_exec = Path(sys.executable).parent / "edge-recorder"
+    bad = tmp_path / UNIT.name
+    bad.write_text(
+        UNIT.read_text()
+        .replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={venv_exec} ")
+        .replace("RestartPreventExitStatus=78", "RestartPreventExitStatus=seventy-eight")
+    )
+    result = analyze("verify", str(bad), cwd=tmp_path)
+    assert "seventy-eight" in result.stdout + result.stderr
+
+
+def exposure(output: str) -> float:
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
+    assert match, output[-500:]
+    return float(match.group(1))
+
+
+def test_security_exposure_is_at_most_2_0(tmp_path: Path) -> None:
+    result = analyze("security", "--offline=true", "--threshold=20", str(UNIT), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert exposure(result.stdout) <= MAX_EXPOSURE
+
+
+def test_security_threshold_fails_an_unhardened_unit(tmp_path: Path) -> None:
+    """Guards the check above: the same command rejects a unit without the hardening block."""
+    text = UNIT.read_text()
+    plain = tmp_path / UNIT.name
+    plain.write_text(
+        text[: text.index("# ---- Hardening.")] + "\n[Install]\nWantedBy=multi-user.target\n"
+    )
+    result = analyze("security", "--offline=true", "--threshold=20", str(plain), cwd=tmp_path)
+    assert result.returncode != 0
+    assert exposure(result.stdout) > MAX_EXPOSURE
+
+
+def test_supervision_directives() -> None:
+    d = directives()
+    assert d["Type"] == ["notify"]
+    assert d["NotifyAccess"] == ["main"]
+    assert d["WatchdogSec"] == ["20s"]
+    assert d["Restart"] == ["on-failure"]
+    assert d["RestartPreventExitStatus"] == ["78"]  # EX_CONFIG from configfile
+    assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert d["ExecStart"] == [f"{INSTALLED_EXEC} run --config /etc/edge-recorder/config.toml"]
+    assert d["StateDirectory"] == d["RuntimeDirectory"] == ["edge-recorder"]
+    assert d["RuntimeDirectoryMode"] == ["0750"]
+    assert "TimeoutStopSec" in d
+
+
+def test_hardware_and_network_stay_reachable() -> None:
+    """The hardening must not cut the device off from what it exists to use."""
+    d = directives()
+    assert "PrivateDevices" not in d, "PrivateDevices hides /dev/snd and /dev/gpiochip*"
+    assert "PrivateNetwork" not in d
+    assert d["DevicePolicy"] == ["closed"]
+    assert {"char-alsa rw", "char-gpiochip rw"} <= set(d["DeviceAllow"])
+    families = set(d["RestrictAddressFamilies"][0].split())
+    assert {"AF_UNIX", "AF_INET", "AF_INET6"} <= families
+    assert d["User"] == ["edge-recorder"]
+    assert set(d["SupplementaryGroups"][0].split()) == {"audio", "gpio"}
+    assert d["ProtectSystem"] == ["strict"]  # writable: State/RuntimeDirectory only
+    # lgpio needs a writable working directory for its FIFOs.
+    assert "LG_WD=/run/edge-recorder" in d["Environment"]
+
+
+def test_credentials_match_the_names_the_code_reads() -> None:
+    loaded = {v.split(":", 1)[0]: v.split(":", 1)[1] for v in directives()["LoadCredential"]}
+    assert set(loaded) == {SPOOL_KEY_CREDENTIAL, "aas-client-secret", "mqtt-password"}
+    for name, source in loaded.items():
+        # Relative source = looked up in /etc/credstore/ and skipped when absent (systemd 252).
+        assert source == f"edge-recorder.{name}"
+
+
+@pytest.mark.parametrize("name", ["sysusers.d", "tmpfiles.d"])
+def test_companion_files_exist(name: str) -> None:
+    assert (SYSTEMD_DIR / name / "edge-recorder.conf").is_file()
+    assert shutil.which("systemd-sysusers") and shutil.which("systemd-tmpfiles")
