@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.emulator"]
+pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.mosquitto"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,363 @@
+"""Everything the device publishes, built as plain dicts by pure functions.
+
+The one rule: nothing here may identify a patient or carry audio. Status is built field by
+field from `DeviceStatus` (never dumped wholesale, so a field added there later cannot leak),
+free text is scrubbed of the current correlation id and token shapes, and caller-supplied
+details pass an allow-by-shape filter that drops patient-context keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from edge_recorder.fleet.sysinfo import SystemInfo
+from edge_recorder.logs import redact_text
+from edge_recorder.status import DeviceStatus, encounter_ref
+
+SCHEMA_VERSION = 1
+AvailabilityState = Literal["online", "offline"]
+AvailabilityReason = Literal["connected", "shutdown", "lost"]
+Severity = Literal["info", "warning", "error"]
+EventType = Literal[
+    "started",
+    "stopping",
+    "encounter_started",
+    "encounter_paused",
+    "encounter_resumed",
+    "encounter_stopped",
+    "encounter_delivered",
+    "recording_delivered",
+    "alarm",
+    "alarm_cleared",
+    "error",
+    "command",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+
+# Keys that never appear anywhere in a payload (compared lower-case without '_' or '-'):
+# StartContext's fields, audio, and credentials.
+_FORBIDDEN = [
+    *("correlation_id", "external_user_id", "ehr_instance_id", "data", "context"),
+    *("audio", "pcm", "samples", "patient", "mrn", "transcript"),
+    *("token", "access_token", "refresh_token", "password", "secret"),
+]
+FORBIDDEN_KEYS = frozenset(k.replace("_", "") for k in _FORBIDDEN)
+_DETAIL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+TEXT_LIMIT = 200
+
+Scalar = str | int | float | bool | None
+
+
+def is_forbidden_key(key: str) -> bool:
+    return key.lower().replace("_", "").replace("-", "") in FORBIDDEN_KEYS
+
+
+def find_forbidden(value: Any, path: str = "$") -> list[str]:
+    """Paths of forbidden keys anywhere in a JSON-like value (the last check before sending)."""
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if is_forbidden_key(str(key)):
+                found.append(f"{path}.{key}")
+            found.extend(find_forbidden(item, f"{path}.{key}"))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found.extend(find_forbidden(item, f"{path}[{index}]"))
+    return found
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC ISO-8601 with a Z; naive datetimes are taken as UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def finite(value: float | None, digits: int = 1) -> float | None:
+    """JSON has no -inf (digital silence is -inf dBFS): non-finite becomes null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def scrub_text(
+    text: str | None, secrets: Iterable[str] = (), limit: int = TEXT_LIMIT
+) -> str | None:
+    """Free text made safe: known correlation ids become their opaque ref, tokens are redacted."""
+    if text is None:
+        return None
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, f"ref:{encounter_ref(secret)}")
+    text = redact_text(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def sanitize_details(
+    details: Mapping[str, Any] | None, secrets: Iterable[str] = ()
+) -> tuple[dict[str, Scalar], list[str]]:
+    """(clean details, dropped keys): scalar values under short snake_case keys only.
+
+    A `correlation_id` is turned into its `encounter_ref`, never passed on.
+    """
+    secrets = [s for s in secrets if s]
+    clean: dict[str, Scalar] = {}
+    dropped: list[str] = []
+    for key, value in (details or {}).items():
+        if key == "correlation_id" and isinstance(value, str):
+            clean.setdefault("encounter_ref", encounter_ref(value))
+            secrets.append(value)
+            continue
+        if not isinstance(key, str) or not _DETAIL_KEY.match(key) or is_forbidden_key(key):
+            dropped.append(str(key)[:64])
+            continue
+        if isinstance(value, bool | int) or value is None:
+            clean[key] = value
+        elif isinstance(value, float):
+            clean[key] = finite(value, 3)
+        elif isinstance(value, str):
+            clean[key] = scrub_text(value, secrets)
+        else:  # bytes, containers, objects: shape unknown, so not published
+            dropped.append(key)
+    return clean, dropped
+
+
+def availability_payload(
+    state: AvailabilityState, birth_seq: int, reason: AvailabilityReason, at: datetime
+) -> dict[str, Any]:
+    """Retained presence. A will carries the birth_seq of the session it belongs to, so a
+    dashboard can tell a late will (lower birth_seq) from a real death."""
+    return {
+        "v": SCHEMA_VERSION,
+        "state": state,
+        "birth_seq": birth_seq,
+        "reason": reason,
+        "at": iso(at),
+    }
+
+
+def needs_rebirth(retained: bytes, session_seq: int) -> bool:
+    """Seen on our own availability topic while connected: must `online` be put back?
+
+    Yes for the `offline` of an older session (a late will) and for anything unreadable;
+    no for our own `online`, or an `offline` of this session (our clean shutdown)."""
+    try:
+        body = json.loads(retained)
+        return bool(body.get("state") == "offline" and int(body["birth_seq"]) < session_seq)
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return True
+
+
+@dataclass(frozen=True)
+class StatusMeta:
+    """What the reporter adds to the daemon's status: identity, session and queue health."""
+
+    device_id: str
+    location: str
+    birth_seq: int
+    interval_s: float
+    protocol: str
+    events_dropped: int = 0
+    events_queued: int = 0
+    commands_rejected: int = 0
+
+
+def _error(status: DeviceStatus, secrets: list[str]) -> dict[str, Any] | None:
+    if status.last_error is None:
+        return None
+    return {
+        "code": scrub_text(status.last_error.code, secrets, 64),
+        "message": scrub_text(status.last_error.message, secrets),
+        "at": iso(status.last_error.at),
+    }
+
+
+def _system(info: SystemInfo) -> dict[str, Any]:
+    throttled = None
+    if info.throttling is not None:
+        throttled = {"raw": info.throttling.raw, **info.throttling.flags}
+    return {
+        "disk_free_bytes": info.disk_free_bytes,
+        "disk_total_bytes": info.disk_total_bytes,
+        "cpu_temp_c": finite(info.cpu_temp_c),
+        "throttled": throttled,
+        "uptime_s": finite(info.uptime_s, 0),
+        "process_uptime_s": finite(info.process_uptime_s, 0),
+        "version": info.version,
+        "os": info.os,
+        "kernel": info.kernel,
+        "model": info.model,
+        "ip": info.ip,
+        "hostname": info.hostname,
+    }
+
+
+def status_payload(
+    status: DeviceStatus, system: SystemInfo, meta: StatusMeta, at: datetime
+) -> dict[str, Any]:
+    """The retained status document (see schemas/status.schema.json)."""
+    secrets = [status.correlation_id] if status.correlation_id else []
+    ref = status.encounter_ref
+    if ref is None and status.correlation_id:
+        ref = encounter_ref(status.correlation_id)
+    mic = status.mic
+    backlog = status.backlog
+    return {
+        "v": SCHEMA_VERSION,
+        "device_id": meta.device_id,
+        "location": meta.location,
+        "at": iso(at),
+        "birth_seq": meta.birth_seq,
+        "interval_s": meta.interval_s,
+        "state": status.state,
+        "error_reason": scrub_text(status.error_reason, secrets),
+        "encounter_ref": ref,
+        "recording_seq": status.recording_seq,
+        "encounter_elapsed_s": finite(status.encounter_elapsed_s),
+        "alarms": [scrub_text(a, secrets, 64) for a in status.alarms],
+        "warnings": [scrub_text(w, secrets, 64) for w in status.warnings],
+        "uplink_online": status.online,
+        "last_delivery_at": iso(status.last_delivery_at),
+        "last_error": _error(status, secrets),
+        "backlog": {
+            "recordings": backlog.recordings,
+            "bytes": backlog.bytes,
+            "oldest_age_s": finite(backlog.oldest_age_s, 0),
+            "quarantined": backlog.quarantined,
+        },
+        "mic": {
+            "present": mic.present,
+            "device": scrub_text(mic.device, secrets, 128),
+            "level_dbfs": finite(mic.level_dbfs),
+            "peak_dbfs": finite(mic.peak_dbfs),
+            "clipped_samples": mic.clipped_samples,
+            "xruns": mic.xruns,
+            "digital_silence": mic.digital_silence,
+            "last_error": scrub_text(mic.last_error, secrets),
+        },
+        "system": _system(system),
+        "mqtt": {
+            "protocol": meta.protocol,
+            "events_dropped": meta.events_dropped,
+            "events_queued": meta.events_queued,
+            "commands_rejected": meta.commands_rejected,
+        },
+    }
+
+
+def status_signature(status: DeviceStatus) -> str:
+    """The fields whose change is news (published at once); levels and byte counts that move
+    every second wait for the periodic report."""
+    mic = status.mic
+    return json.dumps(
+        [
+            status.state,
+            status.error_reason,
+            status.encounter_ref,
+            status.correlation_id is not None,
+            status.recording_seq,
+            status.alarms,
+            status.warnings,
+            status.online,
+            iso(status.last_delivery_at),
+            status.backlog.recordings,
+            status.backlog.quarantined,
+            mic.present,
+            mic.device,
+            mic.digital_silence,
+            mic.last_error,
+            status.last_error.model_dump(mode="json") if status.last_error else None,
+        ],
+        default=str,
+    )
+
+
+def event_payload(
+    *,
+    device_id: str,
+    instance: str,
+    birth_seq: int,
+    seq: int,
+    event: EventType,
+    at: datetime,
+    severity: Severity = "info",
+    encounter: str | None = None,
+    code: str | None = None,
+    message: str | None = None,
+    details: Mapping[str, Scalar] | None = None,
+    secrets: Iterable[str] = (),
+) -> dict[str, Any]:
+    """One event (not retained). `seq` counts events since the process started (`instance`
+    is random per process), so a gap tells a consumer that events were dropped while the
+    broker was away, and (device_id, instance, seq) spots a QoS 1 duplicate."""
+    secrets = list(secrets)
+    return {
+        "v": SCHEMA_VERSION,
+        "device_id": device_id,
+        "instance": instance,
+        "birth_seq": birth_seq,
+        "seq": seq,
+        "type": event,
+        "severity": severity,
+        "at": iso(at),
+        "encounter_ref": encounter,
+        "code": scrub_text(code, secrets, 64),
+        "message": scrub_text(message, secrets),
+        "details": dict(details or {}),
+    }
+
+
+def response_payload(
+    *,
+    device_id: str,
+    request_id: str | None,
+    command: str | None,
+    ok: bool,
+    at: datetime,
+    state: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    error_reason: str | None = None,
+    result: Mapping[str, Scalar] | None = None,
+    secrets: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The answer to one command on `.../cmd/response`, matched by request_id.
+
+    `error.reason` is the daemon's machine-readable refusal (e.g. "no_encounter") when it
+    gave one; it must look like a snake_case identifier or it is left out."""
+    error = None
+    if not ok:
+        reason = error_reason if error_reason and _DETAIL_KEY.match(error_reason) else None
+        error = {
+            "code": error_code or "failed",
+            "message": scrub_text(error_message or "", list(secrets)),
+            "reason": reason,
+        }
+    return {
+        "v": SCHEMA_VERSION,
+        "device_id": device_id,
+        "request_id": request_id,
+        "command": command,
+        "ok": ok,
+        "state": state,
+        "error": error,
+        "result": dict(result or {}),
+        "at": iso(at),
+    }
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; NaN/inf are rejected (the builders never produce them)."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

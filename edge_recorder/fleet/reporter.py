@@ -1,0 +1,446 @@
+"""The device's MQTT presence: availability, status, events, and commands in.
+
+Threads and why: paho's network loop runs on its own thread (`loop_start`), and one
+supervisor thread ("fleet-mqtt") decides what to publish; the daemon's asyncio loop only calls
+non-blocking methods (`event`, `status_changed`) and runs commands. So a slow or vanished
+broker can never stall audio capture or the event loop: the worst case is a full outbox,
+which drops its oldest event and says so in the next status.
+
+Sessions: every connection gets a new birth sequence number, carried by its `online` message
+and its Last Will, Sparkplug-style. If a late will of an older session lands on our retained
+availability topic while we are connected, we put `online` back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from secrets import token_hex
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge_recorder.config import Config
+from edge_recorder.fleet import payloads
+from edge_recorder.fleet.birth import BirthCounter
+from edge_recorder.fleet.connection import (
+    MQTT_V5,
+    MQTT_V311,
+    UNSUPPORTED_PROTOCOL,
+    build_client,
+    connect_async,
+    protocol_name,
+    settings_from_config,
+)
+from edge_recorder.fleet.dispatch import CommandDispatcher
+from edge_recorder.fleet.homeassistant import discovery_messages
+from edge_recorder.fleet.inflight import InFlight
+from edge_recorder.fleet.outbox import Message, Outbox
+from edge_recorder.fleet.statusfeed import StatusFeed
+from edge_recorder.fleet.sysinfo import CachedProbe, LocalSystem, SystemProbe
+from edge_recorder.fleet.topics import HA_STATUS_TOPIC, DeviceTopics
+from edge_recorder.logs import get_logger
+from edge_recorder.status import CommandHandler, DeviceStatus
+
+log = get_logger(__name__)
+MAX_INFLIGHT = 20
+
+
+@dataclass(frozen=True)
+class ReporterStats:
+    connected: bool
+    protocol: str
+    birth_seq: int
+    connects: int
+    events_queued: int
+    events_dropped: int
+    in_flight: int  # handed to paho, PUBACK not yet seen (bounded by MAX_INFLIGHT)
+    commands_rejected: int
+    last_connect_error: str | None
+
+
+class FleetReporter:
+    """Built by the daemon with the config, a status provider and the command handler."""
+
+    def __init__(
+        self,
+        config: Config,
+        status_provider: Callable[[], DeviceStatus],
+        handler: CommandHandler,
+        *,
+        system: SystemProbe | None = None,
+        reconnect_min_s: int | None = None,
+        reconnect_max_s: int = 60,
+        command_timeout_s: float = 30.0,
+        max_pending_commands: int = 16,
+    ) -> None:
+        self._cfg = config.mqtt
+        self._settings = settings_from_config(config)
+        self._location = config.device.location
+        self._topics = DeviceTopics(config.mqtt.topic_prefix, config.device.id)
+        self._feed = StatusFeed(status_provider, self._take_status, config.mqtt.status_interval_s)
+        self._system = CachedProbe(
+            system or LocalSystem(config.spool.dir), config.mqtt.status_interval_s / 2
+        )
+        self._reconnect = (reconnect_min_s, reconnect_max_s)
+        self._outbox = Outbox(config.mqtt.queue_max)
+        self._lock = self._outbox.wakeup  # one condition guards all shared state below
+        self._birth = BirthCounter(config.mqtt.birth_seq_file)
+        self._commands = CommandDispatcher(
+            self._topics,
+            handler,
+            self._outbox,
+            max_bytes=config.mqtt.max_command_bytes,
+            timeout_s=command_timeout_s,
+            max_pending=max_pending_commands,
+            loop=lambda: self._loop,
+            secrets=self._secrets,
+            on_done=self.status_changed,
+        )
+        self._event_seq = itertools.count(1)
+        self._instance = token_hex(4)  # tells this process's events from the previous one's
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._status: DeviceStatus | None = None
+        self._protocol = MQTT_V5 if self._settings.prefer_v5 else MQTT_V311
+        self._session_seq = 0
+        self._seq_used = True
+        self._connected = False
+        self._connects = 0
+        self._need_birth = False
+        self._need_online = False
+        self._need_discovery = False
+        self._status_dirty = False
+        self._inflight = InFlight(self._lock)
+        self._fallback = False
+        self._stopping = False
+        self._flush_s = 3.0
+        self._connect_error: str | None = None
+
+    @staticmethod
+    def enabled(config: Config) -> bool:
+        """MQTT is off unless `mqtt.host` is set."""
+        return bool(config.mqtt.host)
+
+    @property
+    def topics(self) -> DeviceTopics:
+        return self._topics
+
+    # ---- the daemon's side (asyncio loop thread unless noted) ----
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._feed.start()
+        self._thread = threading.Thread(target=self._supervise, name="fleet-mqtt", daemon=True)
+        self._thread.start()
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Flush what we can, publish `offline` (no will on a clean exit), disconnect."""
+        self._feed.stop()
+        with self._lock:
+            self._flush_s = min(3.0, timeout_s / 2)
+            self._stopping = True
+            self._lock.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, timeout_s)
+
+    def status_changed(self) -> None:
+        """Ask for a status publish now (any thread; never blocks)."""
+        self._feed.changed()
+
+    def event(
+        self,
+        event: payloads.EventType,
+        *,
+        severity: payloads.Severity = "info",
+        encounter_ref: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        **details: Any,
+    ) -> None:
+        """Queue one event (any thread; never blocks; drops the oldest when full)."""
+        secrets = self._secrets()
+        clean, dropped = payloads.sanitize_details(details, secrets)
+        if dropped:
+            log.warning("event details dropped", event=event, keys=",".join(dropped))
+        body = payloads.event_payload(
+            device_id=self._topics.device_id,
+            instance=self._instance,
+            birth_seq=self._session_seq,
+            seq=next(self._event_seq),
+            event=event,
+            at=payloads.now(),
+            severity=severity,
+            encounter=encounter_ref,
+            code=code,
+            message=message,
+            details=clean,
+            secrets=secrets,
+        )
+        self._outbox.put(Message(self._topics.events, payloads.encode(body), False, "event"))
+
+    def stats(self) -> ReporterStats:
+        with self._lock:
+            return ReporterStats(
+                connected=self._connected,
+                protocol=protocol_name(self._protocol),
+                birth_seq=self._session_seq,
+                connects=self._connects,
+                events_queued=self._outbox.events_queued,
+                events_dropped=self._outbox.events_dropped,
+                in_flight=self._inflight.queued_pending(),
+                commands_rejected=self._commands.rejected,
+                last_connect_error=self._connect_error,
+            )
+
+    def _take_status(self, status: DeviceStatus) -> None:
+        with self._lock:
+            self._status = status
+            self._status_dirty = True
+            self._lock.notify_all()
+
+    def _secrets(self) -> list[str]:
+        status = self._status
+        return [status.correlation_id] if status and status.correlation_id else []
+
+    # ---- paho callbacks (paho's network thread) ----
+
+    def _on_pre_connect(self, client: mqtt.Client, _userdata: Any) -> None:
+        """A fresh birth number per session, in the will before CONNECT is sent."""
+        with self._lock:
+            if self._seq_used or self._session_seq == 0:
+                self._session_seq = self._birth.next()
+                self._seq_used = False
+            seq = self._session_seq
+        will = payloads.availability_payload("offline", seq, "lost", payloads.now())
+        client.will_set(self._topics.availability, payloads.encode(will), qos=1, retain=True)
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            with self._lock:
+                changed, self._connect_error = str(reason) != self._connect_error, str(reason)
+                if self._protocol == MQTT_V5 and reason.value == UNSUPPORTED_PROTOCOL:
+                    self._fallback = True
+                self._lock.notify_all()
+            if changed:
+                log.warning("mqtt connection refused", reason=str(reason))
+            return
+        subscriptions = [(self._topics.command_filter, 1), (self._topics.availability, 1)]
+        if self._cfg.homeassistant_discovery:
+            subscriptions.append((HA_STATUS_TOPIC, 1))
+        client.subscribe(subscriptions)
+        with self._lock:
+            self._connected = True
+            self._connects += 1
+            self._seq_used = True
+            self._connect_error = None
+            self._need_birth = True
+            self._lock.notify_all()
+        log.info(
+            "mqtt connected", protocol=protocol_name(self._protocol), birth_seq=self._session_seq
+        )
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this inside its `except OSError:`, so the cause is still at hand
+        exc = sys.exc_info()[1]
+        reason = f"{type(exc).__name__}: {exc}" if exc else "connection failed"
+        with self._lock:
+            changed, self._connect_error = reason != self._connect_error, reason
+        if changed:
+            log.warning(
+                "mqtt connection failed",
+                reason=reason,
+                host=self._settings.host,
+                port=self._settings.port,
+            )
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        with self._lock:
+            was = self._connected
+            self._connected = False
+            self._lock.notify_all()
+        if was:
+            log.warning("mqtt disconnected", reason=str(reason))
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _reason: Any, _p: Any) -> None:
+        self._inflight.acked(mid)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if msg.topic == self._topics.availability:
+                self._check_stale_will(bytes(msg.payload))
+            elif msg.topic == HA_STATUS_TOPIC:
+                if msg.payload.strip() == b"online":
+                    with self._lock:
+                        self._need_discovery = True
+                        self._lock.notify_all()
+            else:
+                name = self._topics.command_name(msg.topic)
+                if name is not None:
+                    self._commands.receive(name, bytes(msg.payload), bool(msg.retain))
+        except Exception as exc:  # nothing received may take the network thread down
+            log.error("mqtt message handling failed", error_type=type(exc).__name__)
+
+    def _check_stale_will(self, payload: bytes) -> None:
+        if payloads.needs_rebirth(payload, self._session_seq):
+            with self._lock:
+                self._need_online = True
+                self._lock.notify_all()
+
+    # ---- the supervisor thread ----
+
+    def _supervise(self) -> None:
+        """The supervisor thread: a bug here must not silently end fleet reporting."""
+        while True:
+            try:
+                if self._session() == "stop":
+                    return
+            except Exception as exc:
+                log.error("mqtt supervisor failed; restarting", error_type=type(exc).__name__)
+                with self._lock:
+                    if self._stopping:
+                        return
+                    self._lock.wait(timeout=5.0)
+
+    def _session(self) -> str:
+        """One paho client from creation to shutdown (or to a protocol fallback)."""
+        while True:
+            client = build_client(
+                self._settings,
+                self._protocol,
+                reconnect_min_s=self._reconnect[0],
+                reconnect_max_s=self._reconnect[1],
+                max_inflight=MAX_INFLIGHT,
+            )
+            client.on_pre_connect = self._on_pre_connect
+            client.on_connect = self._on_connect
+            client.on_connect_fail = self._on_connect_fail
+            client.on_disconnect = self._on_disconnect
+            client.on_publish = self._on_publish
+            client.on_message = self._on_message
+            self._inflight.reset()
+            connect_async(client, self._settings, self._protocol)
+            client.loop_start()
+            try:
+                outcome = self._pump(client)
+            except BaseException:
+                with contextlib.suppress(Exception):  # never two clients with one client id
+                    client.disconnect()
+                    client.loop_stop()
+                raise
+            if outcome == "fallback":
+                client.loop_stop()
+                log.warning("mqtt broker refused protocol 5; falling back to 3.1.1")
+                with self._lock:
+                    self._protocol, self._fallback, self._seq_used = MQTT_V311, False, True
+                continue
+            self._shutdown(client, self._flush_s)
+            return "stop"
+
+    def _pump(self, client: mqtt.Client) -> str:
+        while True:
+            with self._lock:
+                while not self._work_ready():
+                    self._lock.wait(timeout=5.0)
+                if self._stopping:
+                    return "stop"
+                if self._fallback:
+                    return "fallback"
+                birth, online = self._need_birth, self._need_online
+                discovery = self._need_discovery or (birth and self._cfg.homeassistant_discovery)
+                self._need_birth = self._need_online = self._need_discovery = False
+                send_status = birth or (self._status_dirty and not self._inflight.status_pending())
+                room = MAX_INFLIGHT - self._inflight.queued_pending()
+            if birth or online:
+                self._publish_online(client)
+            if discovery:
+                self._publish_discovery(client)
+            if send_status:
+                self._publish_status(client)
+            if room > 0:
+                self._drain(client, room)
+
+    def _work_ready(self) -> bool:
+        """Caller holds the lock; also tells the outbox whether a put should wake us."""
+        self._outbox.listening = self._connected and (
+            self._inflight.queued_pending() < MAX_INFLIGHT
+        )
+        if self._stopping or self._fallback:
+            return True
+        if not self._connected:
+            return False
+        return (
+            self._need_birth
+            or self._need_online
+            or self._need_discovery
+            or (self._status_dirty and not self._inflight.status_pending())
+            or (len(self._outbox) > 0 and self._inflight.queued_pending() < MAX_INFLIGHT)
+        )
+
+    def _publish_online(self, client: mqtt.Client) -> None:
+        body = payloads.availability_payload(
+            "online", self._session_seq, "connected", payloads.now()
+        )
+        self._inflight.send(client, self._topics.availability, payloads.encode(body), True, "other")
+
+    def _publish_discovery(self, client: mqtt.Client) -> None:
+        info = self._system.collect()
+        for topic, config in discovery_messages(
+            self._topics, location=self._location, version=info.version, hw=info.model
+        ):
+            self._inflight.send(client, topic, payloads.encode(config), True, "other")
+
+    def _publish_status(self, client: mqtt.Client) -> None:
+        with self._lock:
+            status = self._status or DeviceStatus()
+            self._status_dirty = False
+            meta = payloads.StatusMeta(
+                device_id=self._topics.device_id,
+                location=self._location,
+                birth_seq=self._session_seq,
+                interval_s=self._cfg.status_interval_s,
+                protocol=protocol_name(self._protocol),
+                events_dropped=self._outbox.events_dropped,
+                events_queued=self._outbox.events_queued,
+                commands_rejected=self._commands.rejected,
+            )
+        body = payloads.status_payload(status, self._system.collect(), meta, payloads.now())
+        if payloads.find_forbidden(body):  # last line of defence; the builders never do this
+            log.error("status not published: forbidden field")
+            return
+        data = payloads.encode(body)
+        if not self._inflight.send(client, self._topics.status, data, True, "status"):
+            with self._lock:
+                self._status_dirty = True
+
+    def _drain(self, client: mqtt.Client, room: int) -> None:
+        batch = self._outbox.take(room)
+        for index, msg in enumerate(batch):
+            if not self._inflight.send(client, msg.topic, msg.payload, msg.retain, "queue"):
+                self._outbox.push_back(batch[index:])
+                return
+
+    def _shutdown(self, client: mqtt.Client, deadline_s: float = 3.0) -> None:
+        """Clean exit: queued messages, then retained `offline`, then DISCONNECT."""
+        deadline = time.monotonic() + deadline_s
+        if self._connected:
+            self._drain(client, len(self._outbox))
+            body = payloads.availability_payload(
+                "offline", self._session_seq, "shutdown", payloads.now()
+            )
+            info = client.publish(
+                self._topics.availability, payloads.encode(body), qos=1, retain=True
+            )
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
+        client.disconnect()
+        client.loop_stop()
+        log.info("mqtt stopped", birth_seq=self._session_seq)

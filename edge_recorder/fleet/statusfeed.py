@@ -1,0 +1,80 @@
+"""Reading the daemon's status on its own event loop: on change, and every interval.
+
+The status provider belongs to the daemon and is only ever called on the daemon's loop, so it
+needs no locking. A one-second check publishes real changes (state, alarms, backlog count,
+mic presence) at once; levels and byte counts that move constantly wait for the interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from edge_recorder.fleet.payloads import status_signature
+from edge_recorder.logs import get_logger
+from edge_recorder.status import DeviceStatus
+
+log = get_logger(__name__)
+
+
+class StatusFeed:
+    def __init__(
+        self,
+        provider: Callable[[], DeviceStatus],
+        deliver: Callable[[DeviceStatus], None],
+        interval_s: float,
+    ) -> None:
+        self._provider = provider
+        self._deliver = deliver
+        self._interval_s = interval_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def read(self) -> DeviceStatus:
+        """A private copy of the current status (loop thread)."""
+        try:
+            return self._provider().model_copy(deep=True)
+        except Exception as exc:  # a provider bug must not stop fleet reporting
+            log.error("status provider failed", error_type=type(exc).__name__)
+            return DeviceStatus(state="error", error_reason="status unavailable")
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._deliver(self.read())
+        self._task = asyncio.create_task(self._run(), name="fleet-status")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def changed(self) -> None:
+        """Ask for a fresh status now (any thread; never blocks)."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        try:
+            same = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same = False
+        if same:
+            wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(wake.set)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        last_sig, last_sent = "", time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(1.0, self._interval_s))
+            self._wake.clear()
+            status = self.read()
+            sig = status_signature(status)
+            if sig != last_sig or time.monotonic() - last_sent >= self._interval_s:
+                self._deliver(status)
+                last_sig, last_sent = sig, time.monotonic()

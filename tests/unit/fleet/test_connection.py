@@ -1,0 +1,60 @@
+"""Connection settings are checked when the reporter is built, not hours later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_recorder.config import Config
+from edge_recorder.fleet.connection import FleetSetupError, settings_from_config
+from edge_recorder.fleet.reporter import FleetReporter
+from tests.fixtures.mosquitto import make_tls_files
+from tests.integration.fleet.fakes import FakeDaemon
+
+
+def config(**mqtt: object) -> Config:
+    return Config.model_validate(
+        {"device": {"id": "exam-1"}, "mqtt": {"host": "127.0.0.1", **mqtt}}
+    )
+
+
+def test_mqtt_is_off_without_a_host() -> None:
+    assert not FleetReporter.enabled(Config.model_validate({}))
+    daemon = FakeDaemon()
+    with pytest.raises(FleetSetupError, match=r"mqtt\.host is not set"):
+        FleetReporter(Config.model_validate({}), daemon.status, daemon)
+
+
+def test_missing_ca_file_is_a_setup_error(tmp_path: Path) -> None:
+    with pytest.raises(FleetSetupError, match="TLS files unusable"):
+        settings_from_config(config(tls=True, ca_file=str(tmp_path / "nope.pem")))
+
+
+def test_client_certificate_without_its_key_is_a_setup_error(tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path)
+    with pytest.raises(FleetSetupError, match="TLS files unusable"):
+        settings_from_config(
+            config(tls=True, ca_file=str(tls.ca_cert), client_cert_file=str(tls.client_cert))
+        )
+    good = settings_from_config(
+        config(
+            tls=True,
+            ca_file=str(tls.ca_cert),
+            client_cert_file=str(tls.client_cert),
+            client_key_file=str(tls.client_key),
+        )
+    )
+    assert good.tls is not None
+
+
+def test_password_comes_from_the_file_or_credential(tmp_path: Path) -> None:
+    with pytest.raises(FleetSetupError, match="mqtt password"):
+        settings_from_config(config(username="u", password_file=str(tmp_path / "missing")))
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    settings = settings_from_config(config(username="u", password_file=str(secret)))
+    assert settings.password == "s3cret"
+    assert "s3cret" not in repr(settings)
+    no_password = settings_from_config(config(username="u"))  # no file, no credential
+    assert no_password.password is None and no_password.client_id == "edge-recorder-exam-1"
