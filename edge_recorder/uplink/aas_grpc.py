@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from edge_recorder.logs import get_logger
 from edge_recorder.uplink import aas_messages as msgs
 from edge_recorder.uplink.auth import TokenProvider, call_with_token
 from edge_recorder.uplink.base import (
-    Ack,
     DataFormat,
     ErrorKind,
     ProcessingStarted,
@@ -36,7 +35,7 @@ from edge_recorder.uplink.base import (
     UplinkError,
     lost_recording_error,
 )
-from edge_recorder.uplink.live import LiveRecordingState
+from edge_recorder.uplink.live import LiveRecordingBase, LiveRecordingState
 
 log = get_logger(__name__)
 
@@ -121,7 +120,7 @@ def channel_credentials(
     )
 
 
-class GrpcRecording:
+class GrpcRecording(LiveRecordingBase):
     """One open recording on a RecordAmbient stream (implements `base.LiveRecording`)."""
 
     def __init__(
@@ -132,24 +131,9 @@ class GrpcRecording:
         state: LiveRecordingState,
         request_timeout_s: float,
     ) -> None:
+        super().__init__(recording, data_format, state, request_timeout_s)
         self._call = call
-        self.recording = recording
-        self.data_format = data_format
-        self._state = state
-        self._timeout = request_timeout_s
         self._reader = asyncio.create_task(self._read_responses())
-
-    @property
-    def resume_offset(self) -> int:
-        return self._state.resume_offset
-
-    @property
-    def confirmed(self) -> int:
-        return self._state.confirmed
-
-    @property
-    def sequence(self) -> int:
-        return self._state.sequence
 
     async def send(self, offset: int, data: bytes) -> None:
         self._state.check_send(offset, len(data))
@@ -158,19 +142,9 @@ class GrpcRecording:
         )
         await self._write(request)
 
-    def acks(self) -> AsyncIterator[Ack]:
-        return self._state.acks()
-
-    async def wait_confirmed(self, offset: int, timeout_s: float) -> int:
-        return await self._state.wait_confirmed(offset, timeout_s)
-
     async def close(self, reason: str = "stop", length_s: float | None = None) -> int:
         """Send RecordingClose, half-close, and wait for the server's final byte count."""
-        if self._state.error is not None:
-            raise self._state.error
-        self._state.closing = True
-        seconds = msgs.length_seconds(self.data_format, self._state.next_offset, length_s)
-        close = msgs.recording_close(self.recording, seconds, reason)
+        close = self._begin_close(reason, length_s)
         await self._write(pb.RecordAmbientRequest(recording_close=close))
         with contextlib.suppress(aio.AioRpcError, asyncio.InvalidStateError):
             await self._call.done_writing()  # on failure the reader reports why

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -24,7 +24,6 @@ from edge_recorder.uplink import aas_messages as msgs
 from edge_recorder.uplink.aas_rest import error_from_response, service_ssl_context
 from edge_recorder.uplink.auth import TokenProvider, call_with_token
 from edge_recorder.uplink.base import (
-    Ack,
     DataFormat,
     ErrorKind,
     ProcessingStarted,
@@ -34,7 +33,7 @@ from edge_recorder.uplink.base import (
     UplinkError,
     lost_recording_error,
 )
-from edge_recorder.uplink.live import LiveRecordingState
+from edge_recorder.uplink.live import LiveRecordingBase, LiveRecordingState
 from edge_recorder.uplink.ws_framing import (
     Closed,
     TextFrame,
@@ -74,7 +73,7 @@ async def receive_text(
 # ------------------------------------------------------------------ recording
 
 
-class WsRecording:
+class WsRecording(LiveRecordingBase):
     """One open recording on `/ws` (implements `base.LiveRecording`)."""
 
     def __init__(
@@ -85,41 +84,16 @@ class WsRecording:
         state: LiveRecordingState,
         timeout_s: float,
     ) -> None:
+        super().__init__(recording, data_format, state, timeout_s)
         self._ws = ws
-        self.recording = recording
-        self.data_format = data_format
-        self._state = state
-        self._timeout = timeout_s
         self._reader = asyncio.create_task(self._read_frames())
-
-    @property
-    def resume_offset(self) -> int:
-        return self._state.resume_offset
-
-    @property
-    def confirmed(self) -> int:
-        return self._state.confirmed
-
-    @property
-    def sequence(self) -> int:
-        return self._state.sequence
 
     async def send(self, offset: int, data: bytes) -> None:
         self._state.check_send(offset, len(data))
         await self._send(self._ws.send_bytes(data_chunk_frame(offset, data)))
 
-    def acks(self) -> AsyncIterator[Ack]:
-        return self._state.acks()
-
-    async def wait_confirmed(self, offset: int, timeout_s: float) -> int:
-        return await self._state.wait_confirmed(offset, timeout_s)
-
     async def close(self, reason: str = "stop", length_s: float | None = None) -> int:
-        if self._state.error is not None:
-            raise self._state.error
-        self._state.closing = True
-        seconds = msgs.length_seconds(self.data_format, self._state.next_offset, length_s)
-        body = message_json(msgs.recording_close(self.recording, seconds, reason))
+        body = message_json(self._begin_close(reason, length_s))
         await self._send(self._ws.send_str(format_text_frame("RecordingClose", body)))
         try:
             final = await self._state.wait_final(self._timeout)

@@ -12,7 +12,16 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator
 
-from edge_recorder.uplink.base import Ack, ErrorKind, Transport, UplinkError
+from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2 as pb
+from edge_recorder.uplink import aas_messages as msgs
+from edge_recorder.uplink.base import (
+    Ack,
+    DataFormat,
+    ErrorKind,
+    RecordingRef,
+    Transport,
+    UplinkError,
+)
 
 
 class LiveRecordingState:
@@ -149,3 +158,48 @@ class LiveRecordingState:
                 continue
             assert error is not None
             raise error
+
+
+class LiveRecordingBase:
+    """What the gRPC and WebSocket recordings share: the state they report from.
+
+    Subclasses add the transport: `send`, `close`, `abort` and the response reader.
+    """
+
+    def __init__(
+        self,
+        recording: RecordingRef,
+        data_format: DataFormat,
+        state: LiveRecordingState,
+        timeout_s: float,
+    ) -> None:
+        self.recording = recording
+        self.data_format = data_format
+        self._state = state
+        self._timeout = timeout_s
+
+    @property
+    def resume_offset(self) -> int:
+        return self._state.resume_offset
+
+    @property
+    def confirmed(self) -> int:
+        return self._state.confirmed
+
+    @property
+    def sequence(self) -> int:
+        return self._state.sequence
+
+    def acks(self) -> AsyncIterator[Ack]:
+        return self._state.acks()
+
+    async def wait_confirmed(self, offset: int, timeout_s: float) -> int:
+        return await self._state.wait_confirmed(offset, timeout_s)
+
+    def _begin_close(self, reason: str, length_s: float | None) -> pb.RecordingCloseRequest:
+        """Refuse to close a failed stream; otherwise the RecordingClose message to send."""
+        if self._state.error is not None:
+            raise self._state.error
+        self._state.closing = True
+        seconds = msgs.length_seconds(self.data_format, self._state.next_offset, length_s)
+        return msgs.recording_close(self.recording, seconds, reason)
