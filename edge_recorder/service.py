@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,14 +38,42 @@ class Notifier(Protocol):
 
 
 class SystemdNotifier:
-    """The real thing: sd_notify(3) through systemd-python; a no-op without NOTIFY_SOCKET."""
+    """sd_notify(3) as a non-blocking datagram to `$NOTIFY_SOCKET`; a no-op without it.
+
+    systemd-python's `daemon.notify` blocks in sendmsg while holding the GIL once the notify
+    socket's queue is full (about ten datagrams when systemd is not reading): one STATUS line
+    would freeze every thread of the daemon, the watchdog included. The protocol is one
+    datagram, so it is sent here with MSG_DONTWAIT; a message that does not fit is dropped
+    and counted, never waited for.
+    """
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self.dropped = 0
 
     def notify(self, message: str) -> bool:
-        if not os.environ.get("NOTIFY_SOCKET"):
+        address = os.environ.get("NOTIFY_SOCKET", "")
+        if not address:
             return False
-        from systemd import daemon  # type: ignore[attr-defined]
+        if address.startswith("@"):  # abstract namespace
+            address = "\0" + address[1:]
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            self._sock.sendto(message.encode(), socket.MSG_DONTWAIT, address)
+        except BlockingIOError:
+            self.dropped += 1
+            if self.dropped == 1:
+                log.warning("systemd notify socket is full; dropping notifications")
+            return False
+        except OSError as exc:
+            log.warning("sd_notify failed", error=exc.strerror or str(exc))
+            return False
+        return True
 
-        return bool(daemon.notify(message))
+    def flush(self, timeout_s: float) -> bool:
+        """Sends are immediate; nothing is ever queued here."""
+        return True
 
 
 @dataclass
@@ -92,6 +121,11 @@ class ServiceNotifier:
 
     def watchdog(self) -> bool:
         return self._send("WATCHDOG=1")
+
+    def flush(self, timeout_s: float = 1.0) -> bool:
+        """Let queued messages (STOPPING=1 above all) reach systemd before the process exits."""
+        flush = getattr(self._notifier, "flush", None)
+        return bool(flush(timeout_s)) if flush is not None else True
 
     @staticmethod
     def _status_assignment(status: DeviceStatus | str) -> str:

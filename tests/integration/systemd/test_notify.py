@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from edge_recorder.service import ServiceNotifier, WatchdogSupervisor
+from edge_recorder.service import ServiceNotifier, SystemdNotifier, WatchdogSupervisor
 from edge_recorder.status import BacklogStatus, DeviceStatus
 
 from .conftest import NotifySocket
@@ -111,6 +111,26 @@ def test_status_is_one_line_and_stopping_and_reloading(notify_env: NotifySocket)
 def test_notifier_is_a_no_op_without_notify_socket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert ServiceNotifier().ready("idle") is False
+
+
+def test_a_reader_that_stalls_never_blocks_the_caller(notify_env: NotifySocket) -> None:
+    """Nobody reads the socket: sd_notify itself would block once its queue fills up."""
+    sender = SystemdNotifier()
+    notifier = ServiceNotifier(sender)
+    finished = threading.Event()
+
+    def flood() -> None:
+        for index in range(500):
+            notifier.status(f"line {index}")
+        finished.set()
+
+    caller = threading.Thread(target=flood, daemon=True)
+    caller.start()
+    assert finished.wait(10), "notify() blocked behind a full notify socket"
+    # Once systemd reads again, queued messages flow: the first one arrives intact.
+    assert notify_env.wait_for(lambda f: "STATUS" in f, timeout=5) == {"STATUS": "line 0"}
+    assert sender.dropped > 0  # what did not fit was dropped and counted, not waited for
+    assert notifier.flush(5) is True
 
 
 def _is_ping(fields: dict[str, str]) -> bool:
