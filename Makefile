@@ -79,3 +79,11 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+## chaos: N seeded delivery chaos trials (random cuts, black holes, restarts, 500/429/401,
+## forgotten recordings) against the emulator; prints "N passed, M failed" (N=50 SEED=1)
+.PHONY: chaos
+N ?= 50
+SEED ?= 1
+chaos: bootstrap
+	$(PY) -m tests.chaos.trials --n $(N) --seed $(SEED)

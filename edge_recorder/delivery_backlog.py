@@ -1,0 +1,154 @@
+"""Store-and-forward of closed recordings, oldest encounter first, then StartProcessing.
+
+A closed, undelivered recording goes up one of two ways:
+- the service already knows it by GUID (it was opened live, see `delivery_state`): reopen it
+  on the live transport at the confirmed offset, send the rest in big messages, close;
+- otherwise REST: `PUT /ambient-sessions` (once per encounter), `storeChunk` for every chunk
+  (ids derived from spool offsets and a chunk size fixed at the first attempt, so a retry,
+  even after a restart, re-sends identical chunks), then `finalizeUpload`.
+If the service forgot a recording it had (NOT_FOUND on resume), the whole recording goes
+through REST from byte 0. Once every recording of an ended encounter is delivered, one
+StartProcessing, then `spool.mark_processing_started`: only now may the spool reclaim space.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from edge_recorder.delivery_live import stream_recording
+from edge_recorder.delivery_policy import Action, Phase, decide
+from edge_recorder.logs import get_logger
+from edge_recorder.spool import CorruptRecord, EncounterInfo
+from edge_recorder.uplink.base import ErrorKind, UplinkError
+
+if TYPE_CHECKING:
+    from edge_recorder.delivery import DeliveryContext
+
+log = get_logger(__name__)
+
+_NETWORK = (ErrorKind.UNAVAILABLE, ErrorKind.AUTH, ErrorKind.FORBIDDEN, ErrorKind.THROTTLED)
+
+
+async def backlog_loop(ctx: DeliveryContext) -> None:
+    from edge_recorder.delivery import raise_if_cancelling, wait_event
+
+    while True:
+        raise_if_cancelling()
+        pause = await _one_pass(ctx)
+        if pause is None:
+            await wait_event(ctx.backlog_wake, _next_due_s(ctx))
+        elif pause > 0:
+            await asyncio.sleep(pause)  # the service is unreachable: the back-off itself
+
+
+async def _one_pass(ctx: DeliveryContext) -> float | None:
+    """Try every due recording, then every encounter ready for processing.
+
+    Returns 0 to start another pass at once, a back-off in seconds when the service is
+    unreachable (so the remaining recordings are not each tried against a dead link),
+    or None when all is done for now."""
+    from edge_recorder.delivery import raise_if_cancelling
+
+    again = False
+    for info in ctx.spool.pending_recordings(ready_at=ctx.clock()):
+        raise_if_cancelling()
+        if info.state != "closed" or info.id in ctx.claimed:
+            continue
+        await ctx.live_quiet.wait()
+        phase: Phase = "resume" if ctx.state.is_live(info.id) else "rest"
+        ctx.claimed.add(info.id)
+        try:
+            await deliver_closed(ctx, info.id, phase)
+        except UplinkError as err:
+            delay = ctx.apply(info.id, err, phase)
+            if delay is None:
+                again = True  # switched path or resync: go on at once
+            elif err.kind in _NETWORK:
+                return delay
+        except CorruptRecord:
+            continue  # quarantined by the spool, with the reason
+        finally:
+            ctx.claimed.discard(info.id)
+    for enc in ctx.spool.encounters_ready_for_processing(ready_at=ctx.clock()):
+        if not await start_processing(ctx, enc):
+            break
+    return 0.0 if again else None
+
+
+async def deliver_closed(ctx: DeliveryContext, rid: str, phase: Phase) -> None:
+    if phase == "resume":
+        await stream_recording(ctx, rid, "resume")
+    else:
+        await upload_rest(ctx, rid)
+
+
+async def upload_rest(ctx: DeliveryContext, rid: str) -> None:
+    """REST store-and-forward of one closed recording (idempotent, restartable)."""
+    info = ctx.spool.recording(rid)
+    session = ctx.identity(info.encounter)
+    rest = ctx.uplinks.store_forward
+    if info.encounter not in ctx.rest_sessions:
+        try:
+            await rest.create_session(session)
+        except UplinkError as err:
+            if err.kind is not ErrorKind.CONFLICT:  # "already exists" is what we wanted
+                raise
+        ctx.rest_sessions.add(info.encounter)
+    chunk = ctx.state.rest_chunk_bytes(rid, int(ctx.config.uplink.rest_chunk_bytes))
+
+    async def read(start: int, end: int) -> bytes:
+        await ctx.live_quiet.wait()  # the live recording goes first
+        return ctx.spool.read(rid, start, end - start)
+
+    try:
+        await rest.upload_recording(session, info.seq, info.length, read, chunk_bytes=chunk)
+    except UplinkError as err:
+        if err.kind is ErrorKind.NOT_FOUND:
+            ctx.rest_sessions.discard(info.encounter)  # create the session again next time
+        raise
+    ctx.spool.confirm(rid, info.length)
+    ctx.spool.note_success(rid)
+    ctx.spool.mark_finalized(rid)
+    ctx.succeeded(delivered=True)
+    log.info("recording delivered", recording_id=rid, transport="rest", bytes=info.length)
+
+
+async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
+    """StartProcessing for a fully delivered encounter; False when it failed (back-off set)."""
+    if enc.recordings:
+        try:
+            live = await ctx.live_transport()
+            await live.start_processing(ctx.identity(enc.id))
+        except UplinkError as err:
+            decision = decide(err, "processing")
+            ctx.failed(err, decision, encounter=enc.id)
+            delay = ctx.backoff(enc.attempts + 1, err, decision)
+            ctx.spool.note_encounter_failure(enc.id, decision.reason, ctx.clock() + delay)
+            if decision.action is Action.REDELIVER:
+                for rid in enc.recordings:  # the service lost them: all again, through REST
+                    ctx.spool.reset_confirmed(rid)
+                    ctx.state.clear_live(rid)
+                ctx.rest_sessions.discard(enc.id)
+                return True
+            return False
+    ctx.spool.mark_processing_started(enc.id)
+    ctx.succeeded()
+    ctx.state.prune(r.id for r in ctx.spool.recordings())
+    log.info("encounter handed to processing", recordings=len(enc.recordings))
+    return True
+
+
+def _next_due_s(ctx: DeliveryContext) -> float:
+    """Seconds until the earliest back-off expires (bounded by the idle poll)."""
+    from edge_recorder.delivery import IDLE_POLL_S
+
+    now = ctx.clock()
+    dues = [
+        r.next_attempt_at
+        for r in ctx.spool.pending_recordings()
+        if r.state == "closed" and r.id not in ctx.claimed
+    ]
+    dues += [e.next_attempt_at for e in ctx.spool.encounters_ready_for_processing()]
+    soonest = min((d for d in dues if d is not None), default=now + IDLE_POLL_S)
+    return min(IDLE_POLL_S, max(0.0, soonest - now))
