@@ -8,6 +8,7 @@ can see every gap (`lost_before`).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -60,6 +61,18 @@ class Frames:
                 raw = (raw << 8) >> 8
         scaled = raw.astype(np.float32) / np.float32(_FULL_SCALE[fmt])
         return scaled.reshape(-1, self.format.channels)
+
+
+def concat_frames(blocks: list[Frames]) -> Frames:
+    """Contiguous blocks of one format as one block: the same bytes on the same timeline."""
+    if len(blocks) == 1:
+        return blocks[0]
+    first = blocks[0]
+    for before, after in itertools.pairwise(blocks):
+        if after.format != first.format or after.start_frame != before.start_frame + before.count:
+            raise ValueError("only contiguous blocks of one format can be joined")
+    data = b"".join(block.data for block in blocks)
+    return Frames(data, first.format, first.start_frame, first.lost_before)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     rows: list[CheckResult] = [CheckResult("config", "ok", f"{config_path(args)} is valid")]
     rows.extend(summary(config))
     if args.probe:
+        import edge_recorder.audio.sources  # registers the "mic" probe
+        import edge_recorder.uplink.probe  # noqa: F401  (registers the "aas" probe)
+
         for name, probe in registered_probes():
             try:
                 rows.extend(probe(config))

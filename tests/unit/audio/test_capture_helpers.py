@@ -195,3 +195,16 @@ def test_pacer_at_speed_zero_never_waits_and_stop_interrupts() -> None:
     assert slow.wait_for_block(0, timeout=0.01) is False  # an hour away: not due yet
     slow.stop()
     assert slow.wait_for_block(0, timeout=None) is False  # stopped: returns at once
+
+
+def test_concat_frames_joins_contiguous_blocks_only() -> None:
+    from edge_recorder.audio.frames import AudioFormat, Frames, concat_frames
+
+    fmt = AudioFormat(16000, 2, "S16_LE")
+    a = Frames(b"\x01\x00\x02\x00" * 3, fmt, 100, lost_before=5)
+    b = Frames(b"\x03\x00\x04\x00" * 2, fmt, 103)
+    joined = concat_frames([a, b])
+    assert (joined.data, joined.start_frame, joined.count) == (a.data + b.data, 100, 5)
+    assert joined.lost_before == 5
+    with pytest.raises(ValueError, match="contiguous"):
+        concat_frames([a, Frames(b.data, fmt, 104)])
