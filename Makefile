@@ -16,7 +16,7 @@ APT_PACKAGES := gcc pkg-config python3-dev python3-venv libasound2-dev libasound
 LINT_PATHS := edge_recorder tests $(wildcard benchmarks)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all bootstrap apt venv test lint unit fmt docs proto bench clean distclean
+.PHONY: all bootstrap apt venv test lint unit fmt docs proto bench demo clean distclean
 
 all: test
 
@@ -70,6 +70,11 @@ proto: bootstrap
 ## bench: every benchmarks/bench_*.py -> benchmarks/results.json + Markdown tables (CPU time)
 bench: bootstrap
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+## demo: bootstrap, then one scripted encounter end to end on simulated hardware: emulator,
+## mosquitto, the real daemon with a speech WAV as its mic and mock buttons (DEMO_ARGS=--fast)
+demo: bootstrap
+	$(PY) -m edge_recorder demo $(DEMO_ARGS)
 
 unit: bootstrap
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -1,0 +1,277 @@
+"""The running daemon while recording and streaming live: CPU, peak RSS, device-added latency.
+
+Set-up (all on loopback, nothing faked inside the daemon): the real `edge-recorder run` as a
+child process, its microphone a 16 kHz espeak-ng conversation played at real time (the WAV
+source releases each 20 ms period when it would have been captured, like ALSA), default
+encoding (PCM16, 100 ms chunks), MQTT on (mosquitto), mock GPIO, live gRPC delivery to the
+AAS emulator, which runs in *this* process so none of its work is charged to the daemon.
+Each case gets a fresh daemon (and a fresh emulator and broker).
+
+CPU % of one core: (utime + stime) of the daemon process (all its threads) from
+/proc/<pid>/stat over the measuring window divided by the window's wall time; the window
+starts 2 s after the recording opened (model loads and stream set-up excluded) and lasts
+60 s (15 s with --quick). Peak RSS: VmHWM from /proc/<pid>/status at the end (includes
+start-up, so it is the honest peak).
+
+Device-added latency, sound to bytes confirmed by the service:
+- when a sample was taken: the WAV source models a sound card: its pacer releases block k
+  (frames [k*n, (k+1)*n)) at `t0 + (k+1)*n/rate`, so frame `f` was "sampled" at
+  `t0 + f/rate`, where `t0` is when the source started; the daemon logs "audio source
+  started" right after starting it (its logfmt `ts`, wall clock, 1 ms resolution), and
+  "recording audio closed" gives the recording's first source frame `start_frame`. With a
+  16 kHz mono source and PCM16, byte offset B of the recording is frame `start_frame + B/2`;
+- when the service held it: the emulator's store is wrapped here so every DataChunk it
+  stores is timestamped (wall clock) with the bytes it then holds; the ack goes out right
+  after.
+Two figures per stored message: its *newest* sample (sampled as its period ended: what the
+device adds once audio is captured: pipeline, spool append, delivery, gRPC, loopback) and its
+*oldest* sample (sampled right after the previous message's last one: it also waited for its
+period to be captured and for its `encoding.chunk_ms` chunk to fill). The goal (p95 <=
+150 ms) is checked against the oldest sample, the worst any sample sees. Both clocks are this
+host's wall clock; the first second of streaming is excluded. Cases: Silero (default),
+WebRTC, and Silero with `audio.period_ms = 100` (fewer capture wake-ups; the lever that
+matters most for CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from calendar import timegm
+from pathlib import Path
+from typing import Any
+
+from edge_recorder.demo.broker import Broker
+from edge_recorder.demo.procs import spawn
+from edge_recorder.demo.services import ControlClient, NotifyReceiver, write_toml
+from edge_recorder.demo.speech import speech_wav
+
+# The emulator's gRPC server lives in this process while it forks the daemon: gRPC's fork
+# handlers are not needed (the child execs at once) and would only log a warning.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+RATE = 16000
+SETTLE_S = 2.0
+GOALS = {"cpu_pct": 3.0, "rss_mb": 120.0, "latency_p95_ms": 150.0}
+_TS = re.compile(r"^ts=(\S+)Z .*msg=\"audio source started\"", re.MULTILINE)
+_CLOSED = re.compile(r'msg="recording audio closed" recording_id=(\S+) .*start_frame=(\d+)')
+
+
+def _wall(ts: str) -> float:
+    """logfmt `ts=2026-11-21T00:48:06.123` (UTC) → epoch seconds."""
+    head, _, millis = ts.partition(".")
+    return timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) + int(millis or 0) / 1000
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _measure(
+    engine: str,
+    seconds: float,
+    wav: Path,
+    tmp: Path,
+    *,
+    record: bool = True,
+    mqtt: bool = True,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    from edge_recorder.emulator.app import Emulator
+    from edge_recorder.emulator.device_config import device_sections
+    from edge_recorder.emulator.settings import EmulatorSettings
+
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=tmp))
+    async with contextlib.AsyncExitStack() as stack:
+        short = Path(tempfile.mkdtemp(prefix="er-bench-"))
+        stack.callback(shutil.rmtree, short, ignore_errors=True)
+        broker = Broker(run_dir / "mosquitto", detach=True)  # dies with this process
+        if mqtt:
+            broker.start()
+            stack.callback(broker.stop)
+        emulator = Emulator(EmulatorSettings(data_dir=run_dir / "service"))
+        await emulator.start()
+        stack.push_async_callback(emulator.stop)
+        stored = _timestamp_writes(emulator)
+        secret = run_dir / "client-secret"
+        secret.write_text(emulator.settings.client_secret + "\n")
+        tree = device_sections(emulator, secret)
+        tree.update(
+            device={"id": "bench-room"},
+            audio={"source": "wav", "wav_path": str(wav), "speed": 1.0},
+            vad={"engine": engine},
+            spool={"dir": str(run_dir / "spool"), "key_file": str(run_dir / "spool.key")},
+            panel={"pin_factory": "mock"},
+            control={"socket": str(short / "ctl.sock")},
+            log={"level": "INFO", "format": "logfmt"},
+        )
+        for section, values in (overrides or {}).items():
+            tree.setdefault(section, {}).update(values)
+        if mqtt:
+            tree["mqtt"] = {
+                "host": "127.0.0.1",
+                "port": broker.port,
+                "birth_seq_file": str(run_dir / "birth-seq"),
+            }
+        config = write_toml(run_dir / "device.toml", tree)
+        notify = NotifyReceiver(short / "notify.sock", lambda _status: None)
+        stack.callback(notify.close)
+        log = run_dir / "daemon.log"
+        daemon = await spawn(
+            "daemon",
+            ["run", "--config", str(config)],
+            log=log,
+            env={
+                "GPIOZERO_PIN_FACTORY": "mock",
+                "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin",
+                "NOTIFY_SOCKET": str(notify.path),
+            },
+        )
+        stack.push_async_callback(daemon.stop)
+        async with asyncio.timeout(60):
+            await notify.ready.wait()
+        control = ControlClient(short / "ctl.sock")
+        if record:
+            await control.ok({"cmd": "start"})
+            await control.wait_for(lambda s: s["state"] == "recording", 10, "recording")
+        await asyncio.sleep(SETTLE_S)  # measuring window starts after the stream is set up
+        cpu0, wall0 = _cpu_seconds(daemon.pid), time.monotonic()
+        await asyncio.sleep(seconds)  # the measuring window itself
+        cpu1, wall1 = _cpu_seconds(daemon.pid), time.monotonic()
+        hwm_kb, rss_kb = _status_kb(daemon.pid, "VmHWM"), _status_kb(daemon.pid, "VmRSS")
+        if record:
+            await control.ok({"cmd": "stop"})
+            await control.wait_for(lambda s: s["state"] == "idle", 15, "idle")
+    return {
+        "engine": engine,
+        "recording": record,
+        "mqtt": mqtt,
+        "window_s": round(wall1 - wall0, 1),
+        "cpu_pct": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 2),
+        "rss_mb": round(hwm_kb / 1024, 1),
+        "rss_end_mb": round(rss_kb / 1024, 1),
+        **(_latency(log.read_text(errors="replace"), stored) if record else {}),
+    }
+
+
+def _timestamp_writes(emulator: Any) -> list[tuple[float, str, int]]:
+    """Wrap the emulator's store: every stored DataChunk → (wall time, recording, bytes held)."""
+    stored: list[tuple[float, str, int]] = []
+    original = emulator.ctx.store.write
+
+    def timed_write(cid: str, key: str, offset: int, data: bytes) -> int:
+        held: int = original(cid, key, offset, data)
+        stored.append((time.time(), key, held))
+        return held
+
+    emulator.ctx.store.write = timed_write
+    return stored
+
+
+def _latency(log_text: str, stored: list[tuple[float, str, int]]) -> dict[str, Any]:
+    """Per stored message: the latency of its newest sample (sampled as its period ended) and
+    of its oldest one (sampled right after the previous message's last sample; it waited for
+    its period to be captured and its chunk to fill)."""
+    started = _TS.findall(log_text)
+    closed = _CLOSED.search(log_text)
+    if len(started) != 1 or closed is None:
+        return {"latency_error": "source restarted or recording not closed; see daemon.log"}
+    t0, rid, start_frame = _wall(started[0]), closed[1], int(closed[2])
+    mine = [(at, held) for at, key, held in stored if key == rid]
+    if not mine:
+        return {"latency_error": "the service stored nothing of the recording"}
+
+    def sampled(offset: int) -> float:  # when the sample starting at byte `offset` was taken
+        return t0 + (start_frame + offset // 2) / RATE
+
+    newest, oldest = [], []
+    first, previous = mine[0][0], 0
+    for at, held in mine:
+        if at - first >= 1.0:
+            newest.append((at - sampled(held)) * 1000)
+            oldest.append((at - sampled(previous)) * 1000)
+        previous = held
+    return {
+        "latency_p50_ms": round(statistics.median(newest), 1),
+        "latency_p95_ms": round(_percentile(newest, 0.95), 1),
+        "latency_max_ms": round(max(newest), 1),
+        "latency_min_ms": round(min(newest), 1),
+        "oldest_sample_p50_ms": round(statistics.median(oldest), 1),
+        "oldest_sample_p95_ms": round(_percentile(oldest, 0.95), 1),
+        "chunks": len(newest),
+    }
+
+
+# (label, VAD engine, config overrides): the default, the cheaper VAD, and the period lever
+CASES: tuple[tuple[str, str, dict[str, dict[str, Any]]], ...] = (
+    ("silero (default)", "silero", {}),
+    ("webrtc", "webrtc", {}),
+    ("silero, audio.period_ms = 100", "silero", {"audio": {"period_ms": 100}}),
+)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    seconds = 15.0 if quick else 60.0
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-") as name:
+        tmp = Path(name)
+        wav = speech_wav(tmp / "speech", min_seconds=seconds + 40)
+        for label, engine, overrides in CASES:
+            result = asyncio.run(_measure(engine, seconds, wav, tmp, overrides=overrides))
+            results.append({"case": label, **result})
+    rows = [
+        [
+            r["case"],
+            r["cpu_pct"],
+            r["rss_mb"],
+            f"{r.get('latency_p50_ms', '-')} / {r.get('latency_p95_ms', '-')}",
+            f"{r.get('oldest_sample_p50_ms', '-')} / {r.get('oldest_sample_p95_ms', '-')}",
+            r.get("chunks", r.get("latency_error", "-")),
+        ]
+        for r in results
+    ]
+    goals = []
+    for r in results[:2]:  # the goals are about the shipped configuration (both VADs)
+        for key, label, limit in (
+            ("cpu_pct", "CPU % of one core", GOALS["cpu_pct"]),
+            ("rss_mb", "peak RSS MB", GOALS["rss_mb"]),
+            ("oldest_sample_p95_ms", "latency p95 ms (oldest sample)", GOALS["latency_p95_ms"]),
+        ):
+            value = r.get(key)
+            met = isinstance(value, int | float) and value <= limit
+            goals.append({"goal": f"{r['case']}: {label} <= {limit:g}", "value": value, "met": met})
+    return {
+        "title": f"Daemon recording + streaming live for {seconds:g} s "
+        "(real time, loopback emulator, MQTT on)",
+        "columns": [
+            "case",
+            "CPU % of one core",
+            "peak RSS MB",
+            "latency p50 / p95 ms (chunk's newest sample)",
+            "latency p50 / p95 ms (oldest sample)",
+            "chunks",
+        ],
+        "rows": rows,
+        "goals": goals,
+        "detail": {"results": results, "loadavg": os.getloadavg(), "method": __doc__},
+    }
