@@ -60,3 +60,25 @@ async def test_mqtt_presence_status_events_and_commands(
     await daemon.signal(signal.SIGTERM)
     assert await daemon.wait_exit(10) == 0
     await seen.await_for(on("availability", state="offline"))
+
+
+async def test_sigkill_of_the_daemon_publishes_its_will(
+    start_daemon: StartDaemon, tmp_path: Path, short_dir: Path, speech_wav: Path,
+    mosquitto_broker: Mosquitto, mqtt_collector: Callable[..., Collector],
+) -> None:  # fmt: skip
+    mqtt = {
+        "host": mosquitto_broker.host,
+        "port": mosquitto_broker.port,
+        "birth_seq_file": str(tmp_path / "birth-seq"),
+    }
+    tree = daemon_config(None, tmp_path, short_dir, speech_wav, mqtt=mqtt)
+    topic = f"edge-recorder/{tree['device']['id']}/availability"
+    seen = mqtt_collector(mosquitto_broker, [topic])
+    daemon = await start_daemon(write_config(tmp_path / "device.toml", tree))
+    await daemon.ready()
+    online = (await seen.await_for(lambda m: m.json().get("state") == "online")).json()
+
+    await daemon.signal(signal.SIGKILL)
+    will = (await seen.await_for(lambda m: m.json().get("state") == "offline")).json()
+    assert will["reason"] == "lost"  # the broker's Last Will, not a clean shutdown
+    assert will["birth_seq"] == online["birth_seq"]  # dashboards can order it against a rebirth
