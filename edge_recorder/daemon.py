@@ -117,7 +117,11 @@ class Daemon:
     async def _run(self) -> int:
         cfg, loop = self.config, asyncio.get_running_loop()
         remove_handlers = install_signal_handlers(  # early: a SIGTERM at start-up is clean too
-            loop, on_stop=self._stop.set, on_reload=self._reload, notifier=self.notifier
+            loop,
+            on_stop=self._stop.set,
+            on_reload=self._reload,
+            notifier=self.notifier,
+            ready=lambda: self._ready,
         )
         await asyncio.to_thread(recover, self.spool)
         self.delivery = self._make_delivery(cfg)

@@ -305,12 +305,14 @@ def install_signal_handlers(
     on_stop: Callback,
     on_reload: Callback | None = None,
     notifier: ServiceNotifier | None = None,
+    ready: Callable[[], bool] = lambda: True,
 ) -> Callable[[], None]:
     """SIGTERM/SIGINT → `STOPPING=1` then `on_stop()`; SIGHUP → `RELOADING=1`, `on_reload()`,
     `READY=1`. Callbacks may be plain or async functions; they run on the loop, never inside
     the signal handler. A second SIGTERM while stopping is ignored (systemd escalates to
     SIGKILL after TimeoutStopSec anyway); SIGHUPs during a reload coalesce into one more
-    reload. Returns a function that removes the handlers.
+    reload. A SIGHUP before `ready()` is ignored: its READY=1 would tell systemd the start
+    finished while it has not. Returns a function that removes the handlers.
     """
     stopping = False
     tasks: set[asyncio.Task[None]] = set()
@@ -368,6 +370,9 @@ def install_signal_handlers(
     def handle_reload() -> None:
         nonlocal reload_again
         if on_reload is None or stopping:
+            return
+        if not ready():
+            log.warning("SIGHUP ignored: the daemon is still starting")
             return
         if reload_running:
             reload_again = True

@@ -17,6 +17,7 @@ from edge_recorder.service import (
     install_signal_handlers,
     watchdog_interval,
 )
+from tests.helpers import async_poll_until
 
 
 class FakeClock:
@@ -256,3 +257,28 @@ async def test_sighups_during_a_reload_coalesce_and_stop_wins() -> None:
         "RELOADING=1",
         "STOPPING=1",
     ]
+
+
+async def test_a_sighup_before_ready_sends_nothing() -> None:
+    loop = asyncio.get_running_loop()
+    recorder = RecordingNotifier()
+    is_ready = False
+    reloads: list[str] = []
+
+    async def on_stop() -> None:
+        return None
+
+    remove = install_signal_handlers(
+        loop, on_stop, lambda: reloads.append("reload"), ServiceNotifier(recorder),
+        ready=lambda: is_ready,
+    )  # fmt: skip
+    try:
+        await _signal_and_settle(loop, signal.SIGHUP)  # still starting: ignored
+        assert (reloads, recorder.messages) == ([], [])
+        is_ready = True
+        await _signal_and_settle(loop, signal.SIGHUP)
+        await async_poll_until(lambda: len(recorder.messages) == 2, 5, "reload finished")
+    finally:
+        remove()
+    assert reloads == ["reload"]
+    assert [m.split("\n")[0] for m in recorder.messages] == ["RELOADING=1", "READY=1"]
