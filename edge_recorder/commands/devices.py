@@ -199,7 +199,9 @@ def pin_factory(kind: str) -> dict[str, Any]:
                 os.environ["GPIOZERO_PIN_FACTORY"] = saved
     report["notes"] = [str(w.message) for w in caught]
     if "Raspberry Pi 5" in model:
-        report["notes"].append("Pi 5: only the lgpio factory works (apt install python3-lgpio)")
+        report["notes"].append(
+            "Pi 5: only the lgpio factory works (the [pi] extra; systemd/install.sh installs it)"
+        )
     return report
 
 
@@ -286,7 +288,10 @@ def print_report(report: dict[str, Any]) -> None:
     factory = gpio["factory"] or f"none ({gpio.get('error', 'unavailable')})"
     print(f"GPIO: board: {gpio['board']}; pin factory: {factory}")
     if gpio["factory"] is None:
-        print('  on a Pi: apt install python3-lgpio; for simulation: panel.pin_factory = "mock"')
+        print(
+            "  on a Pi: install the [pi] extra (systemd/install.sh does);"
+            ' for simulation: panel.pin_factory = "mock"'
+        )
     print("profiles: " + ", ".join(report["profiles"]))
 
 
