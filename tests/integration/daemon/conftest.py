@@ -23,10 +23,8 @@ import numpy as np
 import pytest
 import tomli_w
 
-from edge_recorder.audio.frames import Frames
-from edge_recorder.audio.pipeline import Pipeline
-from edge_recorder.audio.wav_source import WavSource
 from edge_recorder.configfile import load_config
+from edge_recorder.demo.verdict import reencode
 from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.systemd.conftest import NotifySocket
 
@@ -272,22 +270,9 @@ def closed_recordings(log: str) -> list[dict[str, Any]]:
 
 def expected_bytes(config: Path, start_frame: int, end_frame: int) -> bytes:
     """What the pipeline makes of the WAV's frames [start, end): the bytes a recording of that
-    stretch must hold, computed here independently of the daemon."""
-    cfg = load_config(config)
-    assert cfg.audio.wav_path is not None
-    source = WavSource(cfg.audio.wav_path, speed=0, period_ms=cfg.audio.period_ms)
-    source.start()
-    pipeline = Pipeline(source.format, cfg.audio, cfg.vad, cfg.encoding)
-    out = bytearray()
-    while True:
-        item = source.read(1.0)
-        if not isinstance(item, Frames) or item.start_frame >= end_frame:
-            break
-        if item.start_frame >= start_frame:
-            out += pipeline.process(item).encoded
-    out += pipeline.finish().encoded
-    source.stop()
-    return bytes(out)
+    stretch must hold, computed independently of the daemon (the demo's verdict does the same)."""
+    (data,) = reencode(config, [(start_frame, end_frame)])
+    return data
 
 
 def pcm_rms(data: bytes) -> float:
