@@ -119,7 +119,7 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
     if enc.recordings:
         try:
             live = await ctx.live_transport()
-            await live.start_processing(ctx.identity(enc.id))
+            started = await live.start_processing(ctx.identity(enc.id))
         except UplinkError as err:
             decision = decide(err, "processing")
             ctx.failed(err, decision, encounter=enc.id)
@@ -132,6 +132,19 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
                 ctx.rest_sessions.discard(enc.id)
                 return True
             return False
+        shortfall = processing_shortfall(
+            started.recording_count,
+            started.total_bytes,
+            [ctx.spool.recording(rid).length for rid in enc.recordings],
+        )
+        if shortfall:
+            # The service no longer holds everything it confirmed (it expired or lost a
+            # recording): reclaiming the spool now would lose that audio for good. Keep it,
+            # loudly, for an operator (`spool show`, `spool retry` once the service has it).
+            for rid in enc.recordings:
+                ctx.quarantine(rid, shortfall)
+            log.error("processing started without all the audio; nothing deleted", reason=shortfall)
+            return True
     ctx.spool.mark_processing_started(enc.id)
     ctx.succeeded()
     ctx.state.prune(r.id for r in ctx.spool.recordings())
@@ -152,3 +165,16 @@ def _next_due_s(ctx: DeliveryContext) -> float:
     dues += [e.next_attempt_at for e in ctx.spool.encounters_ready_for_processing()]
     soonest = min((d for d in dues if d is not None), default=now + IDLE_POLL_S)
     return min(IDLE_POLL_S, max(0.0, soonest - now))
+
+
+def processing_shortfall(count: int, total_bytes: int, lengths: list[int]) -> str:
+    """Why StartProcessing's answer shows the service missing delivered audio ('' if not).
+
+    The service may hold more than the spool (bytes sent just before a power cut), never less.
+    """
+    if count >= len(lengths) and total_bytes >= sum(lengths):
+        return ""
+    return (
+        f"service holds {count} recording(s) / {total_bytes} bytes at StartProcessing, "
+        f"the device delivered {len(lengths)} / {sum(lengths)}: audio kept in the spool"
+    )

@@ -136,3 +136,12 @@ def test_resume_point_power_cut_only_when_server_is_ahead_of_a_closed_recording(
     assert resume_point(1000, 400, closed=False) == (400, False)
     assert resume_point(1000, 1000, closed=True) == (1000, False)
     assert resume_point(1000, 1200, closed=True) == (1200, True)
+
+
+def test_processing_shortfall_only_when_the_service_holds_less() -> None:
+    from edge_recorder.delivery_backlog import processing_shortfall
+
+    assert processing_shortfall(2, 300, [100, 200]) == ""
+    assert processing_shortfall(2, 310, [100, 200]) == ""  # more: bytes sent before a power cut
+    assert "1 recording(s) / 200 bytes" in processing_shortfall(1, 200, [100, 200])
+    assert "audio kept" in processing_shortfall(2, 250, [100, 200])

@@ -230,3 +230,31 @@ async def test_session_lost_before_processing_is_delivered_again(rig: Rig) -> No
     rig.end(rec.cid)
     await _finish(rig)
     assert await _transports(rig, rec.cid) == ["rest"]
+
+
+async def test_a_recording_lost_after_delivery_is_kept_not_reclaimed(rig: Rig) -> None:
+    """Found by the daemon chaos trials: the service forgets a recording it had confirmed and
+    closed; StartProcessing then counts fewer recordings than the device delivered."""
+    first = rig.begin()
+    await rig.play(first, 6)
+    first.close()
+    await rig.wait_recordings_delivered()
+    rig.network("cut")
+    await rig.emu.forget_recording(first.cid, first.rid)
+    second = rig.begin(first.cid)
+    await rig.play(second, 6)
+    second.close()
+    rig.end(first.cid)
+    rig.network("pass")
+    rig.wake()
+    await async_poll_until(
+        lambda: rig.spool.recording(first.rid).quarantine is not None, 30, "quarantine"
+    )
+    for rec in (first, second):
+        info = rig.spool.recording(rec.rid)
+        assert "audio kept in the spool" in (info.quarantine or "")
+        assert rig.spool.read(rec.rid, 0, info.length) == bytes(rec.data)  # nothing reclaimed
+    assert rig.spool.encounters_ready_for_processing() == []  # no StartProcessing loop
+    assert rig.engine is not None
+    error = rig.engine.snapshot().last_error
+    assert error is not None and error.code == "delivery_quarantined"
