@@ -86,9 +86,10 @@ distclean: clean
 	rm -rf $(VENV)
 
 ## chaos: N seeded delivery chaos trials (random cuts, black holes, restarts, 500/429/401,
-## forgotten recordings) against the emulator; prints "N passed, M failed" (N=50 SEED=1)
+## forgotten recordings) against the emulator; prints "N passed, M failed" (N=50 SEED=1).
+## DAEMON=1: the trials SIGKILL and restart the real daemon process instead.
 .PHONY: chaos
 N ?= 50
 SEED ?= 1
 chaos: bootstrap
-	$(PY) -m tests.chaos.trials --n $(N) --seed $(SEED)
+	$(PY) -m tests.chaos.trials --n $(N) --seed $(SEED) $(if $(DAEMON),--daemon)

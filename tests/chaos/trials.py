@@ -234,9 +234,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50, help="number of trials")
     parser.add_argument("--seed", type=int, default=1, help="seed of the trial seeds")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--daemon",
+        action="store_true",
+        help="SIGKILL trials of the real daemon process (tests/chaos/daemon_trials.py)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)
     with contextlib.suppress(KeyboardInterrupt):
+        if args.daemon:
+            from tests.chaos.daemon_trials import main_daemon
+
+            return asyncio.run(main_daemon(trial_seeds(args.seed, args.n), args.verbose))
         return asyncio.run(_main(args.n, args.seed, args.verbose))
     return 130
 
