@@ -4,6 +4,7 @@ emulator byte for byte, with the LEDs following the documented table."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,46 @@ async def _more_than(daemon: Any, seq: int, spooled: int) -> bool:
     further apart than the debounce time, as a person's are)."""
     status = await daemon.status()
     return bool(status["recording_seq"] == seq and status["backlog"]["bytes"] > spooled)
+
+
+@pytest.fixture
+def wav16(speech_wav: Path, tmp_path: Path) -> Path:
+    """The speech as 16 kHz mono PCM16: the rate and format the service stores."""
+    out = tmp_path / "speech-16k.wav"
+    subprocess.run(
+        ["sox", str(speech_wav), "-r", "16000", "-c", "1", "-b", "16", str(out)], check=True
+    )
+    return out
+
+
+async def test_stored_pcm_equals_the_source_wav_sample_for_sample(
+    aas_emulator: EmulatorHandle, start_daemon: StartDaemon, tmp_path: Path, short_dir: Path,
+    wav16: Path,
+) -> None:  # fmt: skip
+    """With a 16 kHz mono source and no DC removal or gain the pipeline must not touch a
+    sample: what the service stores is the source WAV itself, frame range for frame range."""
+    tree = daemon_config(aas_emulator, tmp_path, short_dir, wav16)
+    tree["audio"]["dc_removal"] = False
+    config = write_config(tmp_path / "device.toml", tree)
+    daemon = await start_daemon(config)
+    await daemon.ready()
+    code, out, err = await daemon.ctl("start")
+    assert code == 0, err
+    cid = json.loads(out)["data"]["correlation_id"]
+
+    async def some_audio() -> bool:
+        return bool((await daemon.status())["backlog"]["bytes"] > 64000)
+
+    await wait_for(some_audio, what="audio in the recording")
+    code, _, err = await daemon.ctl("stop")
+    assert code == 0, err
+
+    async def done() -> bool:
+        return await delivered(aas_emulator, cid, 1) is not None
+
+    await wait_for(done, what="the recording finalized and processing started")
+    (closed,) = closed_recordings(daemon.log)
+    stored = await aas_emulator.recording_bytes(cid, closed["id"])
+    source, rate = soundfile.read(wav16, dtype="int16")
+    assert rate == 16000 and len(stored) > 64000
+    assert stored == source[closed["start"] : closed["end"]].tobytes()
