@@ -17,7 +17,8 @@ from edge_recorder.uplink.auth import ClientCredentialsProvider
 from edge_recorder.uplink.base import DataFormat, ErrorKind, RecordingRef, UplinkError
 from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.uplink.conftest import device_config, new_session, pcm_audio
-from tests.integration.uplink.tls import Pki, TlsProxy, make_pki, server_context
+from tests.integration.uplink.tls import TlsProxy, server_context
+from tests.pki import Pki, make_pki
 
 
 class TlsFront:
