@@ -6,9 +6,9 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -99,3 +99,33 @@ def tokens_for(tmp_path: Path) -> Callable[..., ClientCredentialsProvider]:
         return ClientCredentialsProvider.from_config(cfg.auth)
 
     return make
+
+
+class _FromConfig(Protocol):
+    @classmethod
+    def from_config(cls, config: Config, tokens: ClientCredentialsProvider) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=_FromConfig)
+
+
+async def client_factory(
+    cls: type[ClientT], tmp_path: Path
+) -> AsyncIterator[Callable[..., tuple[ClientT, ClientCredentialsProvider]]]:
+    """Yields `make(emu, **sections)` → (client of `cls` built from the device config, its
+    token provider); closes every pair made when the test ends."""
+    made: list[tuple[ClientT, ClientCredentialsProvider]] = []
+
+    def make(emu: EmulatorHandle, **sections: Any) -> tuple[ClientT, ClientCredentialsProvider]:
+        cfg = device_config(emu, tmp_path, **sections)
+        tokens = ClientCredentialsProvider.from_config(cfg.auth)
+        pair = (cls.from_config(cfg, tokens), tokens)
+        made.append(pair)
+        return pair
+
+    yield make
+    for client, tokens in made:
+        await client.aclose()
+        await tokens.aclose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
@@ -23,7 +22,7 @@ from tests.fixtures.emulator import EmulatorHandle, MakeEmulator, sha256
 from tests.integration.uplink.conftest import (
     CHUNK_100MS,
     chunks,
-    device_config,
+    client_factory,
     new_session,
     pcm_audio,
     wait_until,
@@ -35,21 +34,8 @@ GrpcFactory = Callable[..., tuple[AasGrpcClient, ClientCredentialsProvider]]
 
 @pytest.fixture
 async def grpc_client(tmp_path: Path) -> AsyncIterator[GrpcFactory]:
-    made: list[tuple[AasGrpcClient, ClientCredentialsProvider]] = []
-
-    def make(
-        emu: EmulatorHandle, **sections: Any
-    ) -> tuple[AasGrpcClient, ClientCredentialsProvider]:
-        cfg = device_config(emu, tmp_path, **sections)
-        tokens = ClientCredentialsProvider.from_config(cfg.auth)
-        pair = (AasGrpcClient.from_config(cfg, tokens), tokens)
-        made.append(pair)
-        return pair
-
-    yield make
-    for client, tokens in made:
-        await client.aclose()
-        await tokens.aclose()
+    async for make in client_factory(AasGrpcClient, tmp_path):
+        yield make
 
 
 async def stream(

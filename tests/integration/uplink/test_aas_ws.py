@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,7 +14,7 @@ from tests.fixtures.emulator import EmulatorHandle, MakeEmulator, sha256
 from tests.integration.uplink.conftest import (
     CHUNK_100MS,
     chunks,
-    device_config,
+    client_factory,
     new_session,
     pcm_audio,
 )
@@ -26,21 +25,8 @@ WsFactory = Callable[..., tuple[AasWebSocketClient, ClientCredentialsProvider]]
 
 @pytest.fixture
 async def ws_client(tmp_path: Path) -> AsyncIterator[WsFactory]:
-    made: list[tuple[AasWebSocketClient, ClientCredentialsProvider]] = []
-
-    def make(
-        emu: EmulatorHandle, **sections: Any
-    ) -> tuple[AasWebSocketClient, ClientCredentialsProvider]:
-        cfg = device_config(emu, tmp_path, **sections)
-        tokens = ClientCredentialsProvider.from_config(cfg.auth)
-        pair = (AasWebSocketClient.from_config(cfg, tokens), tokens)
-        made.append(pair)
-        return pair
-
-    yield make
-    for client, tokens in made:
-        await client.aclose()
-        await tokens.aclose()
+    async for make in client_factory(AasWebSocketClient, tmp_path):
+        yield make
 
 
 @pytest.mark.parametrize("header_blocks", [True, False], ids=["header-blocks", "bare-json"])
