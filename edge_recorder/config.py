@@ -6,57 +6,35 @@ Secrets are never values here, only references (`*_file` keys or systemd credent
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import (
-    BaseModel,
     ByteSize,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
+from edge_recorder.config_base import (
+    GpioPin,
+    PositiveSeconds,
+    SampleFormat,
+    Seconds,
+    Section,
+    host_of,
+    is_loopback_host,
+)
+from edge_recorder.uplink.aws.config import AwsScribeConfig
+from edge_recorder.uplink.corti.config import CortiConfig
+from edge_recorder.uplink.dice.config import DiceConfig
+
 DEFAULT_CONFIG_PATH = Path("/etc/edge-recorder/config.toml")
 ENV_PREFIX = "EDGE_RECORDER__"
-
-SampleFormat = Literal["S16_LE", "S24_LE", "S32_LE"]
-Seconds = Annotated[float, Field(ge=0)]
-PositiveSeconds = Annotated[float, Field(gt=0)]
-GpioPin = Annotated[int, Field(ge=0, le=53)]
-
-
-class Section(BaseModel):
-    """Base for every section: strict about unknown keys, validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for names and addresses that never leave this machine (TLS may be skipped)."""
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _host_of(endpoint: str) -> str:
-    """Host part of a URL (`https://h:1/x`) or a gRPC target (`h:1`, `dns:///h:1`)."""
-    if "://" in endpoint:
-        return urlsplit(endpoint).hostname or ""
-    target = endpoint.removeprefix("dns:///").removeprefix("ipv4:")
-    if target.startswith("["):
-        return target[1 : target.find("]")]
-    return target.rsplit(":", 1)[0]
 
 
 class DeviceConfig(Section):
@@ -193,7 +171,9 @@ class SpoolConfig(Section):
 class UplinkConfig(Section):
     """Which service receives the audio, and how delivery retries."""
 
-    service: Literal["aas"] = Field("aas", description="Delivery target service.")
+    service: Literal["aas", "corti", "dice", "aws-connect-health", "aws-healthscribe"] = Field(
+        "aas", description="Delivery target service (its own section holds its settings)."
+    )
     live: bool = Field(True, description="Stream the recording live when online.")
     live_transport: Literal["grpc", "websocket"] = Field(
         "grpc", description="Transport for live streaming to AAS."
@@ -230,7 +210,7 @@ class AuthConfig(Section):
     @model_validator(mode="after")
     def _consistent(self) -> AuthConfig:
         url = self.token_url
-        if url and not url.startswith("https://") and not is_loopback_host(_host_of(url)):
+        if url and not url.startswith("https://") and not is_loopback_host(host_of(url)):
             raise ValueError("auth.token_url must use https:// outside loopback")
         return self
 
@@ -269,7 +249,7 @@ class AasConfig(Section):
         if not self.tls:
             for key in ("grpc_target", "rest_url", "ws_url"):
                 value = getattr(self, key)
-                if value and not is_loopback_host(_host_of(value)):
+                if value and not is_loopback_host(host_of(value)):
                     raise ValueError(f"aas.tls = false is only allowed for loopback ({key})")
         for key in ("rest_url", "ws_url"):
             value = getattr(self, key)
@@ -389,6 +369,9 @@ class Config(Section):
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     aas: AasConfig = Field(default_factory=AasConfig)
+    corti: CortiConfig = Field(default_factory=CortiConfig)
+    dice: DiceConfig = Field(default_factory=DiceConfig)
+    aws: AwsScribeConfig = Field(default_factory=AwsScribeConfig)
     panel: PanelConfig = Field(default_factory=PanelConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)

@@ -45,7 +45,7 @@ from edge_recorder.uplink.base import (
     SessionIdentity,
     UplinkError,
 )
-from edge_recorder.uplink.factory import AasUplinks, aas_uplinks
+from edge_recorder.uplink.factory import Uplinks, build_uplinks
 
 log = get_logger(__name__)
 
@@ -64,6 +64,8 @@ class DeliverySnapshot:
     last_error: ErrorInfo | None
     refusing: bool  # the service refuses this device (403 / allow list / credentials)
     service_limits: tuple[float, float] | None  # (max_duration_s, warn_before_s), cached
+    service: str = "aas"  # uplink.service
+    processing_refs: tuple[tuple[str, str], ...] = ()  # ids the service returned (no text)
 
 
 @dataclass
@@ -72,7 +74,7 @@ class DeliveryContext:
 
     config: Config
     spool: Spool
-    uplinks: AasUplinks
+    uplinks: Uplinks
     clock: Callable[[], float]
     state: DeliveryState
     rand: Callable[[], float] = random.random
@@ -86,6 +88,7 @@ class DeliveryContext:
     refusing: bool = False
     last_delivery_at: datetime | None = None
     last_error: ErrorInfo | None = None
+    processing_refs: tuple[tuple[str, str], ...] = ()
     service: ServiceConfiguration | None = None
     service_at: float | None = None
     link_failures: int = 0  # consecutive transport failures on the live connection
@@ -96,7 +99,7 @@ class DeliveryContext:
 
     # ---- identity and sizes ----------------------------------------------------------------
     def identity(self, correlation_id: str) -> SessionIdentity:
-        return SessionIdentity.from_config(self.config.aas, correlation_id)
+        return self.uplinks.identity(correlation_id)
 
     @property
     def max_chunk(self) -> int:
@@ -210,14 +213,15 @@ class DeliveryEngine:
         config: Config,
         spool: Spool,
         *,
-        uplinks: AasUplinks | None = None,
+        uplinks: Uplinks | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._config_error: str | None = None
+        state = DeliveryState(spool.dir)
         if uplinks is None:
             try:
-                uplinks = aas_uplinks(config)
+                uplinks = build_uplinks(config, state)
             except (ValueError, OSError) as exc:  # missing endpoint/secret: report, do not crash
                 self._config_error = str(exc)
         self._ctx = DeliveryContext(
@@ -225,7 +229,7 @@ class DeliveryEngine:
             spool=spool,
             uplinks=uplinks,  # type: ignore[arg-type]  # None only with _config_error set
             clock=clock,
-            state=DeliveryState(spool.dir),
+            state=state,
             rand=rand,
         )
         self._ctx.state.prune(r.id for r in spool.recordings())
@@ -274,6 +278,8 @@ class DeliveryEngine:
             last_error=ctx.last_error,
             refusing=ctx.refusing,
             service_limits=limits,
+            service=ctx.config.uplink.service,
+            processing_refs=ctx.processing_refs,
         )
 
     async def aclose(self) -> None:

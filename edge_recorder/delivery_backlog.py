@@ -132,12 +132,13 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
                 ctx.rest_sessions.discard(enc.id)
                 return True
             return False
+        ctx.processing_refs = started.references
         shortfall = processing_shortfall(
             started.recording_count,
             started.total_bytes,
             [ctx.spool.recording(rid).length for rid in enc.recordings],
         )
-        if shortfall:
+        if shortfall and ctx.uplinks.holds_copy:
             # The service no longer holds everything it confirmed (it expired or lost a
             # recording): reclaiming the spool now would lose that audio for good. Keep it,
             # loudly, for an operator (`spool show`, `spool retry` once the service has it).
@@ -146,6 +147,7 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
             log.error("processing started without all the audio; nothing deleted", reason=shortfall)
             return True
     ctx.spool.mark_processing_started(enc.id)
+    ctx.state.drop(f"{ctx.config.uplink.service}:{enc.id}")
     ctx.succeeded()
     ctx.state.prune(r.id for r in ctx.spool.recordings())
     log.info("encounter handed to processing", recordings=len(enc.recordings))

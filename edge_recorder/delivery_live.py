@@ -93,7 +93,7 @@ async def live_loop(ctx: DeliveryContext) -> None:
 
 
 def _pick_live(ctx: DeliveryContext) -> str | None:
-    if not ctx.config.uplink.live:
+    if not (ctx.config.uplink.live and ctx.uplinks.live_enabled):
         return None
     for info in ctx.spool.pending_recordings():
         if info.state == "open" and info.live and info.id not in ctx.claimed:

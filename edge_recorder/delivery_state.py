@@ -7,6 +7,9 @@ Two facts the spool ledger does not hold:
   saw, or after it forgot one.
 - `rest_chunk_bytes`: the REST chunk size an upload started with. Chunk ids derive from offsets
   and this size, so a retry after a restart must use the same size or ids would name other bytes.
+- `service`: small facts a non-AAS uplink keeps (`UplinkState`), such as the Corti
+  interaction id of an encounter or the id of an uploaded part, so a retry after a restart
+  does not create a second interaction or upload a part twice.
 Saved atomically (temp, fsync, rename, fsync dir) before the action it guards, so after a
 crash the file can only claim more than happened, which is the safe side.
 """
@@ -30,6 +33,7 @@ class DeliveryState:
         self._path = directory / STATE_NAME
         self._live: set[str] = set()
         self._chunk: dict[str, int] = {}
+        self._service: dict[str, str] = {}
         self._load()
 
     def _load(self) -> None:
@@ -37,6 +41,7 @@ class DeliveryState:
             raw = json.loads(self._path.read_bytes())
             self._live = {str(r) for r in raw.get("live", [])}
             self._chunk = {str(k): int(v) for k, v in raw.get("rest_chunk_bytes", {}).items()}
+            self._service = {str(k): str(v) for k, v in raw.get("service", {}).items()}
         except FileNotFoundError:
             return
         except (ValueError, TypeError, AttributeError) as exc:
@@ -70,6 +75,21 @@ class DeliveryState:
         if self._chunk.pop(recording_id, None) is not None:
             self._save()
 
+    # ---- UplinkState ------------------------------------------------------------------------
+    def get(self, key: str) -> str | None:
+        return self._service.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        if self._service.get(key) != value:
+            self._service[key] = value
+            self._save()
+
+    def drop(self, prefix: str) -> None:
+        kept = {k: v for k, v in self._service.items() if not k.startswith(prefix)}
+        if kept != self._service:
+            self._service = kept
+            self._save()
+
     def prune(self, keep: Iterable[str]) -> None:
         """Drop entries of recordings that left the spool."""
         kept = set(keep)
@@ -80,7 +100,8 @@ class DeliveryState:
 
     def _save(self) -> None:
         payload = json.dumps(
-            {"live": sorted(self._live), "rest_chunk_bytes": self._chunk}, separators=(",", ":")
+            {"live": sorted(self._live), "rest_chunk_bytes": self._chunk, "service": self._service},
+            separators=(",", ":"),
         ).encode()
         tmp = self._path.with_name(f".{STATE_NAME}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

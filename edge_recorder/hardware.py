@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edge_recorder.config import AudioConfig, GpioPin, PanelConfig
+from edge_recorder.config import AudioConfig, PanelConfig
+from edge_recorder.config_base import GpioPin
 from edge_recorder.configfile import ConfigError, read_toml, register_raw_tree_hook
 
 PACKAGE_PROFILES = Path(__file__).resolve().parent / "profiles"

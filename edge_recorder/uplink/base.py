@@ -129,6 +129,11 @@ class SessionIdentity:
     actions: tuple[str, ...] = ("generate-draft",)
 
     @classmethod
+    def local(cls, correlation_id: str, locale: str = "en-US") -> SessionIdentity:
+        """An encounter for a service that needs no AAS partner identity (Corti, Dice, AWS)."""
+        return cls(correlation_id, customer_id="", partner_id="", product_id="", locale=locale)
+
+    @classmethod
     def from_config(
         cls,
         aas: AasConfig,
@@ -208,11 +213,16 @@ class ServiceConfiguration:
 
 @dataclass(frozen=True)
 class ProcessingStarted:
-    """StartProcessing's answer: how many recordings and bytes the service will process."""
+    """StartProcessing's answer: how many recordings and bytes the service will process.
+
+    `references` are the service's own ids for what processing produced (a transcript or
+    document id), shown in status; opaque ids only, never text the service generated.
+    """
 
     correlation_id: str
     recording_count: int
     total_bytes: int
+    references: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,6 +339,21 @@ class LiveStreamer(Protocol):
     ) -> ProcessingStarted: ...
 
     async def aclose(self) -> None: ...
+
+
+class UplinkState(Protocol):
+    """Small facts an uplink must remember across restarts (the service's ids for an
+    encounter or an uploaded part), persisted atomically by the delivery engine before `put`
+    returns. Keys are the uplink's own (prefix them with the service name); values are ids,
+    never audio or patient data."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def put(self, key: str, value: str) -> None: ...
+
+    def drop(self, prefix: str) -> None:
+        """Forget every key starting with `prefix` (the encounter left the spool)."""
+        ...
 
 
 ChunkReader = Callable[[int, int], Awaitable[bytes]]

@@ -32,7 +32,7 @@ async def probe_aas_async(config: Config) -> list[CheckResult]:
     try:
         started = time.monotonic()
         try:
-            await uplinks.tokens.token()
+            await uplinks.check_auth()
             rows.append(
                 CheckResult(
                     "aas-token",

@@ -25,7 +25,7 @@ from edge_recorder.config import Config
 from edge_recorder.delivery import DeliveryEngine
 from edge_recorder.faultproxy import FaultProxy
 from edge_recorder.spool import RecordingWriter, Spool, UnknownRecording
-from edge_recorder.uplink.factory import AasUplinks, aas_uplinks
+from edge_recorder.uplink.factory import Uplinks, aas_uplinks
 from tests.fixtures.emulator import EmulatorHandle
 
 CHUNK = 3200  # 100 ms of 16 kHz mono PCM16
@@ -123,7 +123,7 @@ class Rig:
         return cls(emu, grpc, http, tmp, config)
 
     # ---- the engine ----------------------------------------------------------------------
-    def uplinks(self) -> AasUplinks:
+    def uplinks(self) -> Uplinks:
         """Real uplinks, with StartProcessing counted per encounter."""
         uplinks = aas_uplinks(self.config)
         original = uplinks.live.start_processing

@@ -1,0 +1,1 @@
+"""AWS medical scribe streaming: Connect Health listening sessions and HealthScribe."""

@@ -1,0 +1,1 @@
+"""Corti asynchronous ambient workflow (interactions, recordings, transcripts, documents)."""

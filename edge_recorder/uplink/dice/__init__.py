@@ -1,0 +1,1 @@
+"""Dice real-time STREAM WebSocket scribe."""
