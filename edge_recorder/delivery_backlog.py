@@ -17,10 +17,10 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from edge_recorder.delivery_live import stream_recording
-from edge_recorder.delivery_policy import Action, Phase, decide
+from edge_recorder.delivery_policy import Action, Phase, decide, missing_recordings
 from edge_recorder.logs import get_logger
 from edge_recorder.spool import CorruptRecord, EncounterInfo
-from edge_recorder.uplink.base import ErrorKind, UplinkError
+from edge_recorder.uplink.base import ErrorKind, ProcessingStarted, UplinkError
 
 if TYPE_CHECKING:
     from edge_recorder.delivery import DeliveryContext
@@ -133,18 +133,7 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
                 return True
             return False
         ctx.processing_refs = started.references
-        shortfall = processing_shortfall(
-            started.recording_count,
-            started.total_bytes,
-            [ctx.spool.recording(rid).length for rid in enc.recordings],
-        )
-        if shortfall and ctx.uplinks.holds_copy:
-            # The service no longer holds everything it confirmed (it expired or lost a
-            # recording): reclaiming the spool now would lose that audio for good. Keep it,
-            # loudly, for an operator (`spool show`, `spool retry` once the service has it).
-            for rid in enc.recordings:
-                ctx.quarantine(rid, shortfall)
-            log.error("processing started without all the audio; nothing deleted", reason=shortfall)
+        if ctx.uplinks.holds_copy and not _holds_everything(ctx, enc, started):
             return True
     ctx.spool.mark_processing_started(enc.id)
     ctx.state.drop(f"{ctx.config.uplink.service}:{enc.id}")
@@ -152,6 +141,42 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
     ctx.state.prune(r.id for r in ctx.spool.recordings())
     log.info("encounter handed to processing", recordings=len(enc.recordings))
     return True
+
+
+def _holds_everything(ctx: DeliveryContext, enc: EncounterInfo, started: ProcessingStarted) -> bool:
+    """Check StartProcessing's answer against the spool before anything may be reclaimed.
+
+    The service holding less than it confirmed means it lost a recording after closing it.
+    When the answer singles out the lost recording(s), they alone go up again (REST, from
+    byte 0; the others stay as they are, so nothing is duplicated) and StartProcessing is
+    called again afterwards. Only once per encounter: a second shortfall, or one that names
+    no recording, quarantines the encounter's audio with an alert (kept, never deleted)."""
+    lengths = {rid: ctx.spool.recording(rid).length for rid in enc.recordings}
+    shortfall = processing_shortfall(
+        started.recording_count, started.total_bytes, list(lengths.values())
+    )
+    if not shortfall:
+        return True
+    retried_key = f"{ctx.config.uplink.service}:{enc.id}:redelivered"
+    lost = missing_recordings(started.recording_count, started.total_bytes, lengths)
+    if lost and ctx.state.get(retried_key) is None:
+        ctx.state.put(retried_key, ",".join(lost))
+        for rid in lost:
+            ctx.spool.reset_confirmed(rid)
+            ctx.state.clear_live(rid)  # the service no longer knows its GUID: REST, from 0
+        log.warning(
+            "service lost recording(s) it had confirmed; delivering them again",
+            recordings=len(lost),
+            reason=shortfall,
+        )
+        return False
+    # The service no longer holds everything it confirmed and the answer does not say what
+    # (or re-delivery did not help): reclaiming the spool now would lose that audio for good.
+    # Keep it, loudly, for an operator (`spool show`, `spool retry` once the service has it).
+    for rid in enc.recordings:
+        ctx.quarantine(rid, shortfall)
+    log.error("processing started without all the audio; nothing deleted", reason=shortfall)
+    return False
 
 
 def _next_due_s(ctx: DeliveryContext) -> float:

@@ -130,3 +130,32 @@ def resume_point(spool_length: int, server_holds: int, closed: bool) -> tuple[in
     if server_holds <= spool_length:
         return server_holds, False
     return server_holds, closed
+
+
+MAX_SUBSETS_TRIED = 20_000  # bound on the search below (encounters hold a handful of recordings)
+
+
+def missing_recordings(count: int, total_bytes: int, lengths: dict[str, int]) -> list[str] | None:
+    """Which recordings the service lost, from StartProcessing's count and byte total.
+
+    The service answers only how many recordings and bytes it will process. When exactly one
+    set of `len(lengths) - count` recordings accounts for the missing bytes, those are the lost
+    ones and only they need delivering again; None when the answer does not single them out
+    (several candidate sets, or sums that fit no set, e.g. after a power cut left the service
+    holding more than the spool): then nothing is guessed and the audio is kept for an operator.
+    """
+    from itertools import combinations
+
+    lost_count = len(lengths) - count
+    lost_bytes = sum(lengths.values()) - total_bytes
+    if lost_count <= 0 or lost_bytes < 0:
+        return None
+    found: list[str] | None = None
+    for tried, subset in enumerate(combinations(sorted(lengths), lost_count)):
+        if tried >= MAX_SUBSETS_TRIED:
+            return None
+        if sum(lengths[rid] for rid in subset) == lost_bytes:
+            if found is not None:
+                return None  # ambiguous: two different sets would explain the answer
+            found = list(subset)
+    return found

@@ -67,6 +67,9 @@ async def add_fault(request: web.Request) -> web.Response:
             return web.json_response(
                 {"error": "forget_recording needs correlationId and recordingId"}, status=400
             )
+        if spec.get("unlessProcessing") and ctx.store.processing_started(cid, str(rid).lower()):
+            # checked and done in one step: a StartProcessing cannot slip in between
+            return web.json_response({"error": "already handed to processing"}, status=409)
         if not ctx.store.forget(cid, str(rid).lower()):
             return web.json_response({"error": "unknown recording"}, status=404)
         return web.json_response({"forgotten": {"correlationId": cid, "recordingId": str(rid)}})

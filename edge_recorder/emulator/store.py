@@ -281,6 +281,15 @@ class Store:
         self.save(session)
         return len(chosen), total
 
+    def processing_started(self, cid: str, recording_id: str) -> bool:
+        """The recording was handed to processing (StartProcessing, or a REST finalize)."""
+        session = self.sessions.get(cid)
+        if session is None:
+            return False
+        key = recording_id if recording_id in session.recordings else rest_key_of(recording_id)
+        rec = session.recordings.get(key)
+        return rec is not None and rec.processing_started
+
     def forget(self, cid: str, recording_id: str) -> bool:
         """Drop a recording as if it expired server side (fault injection)."""
         session = self.sessions.get(cid)

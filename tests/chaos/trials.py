@@ -48,6 +48,7 @@ FAULTS = (
     "grpc_401",
     "rest_401",
     "forget",
+    "forget_closed",
 )
 TRIAL_UPLINK: dict[str, Any] = {"request_timeout_s": 1.0}
 
@@ -63,6 +64,7 @@ class Step:
 class Plan:
     seed: int
     layout: list[list[int]]  # per encounter, chunks per recording
+    tails: list[list[int]] = field(default_factory=list)  # extra bytes closing each recording
     steps: list[Step] = field(default_factory=list)
 
     @property
@@ -75,7 +77,10 @@ def make_plan(seed: int) -> Plan:
     layout = [
         [rng.randint(3, 25) for _ in range(rng.randint(1, 3))] for _ in range(rng.randint(1, 3))
     ]
-    plan = Plan(seed, layout)
+    # Capture's recordings end at any sample, not on a chunk boundary: a random even tail per
+    # recording (which also lets StartProcessing's byte total single out a lost recording).
+    tails = [[2 * rng.randint(1, 1000) for _ in enc] for enc in layout]
+    plan = Plan(seed, layout, tails)
     for _ in range(rng.randint(1, 4)):
         plan.steps.append(
             Step(rng.randrange(plan.total_chunks), rng.choice(FAULTS), rng.randint(1, 12))
@@ -124,23 +129,19 @@ async def _apply(step: Step, target: Target, current: Recording | None) -> None:
     elif kind == "restart_delivery":
         await target.stop_delivery()
         await target.start_delivery()
-    elif kind == "forget":
-        # The service expires a recording while the device is offline (forgetting one the
-        # device already saw finalized would be the service losing processed data).
+    elif kind in ("forget", "forget_closed"):
+        # The service expires a recording while the device is offline: the one being captured,
+        # or one it had already confirmed and closed (of any encounter not yet handed to
+        # processing), which the device can only notice in StartProcessing's answer.
         rig.network("cut")
-        if current is not None and not _finalized(rig, current):
-            with contextlib.suppress(LookupError):  # not on the service yet: nothing to forget
-                await rig.emu.forget_recording(current.cid, current.rid)
+        candidates = [r for r in rig.recordings if rig.processing_calls[r.cid] == 0]
+        if kind == "forget_closed":
+            candidates = [r for r in candidates if r.closed]
+        if candidates:
+            await rig.forget(candidates[step.heal_after % len(candidates)])
     else:
         where, status = kind.split("_")
         await rig.emu.add_fault(kind="fail", target=where, status=int(status), count=2)
-
-
-def _finalized(rig: Rig, rec: Recording) -> bool:
-    try:
-        return rig.spool.recording(rec.rid).finalized
-    except LookupError:
-        return True  # already reclaimed
 
 
 async def run_plan(plan: Plan, workdir: Path, timeout_s: float = 60.0) -> Outcome:
@@ -159,9 +160,9 @@ async def run_plan(plan: Plan, workdir: Path, timeout_s: float = 60.0) -> Outcom
         heal_at: int | None = None
         chunk = 0
         current: Recording | None = None
-        for per_recording in plan.layout:
+        for per_recording, tails in zip(plan.layout, plan.tails, strict=True):
             cid: str | None = None
-            for n_chunks in per_recording:
+            for n_chunks, tail in zip(per_recording, tails, strict=True):
                 current = rig.begin(cid)
                 cid = current.cid
                 for _ in range(n_chunks):
@@ -174,6 +175,7 @@ async def run_plan(plan: Plan, workdir: Path, timeout_s: float = 60.0) -> Outcom
                         heal_at = None
                     await rig.play(current, 1, interval_s=0.005)
                     chunk += 1
+                current.write(tail)
                 current.close()
                 rig.wake()
             assert cid is not None

@@ -145,3 +145,15 @@ def test_processing_shortfall_only_when_the_service_holds_less() -> None:
     assert processing_shortfall(2, 310, [100, 200]) == ""  # more: bytes sent before a power cut
     assert "1 recording(s) / 200 bytes" in processing_shortfall(1, 200, [100, 200])
     assert "audio kept" in processing_shortfall(2, 250, [100, 200])
+
+
+def test_missing_recordings_single_out_the_lost_ones_or_refuse_to_guess() -> None:
+    from edge_recorder.delivery_policy import missing_recordings
+
+    lengths = {"a": 100, "b": 250, "c": 400}
+    assert missing_recordings(2, 500, lengths) == ["b"]
+    assert missing_recordings(1, 250, lengths) == ["a", "c"]
+    assert missing_recordings(3, 750, lengths) is None  # nothing lost
+    assert missing_recordings(2, 510, lengths) is None  # no recording is 240 bytes long
+    assert missing_recordings(2, 650, {"a": 100, "b": 100, "c": 550}) is None  # a or b?
+    assert missing_recordings(2, 900, lengths) is None  # holds more than delivered

@@ -232,9 +232,36 @@ async def test_session_lost_before_processing_is_delivered_again(rig: Rig) -> No
     assert await _transports(rig, rec.cid) == ["rest"]
 
 
-async def test_a_recording_lost_after_delivery_is_kept_not_reclaimed(rig: Rig) -> None:
+async def test_a_recording_lost_after_delivery_is_found_and_delivered_again(rig: Rig) -> None:
     """Found by the daemon chaos trials: the service forgets a recording it had confirmed and
-    closed; StartProcessing then counts fewer recordings than the device delivered."""
+    closed; StartProcessing then counts fewer recordings and bytes than the device delivered.
+    The answer singles out the lost one (its length alone explains the shortfall): only it goes
+    up again, through REST, and StartProcessing follows; the other is not sent twice."""
+    first = rig.begin()
+    await rig.play(first, 6)
+    first.close()
+    await rig.wait_recordings_delivered()
+    rig.network("cut")
+    assert await rig.forget(first)
+    second = rig.begin(first.cid)
+    await rig.play(second, 9)
+    second.close()
+    rig.end(first.cid)
+    rig.network("pass")
+    rig.wake()
+    await _finish(rig)
+    assert sorted(await _transports(rig, first.cid)) == ["grpc", "rest"]
+    session = await rig.emu.session(first.cid)
+    assert len(session["recordings"]) == 2  # no duplicate of the one the service kept
+    assert rig.spool.encounters_ready_for_processing() == []
+    assert rig.processing_calls[first.cid] == 2
+
+
+async def test_a_lost_recording_the_answer_cannot_single_out_is_kept_not_reclaimed(
+    rig: Rig,
+) -> None:
+    """Two recordings of equal length, one lost: StartProcessing's count and bytes fit either,
+    so nothing is guessed; the audio is quarantined with an alert, never reclaimed."""
     first = rig.begin()
     await rig.play(first, 6)
     first.close()
