@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from pydantic import BaseModel, ByteSize
+from pydantic import BaseModel, ByteSize, TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -61,9 +61,14 @@ def iter_keys(model: type[BaseModel] = Config, prefix: str = "") -> Iterator[tup
 
 def _toml_value(value: Any, path: str = "") -> str:
     if isinstance(value, ByteSize):
-        return f'"{value.human_readable(separator="")}"'
+        text = value.human_readable(separator="")
+        if TypeAdapter(ByteSize).validate_python(text) != value:
+            return str(int(value))  # "143.1MiB" is not 150000000: write the exact number
+        return f'"{text}"'
     if isinstance(value, Path):
         value = str(value)
+    if isinstance(value, dict):  # an inline table: tomli_w would write a [table] header
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     if path.endswith("_mode") and isinstance(value, int):
         return f"0o{value:o}"  # file modes read best in octal
     return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()

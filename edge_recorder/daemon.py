@@ -43,7 +43,8 @@ TICK_MAX_S = 1.0  # timers are checked at least this often
 HEALTH_EVERY_S = 1.0  # delivery/spool state is polled this often (and spool.sync)
 CAPTURE_MAX_AGE_S = 5.0  # the capture thread's heartbeat may be this old
 READY_WAIT_S = 5.0  # READY=1 waits at most this long for the first capture attempt
-LIVE_SECTIONS = {"log", "uplink", "auth", "aas"}  # applied by SIGHUP without a restart
+DELIVERY_SECTIONS = {"uplink", "auth", "aas", "corti", "dice", "aws"}  # restart delivery only
+LIVE_SECTIONS = {"log", *DELIVERY_SECTIONS}  # applied by SIGHUP without a restart
 
 
 def main(config_path: Path) -> int:
@@ -331,7 +332,7 @@ class Daemon:
         )
         if new.log != old.log:
             setup_logging(new.log.level, new.log.format)
-        if {"uplink", "auth", "aas"} & set(changed):
+        if DELIVERY_SECTIONS & set(changed):
             await self._stop_delivery()
             self.delivery = self.recorder.delivery = self._make_delivery(new)
             loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from edge_recorder.delivery_live import stream_recording
 from edge_recorder.delivery_policy import Action, Phase, decide, missing_recordings
 from edge_recorder.logs import get_logger
 from edge_recorder.spool import CorruptRecord, EncounterInfo
+from edge_recorder.status import encounter_ref
 from edge_recorder.uplink.base import ErrorKind, ProcessingStarted, UplinkError
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
             started = await live.start_processing(ctx.identity(enc.id))
         except UplinkError as err:
             decision = decide(err, "processing")
-            ctx.failed(err, decision, encounter=enc.id)
+            ctx.failed(err, decision, encounter_ref=encounter_ref(enc.id))
             delay = ctx.backoff(enc.attempts + 1, err, decision)
             ctx.spool.note_encounter_failure(enc.id, decision.reason, ctx.clock() + delay)
             if decision.action is Action.REDELIVER:

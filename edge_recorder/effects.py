@@ -122,6 +122,8 @@ class Recorder:
             snap = None
         base = DeviceStatus(
             online=bool(getattr(snap, "online", False)),
+            service=str(getattr(snap, "service", "aas")),
+            processing_refs=dict(getattr(snap, "processing_refs", ())),
             last_delivery_at=getattr(snap, "last_delivery_at", None),
             last_error=getattr(snap, "last_error", None),
             backlog=self.spool.backlog(),

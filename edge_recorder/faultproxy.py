@@ -3,6 +3,12 @@
 The chaos tests and the demo both use it, so the outages they prove the device survives are
 the same ones: connections cut (FIN), reset (RST), black-holed (bytes silently swallowed, the
 way a dead Wi-Fi access point behaves), slowed, or delayed, per direction.
+
+A connection that lost bytes in a black hole is reset when the hole closes, never forwarded
+again: TCP cannot deliver a stream with a gap in it (after an outage it either retransmits
+everything or the connection dies, e.g. at a NAT that forgot it). Forwarding the bytes after
+the gap would hand the peer a corrupt stream (an HTTP/2 peer then decodes headers against
+an HPACK table that is missing entries, and every later call on it fails or is misread).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class ProxyStats:
     bytes_down: int = 0
     swallowed_up: int = 0
     swallowed_down: int = 0
+    broken: int = 0  # connections reset because they had lost bytes in a black hole
 
 
 @dataclass(eq=False)  # identity semantics: links live in a set
@@ -38,6 +45,7 @@ class _Link:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    lost: set[str] = field(default_factory=set)  # directions that swallowed bytes
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:
@@ -98,7 +106,8 @@ class FaultProxy:
 
     # --- fault controls -------------------------------------------------------------------
     def pass_through(self) -> None:
-        """Heal the network: new connections go through, swallowed data stays lost."""
+        """Heal the network: connections that lost bytes are reset (swallowed data stays
+        lost, and no stream continues past a gap); the others and new ones go through."""
         self._set("pass", "both")
 
     def cut(self) -> None:
@@ -129,9 +138,21 @@ class FaultProxy:
     def _set(self, mode: Mode, direction: Direction) -> None:
         self.mode, self.direction = mode, direction
         log.info("fault proxy mode", mode=mode, direction=direction, target_port=self.target[1])
+        for link in list(self._links):
+            if any(not self._swallows(lost) for lost in link.lost):
+                self._break(link)
 
     def _applies(self, direction: Literal["up", "down"]) -> bool:
         return self.direction in ("both", direction)
+
+    def _swallows(self, direction: str) -> bool:
+        return self.mode == "blackhole" and self.direction in ("both", direction)
+
+    def _break(self, link: _Link) -> None:
+        """Reset a connection whose byte stream has a gap, so no byte after it is delivered."""
+        self.stats.broken += 1
+        log.info("fault proxy resets a connection that lost bytes", lost=sorted(link.lost))
+        self._drop(link, rst=True)
 
     # --- plumbing ---------------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -165,12 +186,16 @@ class FaultProxy:
     ) -> None:
         try:
             while data := await source.read(_PUMP_BYTES):
-                if self.mode == "blackhole" and self._applies(direction):
+                if self._swallows(direction):
+                    link.lost.add(direction)
                     if direction == "up":
                         self.stats.swallowed_up += len(data)
                     else:
                         self.stats.swallowed_down += len(data)
                     continue
+                if direction in link.lost:  # healed while this block was read: never skip
+                    self._break(link)
+                    return
                 if self.latency_s:
                     await asyncio.sleep(self.latency_s)  # the fault itself, not synchronisation
                 if self.mode == "slow" and self._applies(direction) and self.bytes_per_s > 0:

@@ -59,6 +59,10 @@ class DeviceStatus(_Model):
     alarms: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)  # e.g. "max_duration", "auto_stop"
     online: bool = False
+    service: str = "aas"  # uplink.service: where the audio goes
+    # The service's ids for what processing produced (transcript, document): local only (ctl),
+    # never published; opaque ids, never generated text.
+    processing_refs: dict[str, str] = Field(default_factory=dict)
     last_delivery_at: datetime | None = None
     backlog: BacklogStatus = Field(default_factory=BacklogStatus)
     mic: MicStatus = Field(default_factory=MicStatus)

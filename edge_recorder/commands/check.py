@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     rows.extend(summary(config))
     if args.probe:
         import edge_recorder.audio.sources  # registers the "mic" probe
-        import edge_recorder.uplink.probe  # noqa: F401  (registers the "aas" probe)
+        import edge_recorder.uplink.corti.probe  # registers the "corti" probe
+        import edge_recorder.uplink.probe  # noqa: F401  (registers "aas" and "service")
 
         for name, probe in registered_probes():
             try:

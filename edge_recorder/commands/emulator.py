@@ -1,7 +1,9 @@
-"""`edge-recorder emulator`: the local ambient audio streaming service (gRPC + REST + WebSocket).
+"""`edge-recorder emulator`: a local stand-in for the delivery service, AAS by default.
 
-Prints one line with the chosen ports and the development client credentials, then serves
-until SIGINT or SIGTERM. Everything it stores survives a restart with the same --data-dir.
+`--service aas` (gRPC + REST + WebSocket + token issuer), `corti` (REST workflow + /streams),
+`dice` (STREAM WebSocket + sign-in) or `aws` (HTTP/2 event stream with SigV4). Prints one line
+with the chosen ports, then serves until SIGINT or SIGTERM. Everything it stores survives a
+restart with the same --data-dir.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "free port; the chosen ports are printed on one line at start.",
     )
     parser.add_argument(
+        "--service",
+        choices=["aas", "corti", "dice", "aws"],
+        default="aas",
+        help="which service to emulate (default: aas)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path("aas-emulator-data"),
+        default=None,
         metavar="D",
-        help="where sessions, recordings and the signing key live (default: ./aas-emulator-data)",
+        help="where sessions, recordings and keys live (default: ./<service>-emulator-data)",
     )
     parser.add_argument("--grpc-port", type=int, default=50051, metavar="P", help="0 = any free")
     parser.add_argument("--http-port", type=int, default=8080, metavar="Q", help="0 = any free")
@@ -42,6 +50,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument(
+        "--http2-port", type=int, default=0, metavar="P", help="aws: HTTP/2 port (0 = any free)"
+    )
+    parser.add_argument(
+        "--aws-service",
+        choices=["aws-healthscribe", "aws-connect-health"],
+        default="aws-healthscribe",
+        help="aws: which uplink.service the written device config names",
+    )
+    parser.add_argument(
+        "--stream-limit-s", type=float, default=None, help="dice: per-stream limit (3600)"
+    )
+    parser.add_argument(
+        "--countdown-s", type=float, default=None, help="dice: duration_limit countdown (60)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -54,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     from edge_recorder.logs import setup_logging
 
     setup_logging(args.log_level)
+    if args.data_dir is None:
+        args.data_dir = Path(f"{args.service}-emulator-data")
+    if args.service != "aas":
+        return _serve_other(args)
     settings = EmulatorSettings(
         data_dir=args.data_dir.resolve(),
         host=args.host,
@@ -96,3 +123,27 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(serve())
+
+
+def _serve_other(args: argparse.Namespace) -> int:
+    """Corti, Dice or AWS: each package's `cli.serve(args)` runs until cancelled."""
+    import asyncio
+    import importlib
+    import signal
+
+    serve = importlib.import_module(f"edge_recorder.emulator.{args.service}.cli").serve
+
+    async def main() -> int:
+        task = asyncio.create_task(serve(args))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return int(await task)
+        except asyncio.CancelledError:
+            return 0
+        except OSError as exc:
+            print(f"edge-recorder emulator: cannot listen: {exc}", flush=True)
+            return 1
+
+    return asyncio.run(main())

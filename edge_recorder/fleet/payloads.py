@@ -225,6 +225,7 @@ def status_payload(
         "alarms": [scrub_text(a, secrets, 64) for a in status.alarms],
         "warnings": [scrub_text(w, secrets, 64) for w in status.warnings],
         "uplink_online": status.online,
+        "uplink_service": status.service,
         "last_delivery_at": iso(status.last_delivery_at),
         "last_error": _error(status, secrets),
         "backlog": {

@@ -89,7 +89,8 @@ def channel_options(
     reconnect_max_s: float = 60.0,
     connect_timeout_s: float = 10.0,
 ) -> list[tuple[str, int]]:
-    """Channel settings: keepalive while a stream is open, bounded reconnect back-off.
+    """Channel settings: keepalive while a stream is open, bounded reconnect back-off, and
+    connections of its own (so closing the channel really closes them).
 
     A dead link is noticed within keepalive + timeout. gRPC's own reconnect back-off (up to
     120 s by default) would override the delivery engine's: a call made while the channel
@@ -105,6 +106,10 @@ def channel_options(
         # gRPC core uses this as the minimum connect timeout of each attempt.
         ("grpc.min_reconnect_backoff_ms", int(connect_timeout_s * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(max(reconnect_max_s, reconnect_initial_s) * 1000)),
+        # gRPC core shares connections between channels to the same target through a global
+        # subchannel pool: closing one channel then keeps its connection alive for another,
+        # and the delivery engine's "drop the connection and dial a new one" would reuse it.
+        ("grpc.use_local_subchannel_pool", 1),
     ]
 
 

@@ -79,3 +79,60 @@ def probe_aas(config: Config) -> list[CheckResult]:
 
 
 register_probe("aas", probe_aas)
+
+
+class _MemoryState:
+    """A probe's throw-away UplinkState: probing must not touch the daemon's delivery.json."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self._values.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        self._values[key] = value
+
+    def drop(self, prefix: str) -> None:
+        self._values = {k: v for k, v in self._values.items() if not k.startswith(prefix)}
+
+
+async def probe_service_async(config: Config) -> list[CheckResult]:
+    """Dice and AWS: obtain a credential, then the side-effect-free online check the delivery
+    engine itself uses (Corti and AAS have their own, more detailed probes)."""
+    from edge_recorder.uplink.factory import build_uplinks
+
+    service = config.uplink.service
+    if service in ("aas", "corti"):
+        return []
+    try:
+        uplinks = build_uplinks(config, _MemoryState())
+    except (ValueError, OSError) as exc:
+        return [CheckResult(service, "fail", str(exc))]
+    rows: list[CheckResult] = []
+    try:
+        started = time.monotonic()
+        try:
+            await uplinks.check_auth()
+        except UplinkError as err:
+            return [CheckResult(f"{service}-credentials", "fail", str(err))]
+        ms = 1000 * (time.monotonic() - started)
+        rows.append(CheckResult(f"{service}-credentials", "ok", f"obtained in {ms:.0f} ms"))
+        try:
+            conf = await uplinks.live.retrieve_configuration(uplinks.identity(PROBE_CORRELATION_ID))
+            limit = conf.max_recording_duration_s
+            rows.append(
+                CheckResult(f"{service}-endpoint", "ok", f"reachable; limit {limit or '?'} s")
+            )
+        except UplinkError as err:
+            rows.append(CheckResult(f"{service}-endpoint", "fail", str(err)))
+    finally:
+        await uplinks.aclose()
+    return rows
+
+
+def probe_service(config: Config) -> list[CheckResult]:
+    return asyncio.run(probe_service_async(config))
+
+
+register_probe("service", probe_service)

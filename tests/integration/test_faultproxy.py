@@ -1,13 +1,21 @@
-"""The fault proxy against a real TCP echo server: each fault does what the chaos tests assume."""
+"""The fault proxy against a real TCP echo server and the emulator's gRPC front: each fault
+does what the chaos tests assume."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from edge_recorder.faultproxy import FaultProxy
+from edge_recorder.faultproxy import Direction, FaultProxy
+from edge_recorder.uplink.base import ErrorKind, LiveStreamer, SessionIdentity, UplinkError
+from edge_recorder.uplink.factory import aas_uplinks
+from tests.chaos.rig import device_config
+from tests.fixtures.emulator import EmulatorHandle
 from tests.helpers import async_poll_until
 
 
@@ -77,17 +85,126 @@ async def test_reset_aborts_connections(proxy: FaultProxy) -> None:
         await asyncio.wait_for(reader.read(), 5)
 
 
+async def _read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    """Everything the connection delivers until it ends (FIN or RST); fails if it stays open."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        try:
+            while data := await asyncio.wait_for(reader.read(65536), 5):
+                received += data
+        except TimeoutError:
+            raise AssertionError(f"still open after the heal; delivered {received!r}") from None
+    return received
+
+
 async def test_blackhole_swallows_one_direction(proxy: FaultProxy) -> None:
-    reader, writer = await _connect(proxy)
+    _reader, writer = await _connect(proxy)
     proxy.blackhole("up")
     writer.write(b"lost")
     await writer.drain()
     await async_poll_until(lambda: proxy.stats.swallowed_up >= 4, 5, "bytes swallowed")
     assert proxy.stats.bytes_up == 0
     proxy.pass_through()
-    writer.write(b"kept")
-    assert await asyncio.wait_for(reader.readexactly(4), 5) == b"kept"
+    assert await _roundtrip(proxy, b"healed") == b"healed"  # new connections go through
     writer.close()
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+async def test_a_healed_connection_never_delivers_a_stream_with_a_gap(
+    proxy: FaultProxy, direction: Direction
+) -> None:
+    """Real TCP delivers every byte in order or ends the connection: once bytes were
+    swallowed, the bytes after them must not arrive (an HTTP/2 peer would misread them)."""
+    reader, writer = await _connect(proxy)
+    writer.write(b"seen")
+    assert await asyncio.wait_for(reader.readexactly(4), 5) == b"seen"
+    proxy.blackhole(direction)
+    writer.write(b"lost")
+    await writer.drain()
+    stat = "swallowed_up" if direction == "up" else "swallowed_down"
+    await async_poll_until(lambda: getattr(proxy.stats, stat) >= 4, 5, "bytes swallowed")
+    proxy.pass_through()
+    with contextlib.suppress(ConnectionError):  # the reset may already show on this write
+        writer.write(b"kept")
+        await writer.drain()
+    received = await _read_until_closed(reader)
+    assert b"lostkept".startswith(received), f"a stream with a gap was delivered: {received!r}"
+    assert proxy.stats.broken == 1
+    writer.close()
+    assert await _roundtrip(proxy, b"healed") == b"healed"
+
+
+async def test_a_connection_that_lost_nothing_survives_a_blackhole(proxy: FaultProxy) -> None:
+    reader, writer = await _connect(proxy)
+    proxy.blackhole()
+    proxy.pass_through()
+    writer.write(b"still here")
+    assert await asyncio.wait_for(reader.readexactly(10), 5) == b"still here"
+    assert proxy.stats.broken == 0 and proxy.stats.connections == 1
+    writer.close()
+
+
+async def test_grpc_calls_after_a_blackhole_run_on_a_new_connection(
+    aas_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """The chaos trials' gRPC link: a call lost in a black hole must not leave the channel on
+    a connection whose HTTP/2 stream has a gap; after the heal it dials a new one."""
+    grpc_port = int(aas_emulator.grpc_target.rsplit(":", 1)[1])
+    async with FaultProxy("127.0.0.1", grpc_port) as proxy:
+        config = device_config(
+            aas_emulator, proxy.address, aas_emulator.http_url, tmp_path, request_timeout_s=1.0
+        )
+        uplinks = aas_uplinks(config)
+        live = uplinks.live
+        try:
+            await live.retrieve_configuration(uplinks.identity("before"))
+            proxy.blackhole()
+            with pytest.raises(UplinkError):  # its HEADERS and DATA frames are swallowed
+                await live.retrieve_configuration(uplinks.identity("during"))
+            assert proxy.stats.swallowed_up > 0
+            proxy.pass_through()
+            errors = await _first_successful_call(live, uplinks.identity("after"))
+            assert all(e.kind is ErrorKind.UNAVAILABLE for e in errors), errors
+            assert proxy.stats.connections == 2 and proxy.stats.broken == 1
+            await live.retrieve_configuration(uplinks.identity("again"))
+        finally:
+            await uplinks.aclose()
+
+
+async def test_grpc_client_redials_on_a_connection_of_its_own(
+    aas_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """The delivery engine drops a bad live connection with `aclose()`: the next call must dial
+    a new TCP connection even while another client of the process talks to the same target
+    (gRPC's global subchannel pool would hand it the old connection back)."""
+    grpc_port = int(aas_emulator.grpc_target.rsplit(":", 1)[1])
+    async with FaultProxy("127.0.0.1", grpc_port) as proxy:
+        config = device_config(aas_emulator, proxy.address, aas_emulator.http_url, tmp_path)
+        mine, other = aas_uplinks(config), aas_uplinks(config)
+        try:
+            await other.live.retrieve_configuration(other.identity("other"))
+            await mine.live.retrieve_configuration(mine.identity("mine"))
+            assert proxy.stats.connections == 2
+            await mine.live.aclose()
+            await mine.live.retrieve_configuration(mine.identity("redialled"))
+            assert proxy.stats.connections == 3
+        finally:
+            await mine.aclose()
+            await other.aclose()
+
+
+async def _first_successful_call(live: LiveStreamer, session: SessionIdentity) -> list[UplinkError]:
+    """Call until one succeeds (the first may still meet the reset connection); the errors."""
+    errors: list[UplinkError] = []
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            await live.retrieve_configuration(session)
+            return errors
+        except UplinkError as exc:
+            errors.append(exc)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no successful call after the heal: {errors}") from exc
 
 
 async def test_slow_and_latency_still_deliver_every_byte(proxy: FaultProxy) -> None:

@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from edge_recorder.configfile import load_config
 from edge_recorder.credentials import read_secret
 from edge_recorder.emulator.device_config import device_sections
@@ -113,3 +115,40 @@ def test_device_sections_validate_with_an_audio_section(tmp_path: Path) -> None:
     assert config.aas.grpc_target == "127.0.0.1:50051"
     # tenant ids are stable for a data dir
     assert device_sections(emulator, secret)["aas"]["customer_id"] == str(config.aas.customer_id)
+
+
+@pytest.mark.parametrize(
+    ("service", "uplink_service", "section"),
+    [("corti", "corti", "corti"), ("dice", "dice", "dice"), ("aws", "aws-healthscribe", "aws")],
+)
+def test_emulator_service_flag_serves_that_service_and_writes_its_device_config(
+    tmp_path: Path, service: str, uplink_service: str, section: str
+) -> None:
+    """`emulator --service X`: one line with the URLs, a device config naming the service
+    (validated by the real loader), a listening port, and a clean exit on SIGTERM."""
+    device = tmp_path / "device" / "config.toml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_RECORDER")}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "edge_recorder", "emulator", "--service", service,
+            "--data-dir", str(tmp_path / "data"), "--http-port", "0",
+            "--device-config", str(device), "--log-level", "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        first = _read_line(proc, time.monotonic() + 30)
+        assert first.startswith(f"{service}-emulator "), first
+        ports = dict(re.findall(r"(\w+)=(\S+)", first))
+        with urllib.request.urlopen(f"{ports['http_url']}/_emulator/sessions", timeout=10) as r:
+            assert r.status == 200
+        config = load_config(device, environ={})
+        assert config.uplink.service == uplink_service
+        assert getattr(config, section) != type(getattr(config, section))()  # pointed here
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err

@@ -1,0 +1,85 @@
+"""The notes and transcripts Dice sends back: PHI, so encrypted at rest and never logged.
+
+Each stream's result is one file `<spool.dir>/notes/<encounter>-<stream>.json.enc` (mode
+0600): a 12-byte random nonce, then AES-256-GCM of the JSON, with the file name as
+associated data (a file renamed to another encounter fails to open). The key is derived with
+HKDF from the spool's device key (`spool.crypto.load_key`: the systemd credential
+'spool-key', else `spool.key_file`), so the device key itself never seals data, as in the
+spool. A random 96-bit nonce per file is safe: a device writes a few files per encounter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from edge_recorder.logs import get_logger
+
+log = get_logger(__name__)
+
+NONCE_BYTES = 12
+SUFFIX = ".json.enc"
+_INFO = b"edge-recorder dice notes v1"
+
+
+def notes_key(device_key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(device_key)
+
+
+def seal(device_key: bytes, name: str, document: dict[str, Any]) -> bytes:
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    plain = json.dumps(document, separators=(",", ":")).encode()
+    return nonce + AESGCM(notes_key(device_key)).encrypt(nonce, plain, name.encode())
+
+
+def unseal(device_key: bytes, name: str, blob: bytes) -> dict[str, Any]:
+    """The document; raises cryptography's InvalidTag for a wrong key, name or tampering."""
+    nonce, sealed = blob[:NONCE_BYTES], blob[NONCE_BYTES:]
+    plain = AESGCM(notes_key(device_key)).decrypt(nonce, sealed, name.encode())
+    loaded: dict[str, Any] = json.loads(plain)
+    return loaded
+
+
+def read_note(device_key: bytes, path: Path) -> dict[str, Any]:
+    """Open a saved note file (for an operator tool or a test)."""
+    return unseal(device_key, path.name, path.read_bytes())
+
+
+class NoteWriter:
+    """Writes sealed note files; `load_key` is called lazily (the spool creates the key)."""
+
+    def __init__(self, directory: Path, load_key: Callable[[], bytes]) -> None:
+        self.directory = directory
+        self._load_key = load_key
+        self._key: bytes | None = None
+
+    def save(self, encounter: str, stream: str, document: dict[str, Any]) -> Path | None:
+        """Seal and write atomically; on failure log (no content) and return None: the
+        note is a by-product, the audio in the spool stays the record."""
+        name = f"{encounter}-{stream}{SUFFIX}"
+        try:
+            if self._key is None:
+                self._key = self._load_key()
+            blob = seal(self._key, name, document)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = self.directory / name
+            tmp = path.with_name(f".{name}.{secrets.token_hex(4)}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, blob)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            tmp.replace(path)
+        except Exception as exc:  # any failure: keep delivering audio
+            log.warning("dice note not saved", error=type(exc).__name__)
+            return None
+        return path
