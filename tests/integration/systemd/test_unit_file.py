@@ -148,8 +148,17 @@ def test_hardware_and_network_stay_reachable() -> None:
 
 
 def test_credentials_match_the_names_the_code_reads() -> None:
+    from edge_recorder.uplink.corti.factory import SECRET_CREDENTIAL as CORTI_SECRET
+    from edge_recorder.uplink.dice.factory import PASSWORD_CREDENTIAL as DICE_PASSWORD
+
     loaded = {v.split(":", 1)[0]: v.split(":", 1)[1] for v in directives()["LoadCredential"]}
-    assert set(loaded) == {SPOOL_KEY_CREDENTIAL, "aas-client-secret", "mqtt-password"}
+    assert set(loaded) == {
+        SPOOL_KEY_CREDENTIAL,
+        "aas-client-secret",
+        "mqtt-password",
+        CORTI_SECRET,
+        DICE_PASSWORD,
+    }
     for name, source in loaded.items():
         # Relative source = looked up in /etc/credstore/ and skipped when absent (systemd 252).
         assert source == f"edge-recorder.{name}"
