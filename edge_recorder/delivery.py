@@ -136,7 +136,7 @@ class DeliveryContext:
     def failed(self, error: UplinkError, decision: Decision, **where: Any) -> None:
         if error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.AUTH, ErrorKind.FORBIDDEN):
             self.online = False
-        if error.transport in ("grpc", "websocket") and error.kind in _LINK_KINDS:
+        if error.transport in ("grpc", "websocket", "http2") and error.kind in _LINK_KINDS:
             self.link_failures += 1
             if self.link_failures >= REDIAL_AFTER:
                 self.redial, self.link_failures = True, 0

@@ -35,7 +35,7 @@ _RETRYABLE_BY_DEFAULT = frozenset(
     {ErrorKind.THROTTLED, ErrorKind.UNAVAILABLE, ErrorKind.SERVER, ErrorKind.PROTOCOL}
 )
 
-Transport = Literal["grpc", "rest", "websocket", "auth"]
+Transport = Literal["grpc", "rest", "websocket", "http2", "auth"]
 
 
 class UplinkError(Exception):

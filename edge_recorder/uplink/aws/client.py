@@ -123,12 +123,12 @@ class AwsScribeClient:
         *,
         is_last: bool,
     ) -> None:
-        raise UplinkError(ErrorKind.INVALID, "AWS streams take no chunks", transport="rest")
+        raise UplinkError(ErrorKind.INVALID, "AWS streams take no chunks", transport="http2")
 
     async def finalize(
         self, session: SessionIdentity, recording_seq: int, total_chunks: int
     ) -> FinalizeResult:
-        raise UplinkError(ErrorKind.INVALID, "AWS streams take no chunks", transport="rest")
+        raise UplinkError(ErrorKind.INVALID, "AWS streams take no chunks", transport="http2")
 
     async def upload_recording(
         self,
@@ -179,7 +179,7 @@ class AwsScribeClient:
             await stream.abort()
             raise
         if held < length:
-            raise UplinkError(ErrorKind.CONFLICT, f"held {held} of {length}", transport="rest")
+            raise UplinkError(ErrorKind.CONFLICT, f"held {held} of {length}", transport="http2")
         self.state.put(key + ":done", "1")
         return FinalizeResult(1, stream.plan.session_id)
 
@@ -203,7 +203,7 @@ class AwsScribeClient:
                 ErrorKind.NOT_FOUND,
                 "the session can no longer be resumed (window passed or unknown): "
                 "restarting the recording from byte 0 in a new session",
-                transport="rest",
+                transport="http2",
                 retryable=False,
             )
         if not plan.resumed:
@@ -242,7 +242,7 @@ class AwsScribeClient:
                         ErrorKind.NOT_FOUND,
                         f"service refused to resume session ({err}): restarting the "
                         "recording from byte 0 in a new session",
-                        transport="rest",
+                        transport="http2",
                         status=err.status,
                         retryable=False,
                     ) from err

@@ -149,7 +149,7 @@ class AwsStream:
         message = _message(body) or f"HTTP {status}"
         kind = error_kind(etype, status)
         return UplinkError(
-            kind, f"{etype.split(':')[0] or 'error'}: {message}", transport="rest", status=status
+            kind, f"{etype.split(':')[0] or 'error'}: {message}", transport="http2", status=status
         )
 
     # ---- LiveRecording ---------------------------------------------------------------------
@@ -170,7 +170,7 @@ class AwsStream:
             raise UplinkError(
                 ErrorKind.CONFLICT,
                 f"send at {offset}, stream is at {self._sent_to}",
-                transport="rest",
+                transport="http2",
             )
         assert self._profile is not None
         for start in range(0, len(data), MAX_EVENT_AUDIO):
@@ -217,7 +217,7 @@ class AwsStream:
                 await asyncio.shield(self._reader)
         except TimeoutError as exc:
             raise UplinkError(
-                ErrorKind.UNAVAILABLE, "no end of stream after END_OF_SESSION", transport="rest"
+                ErrorKind.UNAVAILABLE, "no end of stream after END_OF_SESSION", transport="http2"
             ) from exc
         self._raise_if_failed()
         self._confirm(self._sent_to)
@@ -266,14 +266,14 @@ class AwsStream:
                 for msg in decoder.feed(chunk):
                     self._on_message(msg)
         except es.FramingError as exc:
-            self._fail(UplinkError(ErrorKind.PROTOCOL, str(exc), transport="rest"))
+            self._fail(UplinkError(ErrorKind.PROTOCOL, str(exc), transport="http2"))
         except UplinkError as exc:
             self._fail(exc)
         else:
             if self._error is None and not self._final_sent:
                 self._fail(
                     UplinkError(
-                        ErrorKind.UNAVAILABLE, "service ended the stream early", transport="rest"
+                        ErrorKind.UNAVAILABLE, "service ended the stream early", transport="http2"
                     )
                 )
 
@@ -283,7 +283,7 @@ class AwsStream:
         if mtype == "exception" or mtype == "error":
             etype = str(msg.headers.get(":exception-type") or msg.headers.get(":error-code"))
             kind = error_kind(etype, None)
-            self._fail(UplinkError(kind, f"{etype}: {_message(msg.payload)}", transport="rest"))
+            self._fail(UplinkError(kind, f"{etype}: {_message(msg.payload)}", transport="http2"))
             return
         if msg.headers.get(":event-type") != self._profile.events[3]:
             return  # other events carry nothing the device needs
@@ -294,7 +294,7 @@ class AwsStream:
                 UplinkError(
                     ErrorKind.PROTOCOL,
                     f"bad transcriptEvent: {type(exc).__name__}",
-                    transport="rest",
+                    transport="http2",
                 )
             )
             return

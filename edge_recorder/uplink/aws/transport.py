@@ -56,7 +56,7 @@ async def await_crt(
 
 def _unavailable(what: str, exc: BaseException) -> UplinkError:
     name = getattr(exc, "name", type(exc).__name__)
-    return UplinkError(ErrorKind.UNAVAILABLE, f"{what}: {name}", transport="rest")
+    return UplinkError(ErrorKind.UNAVAILABLE, f"{what}: {name}", transport="http2")
 
 
 async def _connect(host: str, port: int, ca_file: Path | None, timeout_s: float) -> Any:
@@ -87,7 +87,7 @@ async def _connect(host: str, port: int, ca_file: Path | None, timeout_s: float)
         )
         if why:
             raise UplinkError(
-                ErrorKind.UNAVAILABLE, f"TLS to {host}:{port} failed: {why}", transport="rest"
+                ErrorKind.UNAVAILABLE, f"TLS to {host}:{port} failed: {why}", transport="http2"
             ) from exc
         raise _unavailable(f"cannot connect to {host}:{port}", exc) from exc
 
@@ -196,7 +196,7 @@ class H2Request:
                 return await asyncio.shield(self._response)
         except TimeoutError as exc:
             raise UplinkError(
-                ErrorKind.UNAVAILABLE, f"no response within {timeout_s:g}s", transport="rest"
+                ErrorKind.UNAVAILABLE, f"no response within {timeout_s:g}s", transport="http2"
             ) from exc
 
     async def write(self, data: bytes | None, end: bool = False, timeout_s: float = 30.0) -> None:
