@@ -81,6 +81,17 @@ def make_speech_wav(folder: Path) -> Path:
     return long
 
 
+def make_speech_wav16(folder: Path) -> Path:
+    """The same speech as 16 kHz mono PCM16, the format the service stores: with no DC removal
+    or gain the pipeline must pass every sample through untouched (the source-exact check)."""
+    long = make_speech_wav(folder)
+    out = folder / "speech-16k.wav"
+    if not out.exists():
+        cmd = ["sox", str(long), "-r", "16000", "-c", "1", "-b", "16", str(out)]
+        subprocess.run(cmd, check=True, capture_output=True)
+    return out
+
+
 @dataclass
 class DeviceRecording:
     """One recording the device made, and what it must have encoded."""
@@ -105,8 +116,21 @@ class Run:
 
 
 class DaemonRig:
-    def __init__(self, emu: EmulatorHandle, workdir: Path, sock_dir: Path, wav: Path) -> None:
+    def __init__(
+        self,
+        emu: EmulatorHandle,
+        workdir: Path,
+        sock_dir: Path,
+        wav: Path,
+        *,
+        source_exact: bool = False,
+        overrides: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.emu, self.workdir, self.sock_dir, self.wav = emu, workdir, sock_dir, wav
+        # A 16 kHz mono PCM16 source with DC removal off: every closed recording must then
+        # also equal the source WAV's own samples over its frame range.
+        self.source_exact = source_exact
+        self.overrides = overrides or {}  # config sections a test changes (e.g. to break it)
         self.grpc: FaultProxy | None = None
         self.http: FaultProxy | None = None
         self.config: Path = workdir / "device.toml"
@@ -125,6 +149,10 @@ class DaemonRig:
         http = f"127.0.0.1:{self.http.port}"
         tree = daemon_config(self.emu, self.workdir, self.sock_dir, self.wav)
         tree["audio"]["speed"] = SPEED
+        if self.source_exact:
+            tree["audio"]["dc_removal"] = False
+        for section, values in self.overrides.items():
+            tree.setdefault(section, {}).update(values)
         tree["auth"]["token_url"] = f"http://{http}/oauth2/token"
         tree["aas"].update(
             grpc_target=f"127.0.0.1:{self.grpc.port}",
@@ -341,6 +369,13 @@ class DaemonRig:
                     )
                 if rec.rid in snaps and snaps[rec.rid] != want:
                     rec.problems.append(f"{rec.rid}: spool snapshot differs from re-encoding")
+                if self.source_exact and start >= 0:
+                    source = _source_samples(self.wav, start, int(m["end"]))
+                    if want != source:
+                        rec.problems.append(
+                            f"{rec.rid}: {len(want)} bytes differ from the source WAV's "
+                            f"{len(source)} bytes of frames [{start}, {m['end']})"
+                        )
             elif rec.rid in snaps:
                 data = snaps[rec.rid]
                 rec.truth, rec.how = data, "crash-recovered"
@@ -355,6 +390,15 @@ class DaemonRig:
                     )
             else:
                 rec.problems.append(f"{rec.rid}: neither closed in a log nor in a snapshot")
+
+
+def _source_samples(wav: Path, start: int, end: int) -> bytes:
+    """The source WAV's own PCM16 samples for frames [start, end)."""
+    import soundfile
+
+    samples, rate = soundfile.read(wav, dtype="int16", start=start, stop=end)
+    assert rate == 16000 and samples.ndim == 1, "the source-exact WAV must be 16 kHz mono"
+    return bytes(samples.tobytes())
 
 
 def _read_snapshot(config_path: Path, directory: Path) -> dict[str, tuple[str, int, bytes]]:

@@ -1,4 +1,5 @@
-"""Seeded chaos trials that SIGKILL the real daemon (`python -m edge_recorder run`).
+"""Seeded chaos trials that SIGKILL the real daemon (`python -m edge_recorder run`), and
+no-kill trials whose stored audio must equal the source WAV sample for sample.
 
 A trial (one seed) is a few phases separated by SIGKILL + restart. In each phase, at seeded
 instants: `ctl start` an encounter, pause/resume it (a new recording), stop it, cut / reset /
@@ -23,10 +24,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edge_recorder.emulator.app import Emulator
 from edge_recorder.emulator.settings import EmulatorSettings
-from tests.chaos.daemon_rig import DaemonRig, make_speech_wav
+from tests.chaos.daemon_rig import DaemonRig, make_speech_wav, make_speech_wav16
 from tests.fixtures.emulator import EmulatorHandle
 
 NETWORK = ("cut", "reset", "blackhole")
@@ -89,6 +91,31 @@ def make_daemon_plan(seed: int) -> DaemonPlan:
     return plan
 
 
+def make_nokill_plan(seed: int) -> DaemonPlan:
+    """No SIGKILL: one or two encounters (sometimes paused) under network faults and injected
+    errors, the network healed before the end. Run with a 16 kHz mono source (`source_exact`),
+    so the verdict also compares every recording with the source WAV sample for sample."""
+    rng = random.Random(seed)
+    phase: list[tuple[float, str]] = []
+    t = 0.0
+    for _ in range(rng.randint(1, 2)):
+        events, stop = _encounter(rng, t)
+        phase += events
+        down = rng.uniform(t, stop)
+        phase.append((down, f"net:{rng.choice(NETWORK)}"))
+        if rng.random() < 0.3:
+            phase.append((down + 0.01, "forget"))
+        phase.append((rng.uniform(down, stop + 0.4), "net:pass"))
+        if rng.random() < 0.5:
+            phase.append((rng.uniform(t, stop), f"fail:{rng.choice(FAILS)}:{rng.randint(1, 3)}"))
+        t = stop + rng.uniform(0.1, 0.5)
+    return DaemonPlan(seed, [sorted(phase)])
+
+
+def has_kill(plan: DaemonPlan) -> bool:
+    return any(action == "kill" for phase in plan.phases for _, action in phase)
+
+
 async def _act(rig: DaemonRig, action: str) -> None:
     kind, _, arg = action.partition(":")
     if kind == "start":
@@ -121,6 +148,7 @@ async def run_daemon_plan(
     deliver_timeout_s: float = 40.0,
     before_verify: BeforeVerify | None = None,
     census: dict[str, int] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> list[str]:
     """Run `plan`; the invariant's problems ([] = it holds). `before_verify` lets a test
     tamper with the service's copy to prove the verdict notices; `census` receives how many
@@ -131,7 +159,8 @@ async def run_daemon_plan(
     await emulator.start()
     emu = EmulatorHandle(emulator)
     sock_dir = Path(tempfile.mkdtemp(prefix="er-c-"))  # sun_path is short; workdir may not be
-    rig = DaemonRig(emu, workdir / "device", sock_dir, wav)
+    exact = not has_kill(plan)
+    rig = DaemonRig(emu, workdir / "device", sock_dir, wav, source_exact=exact, overrides=overrides)
     (workdir / "device").mkdir(parents=True)
     try:
         await rig.start()
@@ -170,9 +199,15 @@ class DaemonOutcome:
 
 
 async def run_daemon_seed(
-    seed: int, wav: Path, timeout_s: float = 90.0, census: dict[str, int] | None = None
+    seed: int,
+    wav: Path,
+    timeout_s: float = 90.0,
+    census: dict[str, int] | None = None,
+    *,
+    kill: bool = True,
 ) -> DaemonOutcome:
-    plan = make_daemon_plan(seed)
+    """One trial; `kill=False` runs a no-kill plan (give it the 16 kHz `make_speech_wav16`)."""
+    plan = make_daemon_plan(seed) if kill else make_nokill_plan(seed)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"chaosd-{seed}-") as tmp:
         try:
@@ -186,12 +221,14 @@ async def run_daemon_seed(
 
 
 async def main_daemon(seeds: list[int], verbose: bool) -> int:
+    """Every fourth trial runs without a kill, against the 16 kHz source (sample-exact check)."""
     passed = failed = 0
     census: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="chaosd-wav-") as tmp:
-        wav = make_speech_wav(Path(tmp))
-        for seed in seeds:
-            outcome = await run_daemon_seed(seed, wav, census=census)
+        wav, wav16 = make_speech_wav(Path(tmp)), make_speech_wav16(Path(tmp))
+        for index, seed in enumerate(seeds):
+            kill = index % 4 != 3
+            outcome = await run_daemon_seed(seed, wav if kill else wav16, census=census, kill=kill)
             if outcome.ok:
                 passed += 1
             else:

@@ -8,8 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.daemon_rig import DaemonRig, is_capture_output, make_speech_wav, reencode
-from tests.chaos.daemon_trials import make_daemon_plan, run_daemon_plan, run_daemon_seed
+from tests.chaos.daemon_rig import (
+    DaemonRig,
+    is_capture_output,
+    make_speech_wav,
+    make_speech_wav16,
+    reencode,
+)
+from tests.chaos.daemon_trials import (
+    has_kill,
+    make_daemon_plan,
+    make_nokill_plan,
+    run_daemon_plan,
+    run_daemon_seed,
+)
 from tests.chaos.trials import trial_seeds
 from tests.integration.daemon.conftest import daemon_config, write_config
 
@@ -31,6 +43,43 @@ async def test_daemon_kill_trial_delivers_every_recording_exactly(
     assert outcome.ok, f"seed {seed} plan [{outcome.plan.describe()}]: " + "; ".join(
         outcome.problems
     )
+
+
+NOKILL_SEEDS = trial_seeds(20261123, 3)
+
+
+@pytest.fixture(scope="module")
+def chaos_wav16(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_speech_wav16(tmp_path_factory.mktemp("chaos-speech16"))
+
+
+@pytest.mark.parametrize("seed", NOKILL_SEEDS)
+async def test_no_kill_trial_stores_the_source_wav_sample_for_sample(
+    seed: int, chaos_wav16: Path
+) -> None:
+    """Network faults and injected errors but no kill: besides the device-truth check, every
+    recording the service holds equals the 16 kHz source WAV's samples over its frames."""
+    census: dict[str, int] = {}
+    outcome = await run_daemon_seed(seed, chaos_wav16, timeout_s=90, census=census, kill=False)
+    assert outcome.ok, f"seed {seed} plan [{outcome.plan.describe()}]: " + "; ".join(
+        outcome.problems
+    )
+    assert census.get("closed", 0) >= 1  # the sample-exact comparison ran
+    assert not has_kill(outcome.plan)
+
+
+async def test_source_check_notices_a_pipeline_that_touches_samples(
+    chaos_wav16: Path, tmp_path: Path
+) -> None:
+    """The sample-for-sample check is not vacuous: with DC removal on, the pipeline changes
+    samples, and the source comparison (alone) reports it."""
+    problems = await run_daemon_plan(
+        make_nokill_plan(NOKILL_SEEDS[0]),
+        tmp_path,
+        chaos_wav16,
+        overrides={"audio": {"dc_removal": True}},
+    )
+    assert problems and all("differ from the source WAV" in p for p in problems), problems
 
 
 def test_fixed_set_kills_mid_recording_and_during_delivery() -> None:
