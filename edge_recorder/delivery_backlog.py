@@ -52,6 +52,8 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
     from edge_recorder.delivery import raise_if_cancelling
 
     again = False
+    if ctx.uplinks.session_at_start and ctx.online:
+        await _open_sessions(ctx)
     for info in ctx.spool.pending_recordings(ready_at=ctx.clock()):
         raise_if_cancelling()
         if info.state != "closed" or info.id in ctx.claimed:
@@ -75,6 +77,21 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
         if not await start_processing(ctx, enc):
             break
     return 0.0 if again else None
+
+
+async def _open_sessions(ctx: DeliveryContext) -> None:
+    """Create the service session of every encounter being recorded (once; idempotent at the
+    uplink). A failure only postpones it: the upload path creates the session anyway."""
+    for info in ctx.spool.pending_recordings():
+        if info.state != "open" or info.encounter in ctx.rest_sessions:
+            continue
+        try:
+            await ctx.uplinks.store_forward.create_session(ctx.identity(info.encounter))
+        except UplinkError as err:
+            if err.kind is not ErrorKind.CONFLICT:
+                log.info("service session not created yet; retried later", error=str(err))
+                return
+        ctx.rest_sessions.add(info.encounter)
 
 
 async def deliver_closed(ctx: DeliveryContext, rid: str, phase: Phase) -> None:

@@ -31,7 +31,10 @@ class Uplinks:
       recording goes through `store_forward` once closed);
     - `holds_copy`: the service stores the audio, so StartProcessing's counts can be checked
       against the spool (a service that keeps nothing cannot vouch for bytes);
-    - `check_auth`: obtain a credential now (for `check --probe`).
+    - `check_auth`: obtain a credential now (for `check --probe`);
+    - `session_at_start`: create the service's session (`store_forward.create_session`) as
+      soon as an encounter is recording and the service is reachable, not only when its first
+      recording is uploaded (Corti: the interaction exists while the visit happens).
     """
 
     service: str
@@ -41,6 +44,7 @@ class Uplinks:
     check_auth: Callable[[], Awaitable[object]]
     live_enabled: bool = True
     holds_copy: bool = True
+    session_at_start: bool = False
     closers: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
     tokens: TokenProvider | None = None  # AAS only: the shared OAuth2 token provider
 

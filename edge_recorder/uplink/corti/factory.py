@@ -78,6 +78,7 @@ def corti_uplinks(config: Config, state: UplinkState) -> Uplinks:
         service="corti",
         live=workflow,
         store_forward=uploader,
+        session_at_start=True,  # the interaction exists while the visit happens
         identity=lambda cid: SessionIdentity.local(cid, locale),
         check_auth=tokens.token,
         live_enabled=False,

@@ -169,6 +169,13 @@ async def test_a_lost_interaction_is_delivered_again_as_flac_parts(
         return bool((await daemon.status())["backlog"]["bytes"] > 150_000)
 
     await wait_for(spooled, what="FLAC audio in the spool")
+
+    async def interaction_open() -> bool:  # created when the encounter starts, not at upload
+        sessions = await corti_emulator.sessions()
+        return bool(sessions) and sessions[0]["encounter"]["identifier"] == cid
+
+    await wait_for(interaction_open, what="the interaction while recording")
+    assert (await corti_emulator.session(cid))["recordings"] == []
     code, _, err = await daemon.ctl("stop")
     assert code == 0, err
 
