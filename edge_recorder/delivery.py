@@ -128,8 +128,12 @@ class DeliveryContext:
         return self.uplinks.live
 
     # ---- outcome book-keeping --------------------------------------------------------------
-    def succeeded(self, delivered: bool = False) -> None:
-        self.online, self.refusing, self.link_failures = True, False, 0
+    def succeeded(self, delivered: bool = False, live_link: bool = True) -> None:
+        """A call worked; only one on the live connection proves that connection healthy (a
+        REST upload between failing gRPC calls must not stop the redial count)."""
+        self.online, self.refusing = True, False
+        if live_link:
+            self.link_failures = 0
         if delivered:
             self.last_delivery_at = datetime.now(UTC)
 

@@ -128,7 +128,7 @@ async def upload_rest(ctx: DeliveryContext, rid: str) -> None:
     ctx.spool.confirm(rid, info.length)
     ctx.spool.note_success(rid)
     ctx.spool.mark_finalized(rid)
-    ctx.succeeded(delivered=True)
+    ctx.succeeded(delivered=True, live_link=False)
     log.info("recording delivered", recording_id=rid, transport="rest", bytes=info.length)
 
 

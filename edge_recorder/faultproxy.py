@@ -193,7 +193,7 @@ class FaultProxy:
                     else:
                         self.stats.swallowed_down += len(data)
                     continue
-                if direction in link.lost:  # healed while this block was read: never skip
+                if direction in link.lost:  # bytes after a gap: end it, never skip the gap
                     self._break(link)
                     return
                 if self.latency_s:

@@ -107,8 +107,9 @@ def channel_options(
         ("grpc.min_reconnect_backoff_ms", int(connect_timeout_s * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(max(reconnect_max_s, reconnect_initial_s) * 1000)),
         # gRPC core shares connections between channels to the same target through a global
-        # subchannel pool: closing one channel then keeps its connection alive for another,
-        # and the delivery engine's "drop the connection and dial a new one" would reuse it.
+        # subchannel pool: a closed channel's connection lives on while anything references
+        # it (another channel, a call object of the closed one), and the next channel gets
+        # it back, so the delivery engine's redial would keep a broken connection.
         ("grpc.use_local_subchannel_pool", 1),
     ]
 

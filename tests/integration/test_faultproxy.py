@@ -175,8 +175,8 @@ async def test_grpc_client_redials_on_a_connection_of_its_own(
     aas_emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
     """The delivery engine drops a bad live connection with `aclose()`: the next call must dial
-    a new TCP connection even while another client of the process talks to the same target
-    (gRPC's global subchannel pool would hand it the old connection back)."""
+    a new TCP connection even while something else holds on to the old one (here another
+    client of the same target; gRPC's global subchannel pool would hand the old one back)."""
     grpc_port = int(aas_emulator.grpc_target.rsplit(":", 1)[1])
     async with FaultProxy("127.0.0.1", grpc_port) as proxy:
         config = device_config(aas_emulator, proxy.address, aas_emulator.http_url, tmp_path)
