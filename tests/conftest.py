@@ -9,6 +9,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Timing is not what property tests assert (speed goals live in benchmarks/): no per-example
+# deadline and no "generation is slow" failure when CI shares the machine.
+settings.register_profile(
+    "edge-recorder", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("edge-recorder")
 
 pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.mosquitto"]
 
