@@ -3,11 +3,20 @@
 Frame-level (10 ms) precision, recall and F1 of each engine's raw decision
 (probability >= vad.threshold, before hangover), against labels from the clean speech.
 CPU is process time spent in the engine, fed in 100 ms chunks as the pipeline does.
+Silero runs on two backends, the same network and weights: numpy (the default) and
+onnxruntime. `detail.silero_backends` compares them: largest probability difference, CPU per
+100 ms chunk, and the peak RSS (VmHWM) of a fresh process that builds the 16 kHz mono
+pipeline with that backend and runs 60 s of speech through it.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +34,8 @@ CHUNK = 1600
 
 def engines() -> dict[str, VadEngine]:
     return {
-        "silero": make_engine("silero"),
+        "silero (numpy, default)": make_engine("silero"),
+        "silero (onnxruntime)": make_engine("silero", VadConfig(silero_backend="onnxruntime")),
         "webrtc (mode 2, default)": make_engine("webrtc", VadConfig(webrtc_aggressiveness=2)),
         "webrtc (mode 3)": make_engine("webrtc", VadConfig(webrtc_aggressiveness=3)),
         "energy": make_engine("energy"),
@@ -64,6 +74,92 @@ def scores(pred: npt.NDArray[np.bool_], truth: npt.NDArray[np.bool_]) -> dict[st
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3)}
+
+
+_RSS_CHILD = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from edge_recorder.audio.frames import AudioFormat, Frames
+from edge_recorder.audio.pipeline import Pipeline
+from edge_recorder.config import AudioConfig, EncodingConfig, VadConfig
+
+def kb(key):
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(key))
+    return int(line.split()[1])
+
+backend, path = sys.argv[1], sys.argv[2]
+pcm = (np.load(path) * 32767).astype("<i2").tobytes()
+before = kb("VmHWM")
+fmt = AudioFormat(16000, 1, "S16_LE")
+audio = AudioConfig(source="synthetic", rate=16000, channels=1, format="S16_LE")
+pipeline = Pipeline(fmt, audio, VadConfig(silero_backend=backend), EncodingConfig())
+step = 320 * 2  # 20 ms periods, as ALSA hands them over
+for i, offset in enumerate(range(0, len(pcm) - step + 1, step)):
+    pipeline.process(Frames(pcm[offset : offset + step], fmt, i * 320))
+pipeline.finish()
+print(json.dumps({"before_pipeline_mb": round(before / 1024, 1),
+                  "peak_rss_mb": round(kb("VmHWM") / 1024, 1),
+                  "onnxruntime_imported": "onnxruntime" in sys.modules}))
+"""
+
+
+def _peak_rss(backend: str, speech: _audio.F32) -> dict[str, Any]:
+    """A fresh process: build the pipeline with `backend`, run 60 s of speech, read VmHWM."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "speech.npy"
+        np.save(path, np.resize(speech, 60 * 16000).astype(np.float32))
+        done = subprocess.run(
+            [sys.executable, "-c", _RSS_CHILD, backend, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _chunk_cpu_us(engines: dict[str, VadEngine], audio: _audio.F32) -> dict[str, Any]:
+    """CPU per 100 ms chunk (3 or 4 windows), median and p95, over `audio`. The engines take
+    turns chunk by chunk, so a busy machine slows them alike."""
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for engine in engines.values():
+        engine.reset()
+    window = 512  # Silero's window, both backends
+    pending = np.zeros(0, np.float32)
+    for start in range(0, audio.size - CHUNK + 1, CHUNK):
+        buf = np.concatenate((pending, audio[start : start + CHUNK]))
+        k = buf.size // window
+        windows = buf[: k * window].reshape(k, window)
+        for name, engine in engines.items():
+            t = time.process_time()
+            engine.probabilities(windows)
+            times[name].append(time.process_time() - t)
+        pending = buf[k * window :]
+    out: dict[str, Any] = {}
+    for name, values in times.items():
+        us = np.array(values) * 1e6
+        out[name] = {
+            "median": round(float(np.median(us)), 1),
+            "p95": round(float(np.percentile(us, 95)), 1),
+        }
+    return out
+
+
+def silero_backends(speech: _audio.F32) -> dict[str, Any]:
+    """numpy vs onnxruntime on the same audio: agreement, CPU per chunk, peak RSS."""
+    numpy_engine = make_engine("silero")
+    ort_engine = make_engine("silero", VadConfig(silero_backend="onnxruntime"))
+    n = speech.size // numpy_engine.window
+    windows = speech[: n * numpy_engine.window].reshape(n, -1)
+    diff = float(
+        np.max(np.abs(numpy_engine.probabilities(windows) - ort_engine.probabilities(windows)))
+    )
+    out: dict[str, Any] = {"max_abs_probability_difference": diff, "windows_compared": n}
+    cpu = _chunk_cpu_us({"numpy": numpy_engine, "onnxruntime": ort_engine}, speech)
+    for name in ("numpy", "onnxruntime"):
+        out[name] = {"cpu_us_per_100ms_chunk": cpu[name], **_peak_rss(name, speech)}
+    return out
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -120,6 +216,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     default = VadConfig().engine
     default_key = next(k for k in cost if k.startswith(default))
     margin = f1_at[default_key]["5 dB"] - f1_at["webrtc (mode 2, default)"]["5 dB"]
+    backends = silero_backends(speech)
+    saved_mb = backends["onnxruntime"]["peak_rss_mb"] - backends["numpy"]["peak_rss_mb"]
     return {
         "title": f"VAD accuracy (frame F1, mean of white/pink/babble) and CPU, "
         f"{seconds:.0f} s per condition",
@@ -136,11 +234,22 @@ def run(quick: bool = False) -> dict[str, Any]:
         "speech_share": round(share, 3),
         "detail": detail,
         "cost": cost,
+        "silero_backends": backends,
         "goals": [
             {
                 "goal": f"default VAD ({default}) F1 at 5 dB >= WebRTC's + 0.10",
                 "value": round(margin, 3),
                 "met": margin >= 0.10,
-            }
+            },
+            {
+                "goal": "Silero numpy backend = onnxruntime (max |probability difference| < 1e-4)",
+                "value": f"{backends['max_abs_probability_difference']:.1e}",
+                "met": backends["max_abs_probability_difference"] < 1e-4,
+            },
+            {
+                "goal": "Silero numpy backend saves >= 20 MB peak RSS over onnxruntime",
+                "value": round(saved_mb, 1),
+                "met": saved_mb >= 20,
+            },
         ],
     }

@@ -111,6 +111,11 @@ class VadConfig(Section):
     engine: Literal["silero", "webrtc", "energy"] = Field(
         "silero", description="VAD engine (see README for the measured choice)."
     )
+    silero_backend: Literal["numpy", "onnxruntime"] = Field(
+        "numpy",
+        description="How Silero runs: 'numpy' (the same network and weights, no onnxruntime: "
+        "~30 MB less memory) or 'onnxruntime'. Probabilities agree within float32 rounding.",
+    )
     threshold: float = Field(0.5, ge=0, le=1, description="Speech probability threshold.")
     hangover_ms: int = Field(
         300, ge=0, le=5000, description="Speech is held this long after it stops."

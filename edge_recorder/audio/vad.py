@@ -40,8 +40,13 @@ ENGINES = ("silero", "webrtc", "energy")
 
 
 def make_engine(name: str, config: VadConfig | None = None) -> VadEngine:
-    """Build an engine by name (imports kept local: onnxruntime is slow to load)."""
+    """Build an engine by name (imports kept local: onnxruntime is slow to load and big;
+    Silero runs on numpy unless `vad.silero_backend = "onnxruntime"`)."""
     config = config or VadConfig()
+    if name == "silero" and config.silero_backend == "numpy":  # no onnxruntime import
+        from edge_recorder.audio.vad_engines.silero_numpy import SileroNumpyVad
+
+        return SileroNumpyVad()
     if name == "silero":
         from edge_recorder.audio.vad_engines.silero import SileroVad
 

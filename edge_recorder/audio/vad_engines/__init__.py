@@ -1,1 +1,4 @@
-"""VAD engines behind `edge_recorder.audio.vad.VadEngine`: Silero (ONNX), WebRTC, energy."""
+"""VAD engines behind `edge_recorder.audio.vad.VadEngine`.
+
+Silero (numpy or onnxruntime backend), WebRTC, energy.
+"""

@@ -31,11 +31,22 @@ def model_bytes() -> bytes:
         raise RuntimeError(f"Silero VAD model {MODEL} is missing from the install") from exc
 
 
+def with_context(windows: F32, context: F32) -> tuple[F32, F32]:
+    """The model's (n, 576) input: each window prefixed with the 64 samples before it
+    (`context` for the first), and the context for the next call."""
+    batch = np.empty((windows.shape[0], CONTEXT + WINDOW), np.float32)
+    batch[:, CONTEXT:] = windows
+    batch[0, :CONTEXT] = context
+    batch[1:, :CONTEXT] = windows[:-1, -CONTEXT:]
+    return batch, windows[-1, -CONTEXT:].astype(np.float32, copy=True)
+
+
 class SileroVad:
     """Speech probability per 32 ms window, state carried across calls."""
 
     name = "silero"
     window = WINDOW
+    backend = "onnxruntime"
 
     def __init__(self) -> None:
         import onnxruntime as ort
@@ -57,11 +68,7 @@ class SileroVad:
     def probabilities(self, windows: F32) -> F32:
         if windows.shape[0] == 0:
             return np.zeros(0, np.float32)
-        batch = np.empty((windows.shape[0], CONTEXT + WINDOW), np.float32)
-        batch[:, CONTEXT:] = windows
-        batch[0, :CONTEXT] = self._context
-        batch[1:, :CONTEXT] = windows[:-1, -CONTEXT:]
-        self._context = windows[-1, -CONTEXT:].copy()
+        batch, self._context = with_context(windows, self._context)
         probs, self._h, self._c = self._session.run(
             ["speech_probs", "hn", "cn"], {"input": batch, "h": self._h, "c": self._c}
         )
