@@ -21,7 +21,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +79,7 @@ class DeliveryContext:
     state: DeliveryState
     rand: Callable[[], float] = random.random
     claimed: set[str] = field(default_factory=set)  # recordings a task is working on
+    ehr_contexts: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # by encounter
     resync: set[str] = field(default_factory=set)  # reopen these at offset 0 (offsets disagree)
     rest_sessions: set[str] = field(default_factory=set)  # PUT /ambient-sessions done
     live_wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -99,7 +100,20 @@ class DeliveryContext:
 
     # ---- identity and sizes ----------------------------------------------------------------
     def identity(self, correlation_id: str) -> SessionIdentity:
-        return self.uplinks.identity(correlation_id)
+        """The service's identity for an encounter: the configured one, with the practitioner
+        and EHR instance of the encounter's start context when it came with one (kept sealed
+        in the spool, so a restart or a long outage does not lose it)."""
+        base = self.uplinks.identity(correlation_id)
+        if correlation_id not in self.ehr_contexts:
+            self.ehr_contexts[correlation_id] = self.spool.encounter_context(correlation_id)
+        ehr = self.ehr_contexts[correlation_id]
+        if not ehr:
+            return base
+        return replace(
+            base,
+            external_user_id=str(ehr.get("external_user_id") or "") or base.external_user_id,
+            ehr_instance_id=str(ehr.get("ehr_instance_id") or "") or base.ehr_instance_id,
+        )
 
     @property
     def max_chunk(self) -> int:

@@ -154,6 +154,7 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
         if ctx.uplinks.holds_copy and not _holds_everything(ctx, enc, started):
             return True
     ctx.spool.mark_processing_started(enc.id)
+    ctx.ehr_contexts.pop(enc.id, None)
     ctx.state.drop(f"{ctx.config.uplink.service}:{enc.id}")
     ctx.succeeded()
     ctx.state.prune(r.id for r in ctx.spool.recordings())

@@ -26,6 +26,7 @@ from edge_recorder.status import (
     CommandRequest,
     CommandResult,
     DeviceStatus,
+    StartContext,
     encounter_ref,
 )
 
@@ -152,12 +153,34 @@ class Recorder:
         self._on_change(self.status())
         return outcome
 
+    def _keep_context(self, cid: str, context: StartContext | None) -> None:
+        """Seal the EHR context in the spool (delivery may be hours later, after a restart).
+        A failure is logged without content: the audio is still recorded and delivered, under
+        the configured identity."""
+        if context is None:
+            return
+        values = {
+            k: v
+            for k, v in (
+                ("external_user_id", context.external_user_id),
+                ("ehr_instance_id", context.ehr_instance_id),
+            )
+            if v
+        }
+        if not values:
+            return
+        try:
+            self.spool.save_context(cid, values)
+        except (OSError, SpoolError) as exc:
+            log.error("could not keep the encounter's EHR context", error=type(exc).__name__)
+
     def _apply(self, effect: ev.Effect) -> None:
         if isinstance(effect, ev.Indicator):  # noted before the pins change (sim history)
             self.indicators.append((time.monotonic(), effect.pattern))
         self.panel.apply(effect)
         match effect:
-            case ev.BeginEncounter(correlation_id=cid):
+            case ev.BeginEncounter(correlation_id=cid, context=context):
+                self._keep_context(cid, context)
                 log.info("encounter started", encounter_ref=encounter_ref(cid))
                 self._event("encounter_started", encounter_ref=encounter_ref(cid))
             case ev.OpenRecording(correlation_id=cid, seq=seq, guid=guid):

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from edge_recorder.logs import get_logger
+from edge_recorder.spool.context import CONTEXT_DIR, EncounterContexts
 from edge_recorder.spool.core import SpoolCore
 from edge_recorder.spool.errors import CorruptRecord, SpoolError, SpoolIOError
 from edge_recorder.spool.ledger import EncounterEntry, RecordingEntry, RetryState
@@ -243,6 +245,22 @@ class Spool(SpoolCore):
             for live in [lv for lv in self._ordered() if lv.entry.encounter == correlation_id]:
                 if self.ledger.reclaimable(live.entry):
                     self._reclaim(live)
+            self._contexts().drop(correlation_id)
+
+    # ---- an encounter's EHR context (sealed; see context.py) -------------------------------
+    def save_context(self, correlation_id: str, values: Mapping[str, Any]) -> None:
+        """Keep who the encounter is for at the service until its audio is handed over."""
+        self._contexts().save(correlation_id, values)
+
+    def encounter_context(self, correlation_id: str) -> dict[str, Any] | None:
+        return self._contexts().load(correlation_id)
+
+    def _contexts(self) -> EncounterContexts:
+        store: EncounterContexts | None = getattr(self, "_context_store", None)
+        if store is None:
+            store = EncounterContexts(self.dir / CONTEXT_DIR, lambda: self._key)
+            self._context_store = store
+        return store
 
     def quarantine(self, recording_id: str, reason: str) -> None:
         """Delivery must stop retrying this recording; it is kept and reported, not deleted."""
@@ -291,5 +309,7 @@ class Spool(SpoolCore):
             for live in lives:
                 self._forget(live)
                 self._used -= delete_segments(live, self.segments_dir, self._ops)
+            if target not in self.ledger.encounters:  # an encounter purged as a whole
+                self._contexts().drop(target)
             log.warning("spool purge", target_id=target, recordings_count=len(chosen), force=force)
             return [e.id for e in chosen]

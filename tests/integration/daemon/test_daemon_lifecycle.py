@@ -5,6 +5,7 @@ reloads a good config and keeps the old one when the new one is bad."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import subprocess
@@ -227,3 +228,49 @@ def test_check_probe_runs_the_mic_and_service_probes(
     assert "source = wav: no microphone to probe" in result.stdout, result.stdout
     assert any(name.startswith("aas") and mark == "FAIL" for name, mark in rows.items()), rows
     assert result.returncode == 1  # the service is unreachable: the probe says so
+
+
+async def test_ehr_context_of_a_start_reaches_the_service_after_an_outage_and_restart(
+    aas_emulator: EmulatorHandle, start_daemon: StartDaemon, tmp_path: Path, short_dir: Path,
+    speech_wav: Path,
+) -> None:  # fmt: skip
+    """`ctl start --context-json` names the practitioner and EHR instance. The encounter is
+    recorded offline and the daemon restarted before the service is reachable: the context,
+    sealed in the spool, still goes with the audio, and is gone (with the audio) afterwards."""
+    tree = daemon_config(aas_emulator, tmp_path, short_dir, speech_wav)
+    config = write_config(tmp_path / "device.toml", offline(tree))
+    first = await start_daemon(config)
+    await first.ready()
+    context_file = tmp_path / "context.json"  # a file (or stdin): PHI never goes in argv
+    context_file.write_text(
+        json.dumps({"external_user_id": "dr-jane-4711", "ehr_instance_id": "ehr-west-2"})
+    )
+    code, out, err = await first.ctl("start", "--context-json", str(context_file))
+    assert code == 0, err
+    cid = json.loads(out)["data"]["correlation_id"]
+
+    async def some_audio() -> bool:
+        return bool((await first.status())["backlog"]["bytes"] > 64000)
+
+    await wait_for(some_audio, what="audio in the spool")
+    code, _, err = await first.ctl("stop")
+    assert code == 0, err
+    await first.signal(signal.SIGTERM)
+    assert await first.wait_exit(10) == 0
+    sealed = list((tmp_path / "spool" / "context").glob("*.enc"))
+    assert len(sealed) == 1 and b"dr-jane" not in sealed[0].read_bytes()
+
+    write_config(config, tree)  # the service is reachable again
+    second = await start_daemon(config)
+    await second.ready()
+    session = await delivered_session(aas_emulator, cid)
+    assert session["externalUserId"] == "dr-jane-4711"  # not the configured one
+    assert session["externalUserId"] != tree["aas"]["external_user_id"]
+    assert session["ehrInstanceId"] == "ehr-west-2"
+
+    async def context_gone() -> bool:
+        return not list((tmp_path / "spool" / "context").glob("*.enc"))
+
+    await wait_for(context_gone, what="the sealed context removed with the audio")
+    for log in (first.log, second.log):
+        assert "dr-jane" not in log and "ehr-west" not in log

@@ -1,0 +1,102 @@
+"""An encounter's EHR context (who it is for at the service): PHI, so sealed at rest like audio.
+
+`ctl start --context-json` and MQTT `start` may name the practitioner (`external_user_id`) and
+the EHR instance of an encounter. Delivery can happen hours later (after an outage or a
+restart), so the context is kept beside the audio it belongs to, encrypted the same way:
+`<spool>/context/<sha256(encounter)[:32]>.enc` holds a 12-byte random nonce, then AES-256-GCM
+of the JSON under a key derived with HKDF from the spool key (never the key itself), with the
+file name as associated data so a file renamed to another encounter does not open. The file
+name hides the encounter id (it may be an EHR identifier). It is removed when the encounter's
+audio is reclaimed (processing started) or purged. A random nonce per file is safe: a device
+writes a handful per day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from edge_recorder.logs import get_logger
+
+log = get_logger(__name__)
+
+CONTEXT_DIR = "context"
+NONCE_BYTES = 12
+_INFO = b"edge-recorder encounter context v1"
+
+
+def _file_name(correlation_id: str) -> str:
+    return hashlib.sha256(correlation_id.encode()).hexdigest()[:32] + ".enc"
+
+
+class EncounterContexts:
+    """Sealed per-encounter context files; the key is fetched lazily from the open spool."""
+
+    def __init__(self, directory: Path, device_key: Callable[[], bytes]) -> None:
+        self.directory = directory
+        self._device_key = device_key
+        self._cipher: AESGCM | None = None
+
+    def _aead(self) -> AESGCM:
+        if self._cipher is None:
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
+            self._cipher = AESGCM(hkdf.derive(self._device_key()))
+        return self._cipher
+
+    def save(self, correlation_id: str, values: Mapping[str, Any]) -> None:
+        """Seal and write atomically (temp, fsync, rename, fsync the directory)."""
+        name = _file_name(correlation_id)
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        plain = json.dumps(dict(values), separators=(",", ":")).encode()
+        blob = nonce + self._aead().encrypt(nonce, plain, name.encode())
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.directory / name
+        tmp = path.with_name(f".{name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, blob)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+        dfd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def load(self, correlation_id: str) -> dict[str, Any] | None:
+        """The context, or None when there is none or it cannot be opened (then logged, with
+        no content: the audio is still delivered, under the device's configured identity)."""
+        path = self.directory / _file_name(correlation_id)
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.error("encounter context unreadable", error=type(exc).__name__)
+            return None
+        try:
+            plain = self._aead().decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], path.name.encode())
+            loaded = json.loads(plain)
+        except (InvalidTag, ValueError) as exc:
+            log.error("encounter context corrupt; using the configured identity",
+                      error=type(exc).__name__)  # fmt: skip
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    def drop(self, correlation_id: str) -> None:
+        try:
+            (self.directory / _file_name(correlation_id)).unlink()
+        except FileNotFoundError:
+            return
