@@ -117,6 +117,13 @@ def test_device_sections_validate_with_an_audio_section(tmp_path: Path) -> None:
     assert device_sections(emulator, secret)["aas"]["customer_id"] == str(config.aas.customer_id)
 
 
+PROBE_ROWS = {
+    "corti": ("corti-token", "corti-api"),
+    "dice": ("dice-credentials", "dice-endpoint"),
+    "aws": ("aws-healthscribe-credentials", "aws-healthscribe-endpoint"),
+}
+
+
 @pytest.mark.parametrize(
     ("service", "uplink_service", "section"),
     [("corti", "corti", "corti"), ("dice", "dice", "dice"), ("aws", "aws-healthscribe", "aws")],
@@ -148,6 +155,18 @@ def test_emulator_service_flag_serves_that_service_and_writes_its_device_config(
         config = load_config(device, environ={})
         assert config.uplink.service == uplink_service
         assert getattr(config, section) != type(getattr(config, section))()  # pointed here
+        # `check --probe` with that config gets a credential and reaches the service
+        probe_env = dict(env, AWS_SHARED_CREDENTIALS_FILE=str(device.parent / "aws-credentials"))
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+            probe_env.pop(name, None)
+        check = subprocess.run(
+            [sys.executable, "-m", "edge_recorder", "check", "--probe", "--json",
+             "--config", str(device)],
+            capture_output=True, text=True, env=probe_env, timeout=60,
+        )  # fmt: skip
+        rows = {row["name"]: row for row in json.loads(check.stdout)}
+        wanted = PROBE_ROWS[service]
+        assert all(rows[name]["status"] == "ok" for name in wanted), rows
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
