@@ -2,7 +2,8 @@
 
 Set-up (all on loopback, nothing faked inside the daemon): the real `edge-recorder run` as a
 child process, its microphone a 16 kHz espeak-ng conversation played at real time (the WAV
-source releases each 20 ms period when it would have been captured, like ALSA), default
+source releases each 20 ms period when it would have been captured, like ALSA; the capture
+thread asks for a 100 ms chunk at a time, released when its last period is due), default
 encoding (PCM16, 100 ms chunks), MQTT on (mosquitto), mock GPIO, live gRPC delivery to the
 AAS emulator, which runs in *this* process so none of its work is charged to the daemon.
 Each case gets a fresh daemon (and a fresh emulator and broker).
@@ -29,14 +30,23 @@ device adds once audio is captured: pipeline, spool append, delivery, gRPC, loop
 period to be captured and for its `encoding.chunk_ms` chunk to fill). The goal (p95 <=
 150 ms) is checked against the oldest sample, the worst any sample sees. Both clocks are this
 host's wall clock; the first second of streaming is excluded. Cases: Silero (default),
-WebRTC, and Silero with `audio.period_ms = 100` (fewer capture wake-ups; the lever that
-matters most for CPU).
+WebRTC, and Silero with `audio.period_ms = 100` (on a real ALSA device the period sets how
+often the capture thread wakes; here the WAV source already hands over a chunk per wake-up,
+so it only changes the file reads).
+
+Alone: `python -m benchmarks.bench_daemon [--case N] [--seconds S] [--probe CMD]
+[--daemon-env K=V]` prints one JSON object per case, with the CPU % of each thread
+(`threads_pct`, by OS thread name/id); `--probe` runs a command over the measuring window
+with {pid} and {seconds} filled in (e.g. `py-spy record ... --pid {pid}` or
+`strace -f -c -p {pid}`).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -58,6 +68,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 RATE = 16000
 SETTLE_S = 2.0
+DAEMON_ENV: dict[str, str] = {}  # extra environment for the daemon (main's --daemon-env)
 GOALS = {"cpu_pct": 3.0, "rss_mb": 120.0, "latency_p95_ms": 150.0}
 _TS = re.compile(r"^ts=(\S+)Z .*msg=\"audio source started\"", re.MULTILINE)
 _CLOSED = re.compile(r'msg="recording audio closed" recording_id=(\S+) .*start_frame=(\d+)')
@@ -82,6 +93,29 @@ def _status_kb(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def _threads(pid: int) -> dict[str, float]:
+    """CPU seconds per thread, keyed "name/tid" (which thread burns the CPU)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            head, tail = task.joinpath("stat").read_text().rsplit(")", 1)
+            fields = tail.split()
+            name = head.split("(", 1)[1]
+            out[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / os.sysconf(
+                "SC_CLK_TCK"
+            )
+    return out
+
+
+def _probe(command: str, pid: int, seconds: float) -> Any:
+    """Start `command` ({pid} and {seconds} substituted) for the measuring window."""
+    import shlex
+    import subprocess
+
+    argv = shlex.split(command.format(pid=pid, seconds=int(seconds)))
+    return subprocess.Popen(argv)
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -96,6 +130,7 @@ async def _measure(
     record: bool = True,
     mqtt: bool = True,
     overrides: dict[str, dict[str, Any]] | None = None,
+    probe: str | None = None,
 ) -> dict[str, Any]:
     from edge_recorder.emulator.app import Emulator
     from edge_recorder.emulator.device_config import device_sections
@@ -145,6 +180,7 @@ async def _measure(
                 "GPIOZERO_PIN_FACTORY": "mock",
                 "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin",
                 "NOTIFY_SOCKET": str(notify.path),
+                **DAEMON_ENV,
             },
         )
         stack.push_async_callback(daemon.stop)
@@ -155,9 +191,14 @@ async def _measure(
             await control.ok({"cmd": "start"})
             await control.wait_for(lambda s: s["state"] == "recording", 10, "recording")
         await asyncio.sleep(SETTLE_S)  # measuring window starts after the stream is set up
+        threads0 = _threads(daemon.pid)
+        prober = _probe(probe, daemon.pid, seconds) if probe else None
         cpu0, wall0 = _cpu_seconds(daemon.pid), time.monotonic()
         await asyncio.sleep(seconds)  # the measuring window itself
         cpu1, wall1 = _cpu_seconds(daemon.pid), time.monotonic()
+        threads1 = _threads(daemon.pid)
+        if prober is not None:
+            prober.wait()
         hwm_kb, rss_kb = _status_kb(daemon.pid, "VmHWM"), _status_kb(daemon.pid, "VmRSS")
         if record:
             await control.ok({"cmd": "stop"})
@@ -170,6 +211,11 @@ async def _measure(
         "cpu_pct": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 2),
         "rss_mb": round(hwm_kb / 1024, 1),
         "rss_end_mb": round(rss_kb / 1024, 1),
+        "threads_pct": {
+            name: round(100 * (cpu - threads0.get(name, 0.0)) / (wall1 - wall0), 2)
+            for name, cpu in sorted(threads1.items(), key=lambda kv: -kv[1])
+            if cpu - threads0.get(name, 0.0) > 0
+        },
         **(_latency(log.read_text(errors="replace"), stored) if record else {}),
     }
 
@@ -275,3 +321,31 @@ def run(quick: bool) -> dict[str, Any]:
         "goals": goals,
         "detail": {"results": results, "loadavg": os.getloadavg(), "method": __doc__},
     }
+
+
+def main() -> None:
+    """`python -m benchmarks.bench_daemon [--case N] [--seconds S] [--probe CMD]`: one or more
+    cases alone, JSON per case on stdout (per-thread CPU included)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    labels = ", ".join(f"{i}={label}" for i, (label, _e, _o) in enumerate(CASES))
+    parser.add_argument("--case", type=int, action="append", help=f"case index ({labels})")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measuring window")
+    parser.add_argument("--probe", help='command run over the window, e.g. "strace -f -c -p {pid}"')
+    parser.add_argument(
+        "--daemon-env", action="append", default=[], help="KEY=VALUE for the daemon only"
+    )
+    args = parser.parse_args()
+    DAEMON_ENV.update(item.split("=", 1) for item in args.daemon_env)
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-") as name:
+        tmp = Path(name)
+        wav = speech_wav(tmp / "speech", min_seconds=args.seconds + 40)
+        for index in args.case or range(len(CASES)):
+            label, engine, overrides = CASES[index]
+            result = asyncio.run(
+                _measure(engine, args.seconds, wav, tmp, overrides=overrides, probe=args.probe)
+            )
+            print(json.dumps({"case": label, **result}, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_recorder import encounter_events as ev
+from edge_recorder.audio.chunk_reader import read_chunk
 from edge_recorder.audio.frames import (
     AudioSource,
     DeviceBack,
@@ -34,7 +35,6 @@ from edge_recorder.audio.frames import (
     Frames,
     Overrun,
     SourceEvent,
-    concat_frames,
 )
 from edge_recorder.audio.pipeline import ChunkResult, Pipeline
 from edge_recorder.audio.sources import backoff_delays, open_source
@@ -225,40 +225,14 @@ class AudioWorker:
             if self._ended:
                 self._stop.wait(READ_TIMEOUT_S)
                 continue
-            item = source.read(READ_TIMEOUT_S)
+            want = source.format.rate * self._config.encoding.chunk_ms // 1000
+            item, pending = read_chunk(source, want, READ_TIMEOUT_S)
             if item is None and time.monotonic() - self._started_at > FIRST_AUDIO_WAIT_S:
                 self.attempted.set()  # silent so far: let READY go out, the source says more
-            pending: Frames | SourceEvent | None = None
-            if isinstance(item, Frames):
-                item, pending = self._gather(source, item)
             self._handle_item(item)
             self._handle_item(pending)
             if item is not None:
                 self.attempted.set()
-
-    def _gather(
-        self, source: AudioSource, first: Frames
-    ) -> tuple[Frames, Frames | SourceEvent | None]:
-        """Up to one encoder chunk of contiguous blocks, merged, plus whatever ended the run.
-
-        The pipeline's output does not depend on block sizes, and the encoder only emits at
-        `encoding.chunk_ms` boundaries, so waiting for a chunk's worth of periods adds no
-        latency but runs the per-block Python work once per chunk instead of once per period.
-        """
-        want = first.format.rate * self._config.encoding.chunk_ms // 1000
-        blocks, frames = [first], first.count
-        while frames < want:
-            wait = (want - frames) / first.format.rate + READ_TIMEOUT_S
-            nxt = source.read(wait)
-            if not (
-                isinstance(nxt, Frames)
-                and nxt.format == first.format
-                and nxt.start_frame == first.start_frame + frames
-            ):  # an event, a gap, a timeout: process what we have first
-                return concat_frames(blocks), nxt
-            blocks.append(nxt)
-            frames += nxt.count
-        return concat_frames(blocks), None
 
     def _handle_item(self, item: Frames | SourceEvent | None) -> None:
         if isinstance(item, Frames):

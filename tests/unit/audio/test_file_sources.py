@@ -92,6 +92,42 @@ def test_wav_speed_scales_pacing(tmp_path: Path) -> None:
     assert time.monotonic() - began >= 0.5 / 5.0 - 0.01
 
 
+def test_wav_read_upto_hands_over_the_same_bytes_a_chunk_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "in.wav"
+    rng = np.random.default_rng(3)
+    soundfile.write(path, rng.uniform(-0.9, 0.9, (16000 + 17, 2)), 16000, subtype="PCM_24")
+    periods, _ = drain(WavSource(path, speed=0, period_ms=20))
+    chunked = WavSource(path, speed=0, period_ms=20)
+    chunked.start()
+    chunks: list[Frames] = []
+    while isinstance(item := chunked.read_upto(1600, timeout=5), Frames):  # 5 periods each
+        chunks.append(item)
+    assert isinstance(item, EndOfStream) and item.at_frame == 16017
+    assert [c.start_frame for c in chunks] == list(range(0, 16017, 1600))
+    assert [c.count for c in chunks][-2:] == [1600, 17]
+    assert b"".join(c.data for c in chunks) == b"".join(p.data for p in periods)
+
+
+def test_wav_read_upto_waits_for_the_last_period_or_takes_what_is_due(tmp_path: Path) -> None:
+    path = tmp_path / "in.wav"
+    soundfile.write(path, np.zeros(16000), 16000, subtype="PCM_16")
+    source = WavSource(path, speed=1.0, period_ms=20)
+    source.start()
+    began = time.monotonic()
+    assert source.read_upto(1600, timeout=0) is None  # nothing is due yet
+    chunk = source.read_upto(1600, timeout=5)
+    assert isinstance(chunk, Frames) and chunk.count == 1600 and chunk.start_frame == 0
+    assert time.monotonic() - began >= 0.1 - 0.005  # released when its 5th period is due
+    source.stop()
+    assert isinstance(source.read_upto(1600, timeout=0), EndOfStream)  # stopped: no hang
+    slow = WavSource(path, speed=1.0, period_ms=100)
+    slow.start()
+    partial = slow.read_upto(8000, timeout=0.25)  # 5 periods wanted, 2 are due in time
+    assert isinstance(partial, Frames) and partial.start_frame == 0
+    assert 0 < partial.count < 8000 and partial.count % 1600 == 0
+    slow.stop()
+
+
 def test_missing_wav_fails_before_start(tmp_path: Path) -> None:
     with pytest.raises(soundfile.LibsndfileError):
         WavSource(tmp_path / "absent.wav")
