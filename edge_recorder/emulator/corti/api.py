@@ -138,6 +138,11 @@ async def upload_recording(request: web.Request) -> web.Response:
         return problem(exc.status, str(exc))
     rec = ctx.store.add_recording(item, data, fmt, offset, duration)
     log.info("recording stored", bytes=rec.bytes, format=fmt)
+    if ctx.take_drop(request.path, after_store=True):  # stored, but the answer never arrives
+        log.info("fault: dropping the connection after storing", path=request.path)
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("answer lost by fault injection")
     return web.json_response({"recordingId": rec.recordingId}, status=200)
 
 

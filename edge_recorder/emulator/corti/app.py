@@ -18,6 +18,7 @@ from edge_recorder.emulator.faults import Faults
 class Drop:
     path: str
     count: int
+    after_store: bool = False  # store the upload, then drop before answering (lost answer)
 
 
 @dataclass
@@ -34,9 +35,9 @@ class CortiContext:
     def ws_base(self) -> str:
         return self.base_url.replace("http://", "ws://", 1) + "/audio-bridge/v2"
 
-    def take_drop(self, path: str) -> bool:
+    def take_drop(self, path: str, after_store: bool = False) -> bool:
         for drop in self.drops:
-            if drop.path in path:
+            if drop.path in path and drop.after_store == after_store:
                 drop.count -= 1
                 if drop.count <= 0:
                     self.drops.remove(drop)

@@ -8,6 +8,7 @@ GET    /_emulator/sessions/{key}/recordings/{rid}/audio  its audio data (WAV dat
                                                          frames), to compare with spool bytes
 GET|POST|DELETE /_emulator/faults                        fail | latency | drop_stream (armed),
                                                          drop_connection {path, count},
+                                                         lose_answer {path, count},
                                                          forget_interaction {key},
                                                          forget_recording {key, recordingId}
 POST   /_emulator/tokens                                 mint a token {lifetimeS}
@@ -80,7 +81,11 @@ async def audio(request: web.Request) -> web.Response:
 
 async def list_faults(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    drops = [{"kind": "drop_connection", "path": d.path, "count": d.count} for d in ctx.drops]
+    drops = [
+        {"kind": "lose_answer" if d.after_store else "drop_connection", "path": d.path,
+         "count": d.count}
+        for d in ctx.drops
+    ]  # fmt: skip
     return web.json_response({"faults": ctx.faults.describe() + drops})
 
 
@@ -93,11 +98,11 @@ async def add_fault(request: web.Request) -> web.Response:
     if not isinstance(spec, dict):
         return _error(400, "body must be a JSON object")
     kind = spec.get("kind")
-    if kind == "drop_connection":
+    if kind in ("drop_connection", "lose_answer"):
         count, path = spec.get("count", 1), spec.get("path", "")
         if not isinstance(count, int) or count < 1 or not isinstance(path, str):
-            return _error(400, "drop_connection needs count >= 1 and a path string")
-        ctx.drops.append(Drop(path, count))
+            return _error(400, f"{kind} needs count >= 1 and a path string")
+        ctx.drops.append(Drop(path, count, after_store=kind == "lose_answer"))
         return web.json_response(
             {"fault": {"kind": kind, "path": path, "count": count}}, status=201
         )

@@ -79,6 +79,27 @@ class Encounter:
     def set_part(self, seq: int, number: int, recording_id: str) -> None:
         self.state.put(self._key(seq, f"part{number}"), recording_id)
 
+    def known_parts(self) -> set[str]:
+        """Every recording id the service acknowledged for this encounter's parts."""
+        ids = set()
+        for seq in self.sequences:
+            plan = self.plan(seq)
+            for number in range(1, (plan.count if plan else 0) + 1):
+                if held := self.part(seq, number):
+                    ids.add(held)
+        return ids
+
+    @property
+    def in_flight(self) -> str | None:
+        """`"<seq>:<part>"` of an upload that was started and has no acknowledged id yet."""
+        return self.state.get(self._key("inflight")) or None
+
+    def set_in_flight(self, seq: int, number: int) -> None:
+        self.state.put(self._key("inflight"), f"{seq}:{number}")
+
+    def clear_in_flight(self) -> None:
+        self.state.put(self._key("inflight"), "")
+
     def lose_part(self, seq: int, number: int) -> None:
         """Tombstone ("" reads as absent): `drop` would also hit part1x for part1."""
         self.state.put(self._key(seq, f"part{number}"), "")

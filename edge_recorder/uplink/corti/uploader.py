@@ -141,12 +141,18 @@ class CortiUploader:
                 last = held
                 continue
             try:
-                last = await self._upload_part(interaction_id, plan, part, read)
+                adopted = await self._adopt_unacknowledged(encounter, recording_seq, part.number)
+                if adopted is None:
+                    encounter.set_in_flight(recording_seq, part.number)  # before the POST
+                    last = await self._upload_part(interaction_id, plan, part, read)
+                else:
+                    last = adopted
             except UplinkError as err:
                 if err.kind is ErrorKind.NOT_FOUND:
                     raise lost_interaction(encounter, err.message, during_upload=True) from None
                 raise
             encounter.set_part(recording_seq, part.number, last)
+            encounter.clear_in_flight()
             log.info(
                 "corti part uploaded",
                 recording_seq=recording_seq,
@@ -155,6 +161,25 @@ class CortiUploader:
                 bytes=part.size,
             )
         return FinalizeResult(total_chunks=plan.count, request_id=last)
+
+    async def _adopt_unacknowledged(
+        self, encounter: Encounter, seq: int, number: int
+    ) -> str | None:
+        """After an upload of this part whose answer never came (the link broke after Corti
+        stored the file, or the device crashed before writing the id down), ask the
+        interaction what it holds: only this device uploads to it, one file at a time, so a
+        file it lists that we never had acknowledged IS that upload. Adopting it instead of
+        uploading again keeps the interaction free of duplicates."""
+        interaction_id = encounter.interaction
+        if encounter.in_flight != f"{seq}:{number}" or interaction_id is None:
+            return None
+        unknown = set(await self.rest.list_recordings(interaction_id)) - encounter.known_parts()
+        if len(unknown) != 1:
+            return None  # not stored (upload again), or not ours to tell apart
+        (recording_id,) = unknown
+        log.info("corti part found stored after an unanswered upload", recording_seq=seq,
+                 part=number)  # fmt: skip
+        return recording_id
 
     async def _upload_part(
         self, interaction_id: str, plan: UploadPlan, part: Part, read: ChunkReader

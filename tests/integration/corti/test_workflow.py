@@ -72,6 +72,27 @@ async def test_a_retry_uploads_nothing_twice(uplinks: Uplinks, corti_emulator: C
     assert len(await corti_emulator.sessions()) == 1  # one interaction per encounter
 
 
+async def test_an_upload_whose_answer_was_lost_is_adopted_not_uploaded_twice(
+    uplinks: Uplinks, corti_emulator: CortiHandle, state: DeliveryState
+) -> None:
+    """Corti stored the file but the connection broke before its answer: the retry finds the
+    file in the interaction's list and adopts it instead of uploading a duplicate."""
+    data = pcm(0.5)
+    session = uplinks.identity(ENCOUNTER)
+    await uplinks.store_forward.create_session(session)
+    await corti_emulator.add_fault(kind="lose_answer", path="/recordings/", count=1)
+    with pytest.raises(UplinkError) as lost:
+        await uplinks.store_forward.upload_recording(session, 1, len(data), reader(data))
+    assert lost.value.retryable
+    assert len((await corti_emulator.session(ENCOUNTER))["recordings"]) == 1  # stored anyway
+    await uplinks.store_forward.upload_recording(session, 1, len(data), reader(data))
+    (rec,) = (await corti_emulator.session(ENCOUNTER))["recordings"]  # still exactly one
+    assert state.get(f"corti:{ENCOUNTER}:1:part1") == rec["recordingId"]
+    assert await corti_emulator.audio(ENCOUNTER, rec["recordingId"]) == data
+    await deliver(uplinks, 2, pcm(0.25, seed=2))  # the next file uploads normally
+    assert len((await corti_emulator.session(ENCOUNTER))["recordings"]) == 2
+
+
 class Crash(Exception):
     """The process dies while reading the spool for part 3."""
 
