@@ -272,7 +272,8 @@ def _latency(log_text: str, stored: list[tuple[float, str, int]]) -> dict[str, A
 CASES: tuple[tuple[str, str, dict[str, dict[str, Any]]], ...] = (
     ("silero (default)", "silero", {}),
     ("webrtc", "webrtc", {}),
-    ("silero, audio.period_ms = 100", "silero", {"audio": {"period_ms": 100}}),
+    ("silero, audio.period_ms = 20", "silero", {"audio": {"period_ms": 20}}),
+    ("silero on onnxruntime", "silero", {"vad": {"silero_backend": "onnxruntime"}}),
 )
 
 

@@ -70,7 +70,12 @@ class AudioConfig(Section):
     rate: int = Field(16000, ge=8000, le=48000, description="Capture sample rate in Hz.")
     channels: int = Field(1, ge=1, le=8, description="Capture channel count.")
     format: SampleFormat = Field("S16_LE", description="Capture sample format.")
-    period_ms: int = Field(20, ge=5, le=200, description="ALSA period length in milliseconds.")
+    period_ms: int = Field(
+        100,
+        ge=5,
+        le=200,
+        description="ALSA period length in milliseconds (100: one wake-up per encoder chunk).",
+    )
     buffer_periods: int = Field(8, ge=2, le=64, description="ALSA buffer size in periods.")
     mix_weights: list[float] = Field(
         default_factory=list,
