@@ -16,7 +16,7 @@ from typing import Any
 
 from edge_recorder.logs import get_logger
 from edge_recorder.spool.context import CONTEXT_DIR, EncounterContexts
-from edge_recorder.spool.core import SpoolCore
+from edge_recorder.spool.core import CONFIRM_SAVE_INTERVAL_S, SpoolCore
 from edge_recorder.spool.errors import CorruptRecord, SpoolError, SpoolIOError
 from edge_recorder.spool.ledger import EncounterEntry, RecordingEntry, RetryState
 from edge_recorder.spool.maintenance import delete_segments, forget_purged, purge_targets
@@ -120,8 +120,9 @@ class Spool(SpoolCore):
         for writer in writers:
             writer.flush_if_due()
         self.apply_requests()
-        with self.lock:
-            if self._dirty_since is not None:
+        with self.lock:  # acks and back-off resets are re-sendable: batched, not per tick
+            since = self._dirty_since
+            if since is not None and self._monotonic() - since >= CONFIRM_SAVE_INTERVAL_S:
                 self._save()
 
     # ---- delivery engine ---------------------------------------------------------------
