@@ -288,3 +288,49 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def assert_pieces_tile(expected: bytes, pieces: list[tuple[int, bytes]]) -> int:
+    """Streams of a service without byte acks (Dice, AWS): each piece (start offset, bytes
+    received) must equal the recording there, the pieces in offset order must leave no gap and
+    cover it all. Returns the overlap: bytes the service received twice."""
+    reached = overlap = 0
+    for start, got in sorted(pieces, key=lambda piece: piece[0]):
+        assert start <= reached, f"gap: stream starts at {start}, {reached} bytes covered"
+        assert got == expected[start : start + len(got)], f"wrong bytes at offset {start}"
+        overlap += max(0, reached - start)
+        reached = max(reached, start + len(got))
+    assert reached == len(expected), f"{reached} of {len(expected)} bytes delivered"
+    return overlap
+
+
+async def record_offline_then_deliver(
+    daemon: DaemonProcess, proxy: Any, min_bytes: int, handed_over_timeout: float = 30.0
+) -> None:
+    """The second half of the services' cut scenario: the network goes down, a pause/resume
+    opens a recording that lives entirely offline (so it goes up store-and-forward), the
+    encounter stops, the network comes back, and the encounter is handed to processing."""
+    proxy.cut()
+
+    async def offline() -> bool:
+        return not (await daemon.status())["online"]
+
+    await wait_for(offline, what="the daemon noticing the outage")
+    for command in ("pause", "resume"):
+        code, _, err = await daemon.ctl(command)
+        assert code == 0, err
+    resumed_at = (await daemon.status())["backlog"]["bytes"]
+
+    async def recorded() -> bool:
+        return bool((await daemon.status())["backlog"]["bytes"] > resumed_at + min_bytes)
+
+    await wait_for(recorded, what="a recording made offline")
+    code, _, err = await daemon.ctl("stop")
+    assert code == 0, err
+    await daemon.wait_state("idle")
+    proxy.pass_through()
+
+    async def handed_over() -> bool:
+        return 'msg="encounter handed to processing"' in daemon.log
+
+    await wait_for(handed_over, timeout=handed_over_timeout, what="the encounter processed")

@@ -21,9 +21,11 @@ from tests.fixtures.aws_emulator import ACCESS_KEY, SECRET_KEY, AwsEmulatorHandl
 from tests.fixtures.aws_emulator import aws_emulator as aws_emulator  # fixture by name
 from tests.integration.daemon.conftest import (
     StartDaemon,
+    assert_pieces_tile,
     closed_recordings,
     daemon_config,
     expected_bytes,
+    record_offline_then_deliver,
     wait_for,
     write_config,
 )
@@ -65,17 +67,12 @@ async def assert_streams_tile_the_recording(
     for rec in closed_recordings(log):
         expected = expected_bytes(config, rec["start"], rec["end"])
         assert len(expected) == rec["length"] > 0
-        reached, overlap = 0, 0
-        mine = sorted((s for s in opened if s["rid"] == rec["id"]), key=lambda s: s["offset"])
-        for stream in mine:
-            got = await emu.stream_bytes(stream["sid"], stream["index"])
-            start = stream["offset"]
-            assert start <= reached, f"gap: stream starts at {start}, {reached} bytes covered"
-            assert got == expected[start : start + len(got)], f"wrong bytes at offset {start}"
-            overlap += max(0, reached - start)
-            reached = max(reached, start + len(got))
-        assert reached == len(expected), f"{reached} of {len(expected)} bytes delivered"
-        overlaps[rec["id"]] = overlap
+        pieces = [
+            (stream["offset"], await emu.stream_bytes(stream["sid"], stream["index"]))
+            for stream in opened
+            if stream["rid"] == rec["id"]
+        ]
+        overlaps[rec["id"]] = assert_pieces_tile(expected, pieces)
     return overlaps
 
 
@@ -129,30 +126,7 @@ async def test_an_encounter_reaches_healthscribe_across_a_network_cut(
 
         # A second outage: recording #2 is made entirely offline, so it goes up as a
         # store-and-forward stream (a new session from byte 0) once the network is back.
-        proxy.cut()
-
-        async def offline() -> bool:
-            return not (await daemon.status())["online"]
-
-        await wait_for(offline, what="the daemon noticing the outage")
-        for command in ("pause", "resume"):
-            code, _, err = await daemon.ctl(command)
-            assert code == 0, err
-        resumed_at = (await daemon.status())["backlog"]["bytes"]
-
-        async def second_recorded() -> bool:
-            return bool((await daemon.status())["backlog"]["bytes"] > resumed_at + 3 * BYTES_PER_S)
-
-        await wait_for(second_recorded, what="recording #2 made offline")
-        code, _, err = await daemon.ctl("stop")
-        assert code == 0, err
-        await daemon.wait_state("idle")
-        proxy.pass_through()
-
-        async def handed_over() -> bool:
-            return 'msg="encounter handed to processing"' in daemon.log
-
-        await wait_for(handed_over, timeout=30, what="the encounter delivered and processed")
+        await record_offline_then_deliver(daemon, proxy, 3 * BYTES_PER_S)
 
     log = daemon.log
     first, second = closed_recordings(log)

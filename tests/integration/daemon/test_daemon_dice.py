@@ -23,9 +23,11 @@ from tests.fixtures.dice_emulator import dice_emulator as dice_emulator  # fixtu
 from tests.fixtures.dice_emulator import make_dice_emulator as make_dice_emulator
 from tests.integration.daemon.conftest import (
     StartDaemon,
+    assert_pieces_tile,
     closed_recordings,
     daemon_config,
     expected_bytes,
+    record_offline_then_deliver,
     wait_for,
     write_config,
 )
@@ -61,19 +63,12 @@ async def assert_streams_tile_the_recording(
     for rec in closed_recordings(log):
         expected = expected_bytes(config, rec["start"], rec["end"])
         assert len(expected) == rec["length"] > 0
-        reached, overlap = 0, 0
-        streams = sorted(
-            (s for s in opened_streams(log) if s["rid"] == rec["id"]), key=lambda s: s["offset"]
-        )
-        for opened in streams:
-            got = await emu.stream_bytes(by_track[opened["stream"]]["index"])
-            start = opened["offset"]
-            assert start <= reached, f"gap: stream starts at {start}, {reached} bytes covered"
-            assert got == expected[start : start + len(got)], f"wrong bytes at offset {start}"
-            overlap += max(0, reached - start)
-            reached = max(reached, start + len(got))
-        assert reached == len(expected), f"{reached} of {len(expected)} bytes delivered"
-        overlaps[rec["id"]] = overlap
+        pieces = [
+            (opened["offset"], await emu.stream_bytes(by_track[opened["stream"]]["index"]))
+            for opened in opened_streams(log)
+            if opened["rid"] == rec["id"]
+        ]
+        overlaps[rec["id"]] = assert_pieces_tile(expected, pieces)
     return overlaps
 
 
@@ -121,30 +116,7 @@ async def test_an_encounter_reaches_dice_across_a_network_cut(
 
         # A second outage: recording #2 is made entirely offline, so it never opens live and
         # goes up as a store-and-forward stream once the network is back.
-        proxy.cut()
-
-        async def offline() -> bool:
-            return not (await daemon.status())["online"]
-
-        await wait_for(offline, what="the daemon noticing the outage")
-        for command in ("pause", "resume"):
-            code, _, err = await daemon.ctl(command)
-            assert code == 0, err
-        resumed_at = (await daemon.status())["backlog"]["bytes"]
-
-        async def second_recorded() -> bool:
-            return bool((await daemon.status())["backlog"]["bytes"] > resumed_at + 3 * BYTES_PER_S)
-
-        await wait_for(second_recorded, what="recording #2 made offline")
-        code, _, err = await daemon.ctl("stop")
-        assert code == 0, err
-        await daemon.wait_state("idle")
-        proxy.pass_through()
-
-        async def handed_over() -> bool:
-            return 'msg="encounter handed to processing"' in daemon.log
-
-        await wait_for(handed_over, timeout=30, what="the encounter delivered and processed")
+        await record_offline_then_deliver(daemon, proxy, 3 * BYTES_PER_S)
 
     log = daemon.log
     first, second = closed_recordings(log)
