@@ -369,23 +369,10 @@ class FinalizeResult:
 
 
 class StoreForwardUploader(Protocol):
-    """REST store-and-forward: idempotent chunk uploads of a closed recording, then finalize."""
+    """Store-and-forward of a closed recording, idempotently (AAS: REST chunks + finalize;
+    Corti: file uploads; Dice and AWS: a stream from byte 0)."""
 
     async def create_session(self, session: SessionIdentity) -> None: ...
-
-    async def store_chunk(
-        self,
-        session: SessionIdentity,
-        recording_seq: int,
-        chunk_id: int,
-        data: bytes,
-        *,
-        is_last: bool,
-    ) -> None: ...
-
-    async def finalize(
-        self, session: SessionIdentity, recording_seq: int, total_chunks: int
-    ) -> FinalizeResult: ...
 
     async def upload_recording(
         self,

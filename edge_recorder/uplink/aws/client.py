@@ -114,22 +114,6 @@ class AwsScribeClient:
     async def create_session(self, session: SessionIdentity) -> None:
         return None  # sessions start with their stream
 
-    async def store_chunk(
-        self,
-        session: SessionIdentity,
-        recording_seq: int,
-        chunk_id: int,
-        data: bytes,
-        *,
-        is_last: bool,
-    ) -> None:
-        raise UplinkError(ErrorKind.INVALID, "AWS streams take no chunks", transport="http2")
-
-    async def finalize(
-        self, session: SessionIdentity, recording_seq: int, total_chunks: int
-    ) -> FinalizeResult:
-        raise UplinkError(ErrorKind.INVALID, "AWS streams take no chunks", transport="http2")
-
     async def upload_recording(
         self,
         session: SessionIdentity,

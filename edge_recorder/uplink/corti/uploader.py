@@ -214,23 +214,3 @@ class CortiUploader:
             if failure:  # the spool failed (e.g. a corrupt record), not the network
                 raise failure[0] from None
             raise
-
-    async def store_chunk(
-        self,
-        session: SessionIdentity,
-        recording_seq: int,
-        chunk_id: int,
-        data: bytes,
-        *,
-        is_last: bool,
-    ) -> None:
-        raise UplinkError(
-            ErrorKind.INVALID, "Corti takes whole files: use upload_recording", transport="rest"
-        )
-
-    async def finalize(
-        self, session: SessionIdentity, recording_seq: int, total_chunks: int
-    ) -> FinalizeResult:
-        raise UplinkError(
-            ErrorKind.INVALID, "Corti takes whole files: use upload_recording", transport="rest"
-        )

@@ -175,28 +175,6 @@ class DiceClient:
     async def create_session(self, session: SessionIdentity) -> None:
         return None  # streams need no session at the service
 
-    async def store_chunk(
-        self,
-        session: SessionIdentity,
-        recording_seq: int,
-        chunk_id: int,
-        data: bytes,
-        *,
-        is_last: bool,
-    ) -> None:
-        raise UplinkError(
-            ErrorKind.INVALID,
-            "dice has no chunk upload; use upload_recording",
-            transport="websocket",
-        )
-
-    async def finalize(
-        self, session: SessionIdentity, recording_seq: int, total_chunks: int
-    ) -> FinalizeResult:
-        raise UplinkError(
-            ErrorKind.INVALID, "dice has no finalize; use upload_recording", transport="websocket"
-        )
-
     async def upload_recording(
         self,
         session: SessionIdentity,
