@@ -85,6 +85,9 @@ class DeliveryContext:
     live_wake: asyncio.Event = field(default_factory=asyncio.Event)
     backlog_wake: asyncio.Event = field(default_factory=asyncio.Event)
     live_quiet: asyncio.Event = field(default_factory=asyncio.Event)  # live needs no bandwidth
+    tap_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    tapped: set[str] = field(default_factory=set)  # recordings the live tap has streamed from
+    tap_active: set[str] = field(default_factory=set)  # the live tap is streaming these now
     online: bool = False
     refusing: bool = False
     last_delivery_at: datetime | None = None
@@ -205,6 +208,7 @@ class DeliveryContext:
     def wake(self) -> None:
         self.live_wake.set()
         self.backlog_wake.set()
+        self.tap_wake.set()
 
 
 def raise_if_cancelling() -> None:
@@ -265,6 +269,7 @@ class DeliveryEngine:
         """Deliver until cancelled; service, network and spool errors never escape."""
         from edge_recorder.delivery_backlog import backlog_loop
         from edge_recorder.delivery_live import live_loop
+        from edge_recorder.delivery_tap import tap_loop
 
         ctx = self._ctx
         if self._config_error is not None:
@@ -276,6 +281,8 @@ class DeliveryEngine:
         async with asyncio.TaskGroup() as group:
             group.create_task(_guarded("live", live_loop, ctx))
             group.create_task(_guarded("backlog", backlog_loop, ctx))
+            if ctx.uplinks.tap is not None:
+                group.create_task(_guarded("tap", tap_loop, ctx))
 
     def wake(self) -> None:
         """New audio, a recording closed, an encounter ended: look again now."""

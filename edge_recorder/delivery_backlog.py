@@ -74,6 +74,8 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
         finally:
             ctx.claimed.discard(info.id)
     for enc in ctx.spool.encounters_ready_for_processing(ready_at=ctx.clock()):
+        if ctx.tap_active.intersection(enc.recordings):
+            continue  # its live stream is still reading the audio from the spool
         if not await start_processing(ctx, enc):
             break
     return 0.0 if again else None

@@ -360,6 +360,25 @@ ChunkReader = Callable[[int, int], Awaitable[bytes]]
 """`read(start, end)` → exactly the recording's bytes in [start, end) (from the spool)."""
 
 
+class LiveTap(Protocol):
+    """A real-time copy of the recording being captured, for a service whose durable path is
+    the upload (Corti's `/streams`: live transcripts and facts during the visit). Best effort:
+    it never confirms bytes for the spool, and after a break it rejoins at the live edge."""
+
+    async def stream(
+        self,
+        session: SessionIdentity,
+        recording: RecordingRef,
+        data_format: DataFormat,
+        start: int,
+        chunks: AsyncIterator[bytes],
+        read: ChunkReader,
+    ) -> None:
+        """Stream `chunks` (the recording's bytes from offset `start`, as captured) until they
+        end (the recording closed), then end the stream; raises UplinkError on a break."""
+        ...
+
+
 @dataclass(frozen=True)
 class FinalizeResult:
     """The finalize answer; `total_chunks` is what was declared."""

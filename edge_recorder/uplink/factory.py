@@ -16,6 +16,7 @@ from edge_recorder.config import Config
 from edge_recorder.uplink.auth import TokenProvider, token_provider_from_config
 from edge_recorder.uplink.base import (
     LiveStreamer,
+    LiveTap,
     SessionIdentity,
     StoreForwardUploader,
     UplinkState,
@@ -47,6 +48,7 @@ class Uplinks:
     session_at_start: bool = False
     closers: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
     tokens: TokenProvider | None = None  # AAS only: the shared OAuth2 token provider
+    tap: LiveTap | None = None  # a best-effort real-time copy beside the upload (Corti live)
 
     async def aclose(self) -> None:
         await self.live.aclose()

@@ -56,8 +56,9 @@ class CortiConfig(Section):
     document_output_language: str = Field("en", description="outputLanguage of documents.")
     live_stream: bool = Field(
         False,
-        description="Real-time /streams protocol (client only in this build: every recording is "
-        "still uploaded; see the README).",
+        description="Also stream the recording being captured to the interaction's /streams "
+        "in real time (live transcripts and facts); best effort, every recording is still "
+        "uploaded once closed.",
     )
     upload_max_bytes: ByteSize = Field(
         ByteSize(MAX_UPLOAD_BYTES),

@@ -3,7 +3,8 @@
 Every recording goes up once closed (`live_enabled = False`): Corti's documented durable path is
 the file upload, and a broken real-time stream cannot be resumed at a byte offset, so streaming
 cannot stand in for an upload without breaking the engine's "service holds these bytes" rule.
-`corti.live_stream` (the `/streams` client in `stream.py`) is not wired into delivery yet.
+`corti.live_stream` adds the `/streams` live copy beside the uploads (`tap.py`), for live
+transcripts and facts during the visit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from edge_recorder.uplink.auth import ClientCredentialsProvider, make_ssl_contex
 from edge_recorder.uplink.base import SessionIdentity, UplinkState
 from edge_recorder.uplink.corti.processing import CortiWorkflow
 from edge_recorder.uplink.corti.rest import CortiRest
+from edge_recorder.uplink.corti.tap import CortiTap
 from edge_recorder.uplink.corti.uploader import CortiUploader
 from edge_recorder.uplink.factory import Uplinks
 
@@ -59,8 +61,6 @@ def corti_uplinks(config: Config, state: UplinkState) -> Uplinks:
     codec = config.encoding.codec
     if codec not in ("pcm16", "flac"):
         raise ValueError("corti uploads need encoding.codec = pcm16 or flac")
-    if corti.live_stream:
-        log.warning("corti.live_stream is not wired into delivery yet; recordings are uploaded")
     tokens = token_provider(config)
     rest = rest_client(config, tokens)
     uploader = CortiUploader(
@@ -73,6 +73,7 @@ def corti_uplinks(config: Config, state: UplinkState) -> Uplinks:
     )
     workflow = CortiWorkflow(rest, state, corti)
     locale = corti.primary_language
+    tap = CortiTap(config, tokens, uploader, state) if corti.live_stream else None
 
     return Uplinks(
         service="corti",
@@ -84,4 +85,5 @@ def corti_uplinks(config: Config, state: UplinkState) -> Uplinks:
         live_enabled=False,
         holds_copy=True,
         closers=(tokens.aclose,),
+        tap=tap,  # live mode: a real-time copy beside the uploads (delivery_tap.py)
     )

@@ -10,6 +10,7 @@ file; the transcript/document step only uses the ids in state).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
@@ -72,6 +73,7 @@ class CortiUploader:
         self.state = state
         self.config = config
         self.codec: Codec = codec
+        self._creating = asyncio.Lock()
         self.sample_rate = sample_rate
         self.channels = channels
 
@@ -79,7 +81,13 @@ class CortiUploader:
         await self.rest.aclose()
 
     async def create_session(self, session: SessionIdentity) -> None:
-        """`POST /interactions/` once per encounter (the id is remembered in `state`)."""
+        """`POST /interactions/` once per encounter (the id is remembered in `state`). The
+        backlog and the live tap may both ask at the start of an encounter: one at a time, or
+        Corti would get two interactions for it."""
+        async with self._creating:
+            await self._create_session(session)
+
+    async def _create_session(self, session: SessionIdentity) -> None:
         encounter = Encounter(self.state, session.correlation_id)
         if encounter.interaction is not None:
             return

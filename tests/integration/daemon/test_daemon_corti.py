@@ -206,3 +206,53 @@ async def test_a_lost_interaction_is_delivered_again_as_flac_parts(
     assert all(raw.startswith(header) and raw[:4] == b"fLaC" for raw in raws)
     assert header + b"".join(audio) == expected  # every byte once, in order
     assert "service lost the session" in daemon.log
+
+
+async def test_live_mode_streams_a_real_time_copy_beside_the_upload(
+    corti_emulator: CortiHandle, start_daemon: StartDaemon, tmp_path: Path, short_dir: Path,
+    speech_wav: Path,
+) -> None:  # fmt: skip
+    """`corti.live_stream = true`: while the encounter records, the interaction's `/streams`
+    gets the audio (config, CONFIG_ACCEPTED, frames, end, ENDED), exactly the recording's bytes
+    behind a streaming WAV header; the recording is still uploaded, byte for byte."""
+    import hashlib
+
+    from edge_recorder.uplink.corti.tap import streaming_wav_header
+
+    secret = tmp_path / "corti-secret"
+    secret.write_text(corti_emulator.client_secret + "\n")
+    corti = corti_emulator.corti_section(secret, live_stream=True, poll_interval_s=0.05)
+    tree = daemon_config(None, tmp_path, short_dir, speech_wav, uplink={"service": "corti"},
+                         corti=corti)  # fmt: skip
+    config = write_config(tmp_path / "device.toml", tree)
+    daemon = await start_daemon(config)
+    await daemon.ready()
+    code, out, err = await daemon.ctl("start")
+    assert code == 0, err
+    cid = json.loads(out)["data"]["correlation_id"]
+
+    async def streaming() -> bool:
+        sessions = await corti_emulator.sessions()
+        return bool(sessions and sessions[0]["streams"] and sessions[0]["streams"][0]["configured"])
+
+    await wait_for(streaming, what="a live stream while recording")
+    assert (await corti_emulator.session(cid))["recordings"] == []  # nothing uploaded yet
+    code, _, err = await daemon.ctl("stop")
+    assert code == 0, err
+
+    async def done() -> bool:
+        session = await corti_emulator.session(cid)
+        ended = bool(session["streams"]) and all(s["ended"] for s in session["streams"])
+        return ended and "encounter handed to processing" in daemon.log
+
+    await wait_for(done, timeout=40, what="the stream ended and the upload processed")
+    assert len(await corti_emulator.sessions()) == 1  # one interaction, though two paths asked
+    session = await corti_emulator.session(cid)
+    (closed,) = closed_recordings(daemon.log)
+    expected = expected_bytes(config, closed["start"], closed["end"])
+    (stream,) = session["streams"]
+    sent = streaming_wav_header(16000, 1) + expected
+    assert stream["bytes"] == len(sent)
+    assert stream["sha256"] == hashlib.sha256(sent).hexdigest()
+    (rec,) = session["recordings"]
+    assert await corti_emulator.audio(cid, rec["recordingId"]) == expected
