@@ -256,3 +256,54 @@ async def test_live_mode_streams_a_real_time_copy_beside_the_upload(
     assert stream["sha256"] == hashlib.sha256(sent).hexdigest()
     (rec,) = session["recordings"]
     assert await corti_emulator.audio(cid, rec["recordingId"]) == expected
+
+
+async def test_live_mode_rejoins_at_the_live_edge_after_a_broken_stream(
+    corti_emulator: CortiHandle, start_daemon: StartDaemon, tmp_path: Path, short_dir: Path,
+    speech_wav: Path,
+) -> None:  # fmt: skip
+    """The first live stream breaks: a new one starts at the live edge with a fresh WAV header
+    (carrying exactly the recording's bytes from there), and the upload still holds it all."""
+    import hashlib
+    import re
+
+    from edge_recorder.uplink.corti.tap import streaming_wav_header
+
+    secret = tmp_path / "corti-secret"
+    secret.write_text(corti_emulator.client_secret + "\n")
+    corti = corti_emulator.corti_section(secret, live_stream=True, poll_interval_s=0.05)
+    tree = daemon_config(None, tmp_path, short_dir, speech_wav, uplink={"service": "corti"},
+                         corti=corti)  # fmt: skip
+    config = write_config(tmp_path / "device.toml", tree)
+    await corti_emulator.add_fault(kind="drop_stream", target="ws", afterBytes=20_000, count=1)
+    daemon = await start_daemon(config)
+    await daemon.ready()
+    code, out, err = await daemon.ctl("start")
+    assert code == 0, err
+    cid = json.loads(out)["data"]["correlation_id"]
+
+    async def rejoined() -> bool:
+        sessions = await corti_emulator.sessions()
+        return bool(sessions) and len(sessions[0]["streams"]) >= 2
+
+    await wait_for(rejoined, what="a second live stream after the first broke")
+    code, _, err = await daemon.ctl("stop")
+    assert code == 0, err
+
+    async def done() -> bool:
+        return "encounter handed to processing" in daemon.log
+
+    await wait_for(done, timeout=40, what="the upload processed")
+    session = await corti_emulator.session(cid)
+    first, second = session["streams"]
+    assert not first["ended"] and second["ended"]
+    offsets = [int(m) for m in re.findall(r'msg="corti live stream opened" \S+ offset=(\d+)',
+                                          daemon.log)]  # fmt: skip
+    assert offsets[0] == 0 and offsets[1] > 0 and offsets[1] % 2 == 0  # the live edge, whole
+    (closed,) = closed_recordings(daemon.log)
+    expected = expected_bytes(config, closed["start"], closed["end"])
+    sent = streaming_wav_header(16000, 1) + expected[offsets[1] :]
+    assert second["bytes"] == len(sent)
+    assert second["sha256"] == hashlib.sha256(sent).hexdigest()
+    (rec,) = session["recordings"]
+    assert await corti_emulator.audio(cid, rec["recordingId"]) == expected
