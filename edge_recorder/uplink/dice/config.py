@@ -81,6 +81,11 @@ class DiceConfig(Section):
         description="Keep each stream's note and transcript, encrypted with the spool key, "
         "under <spool.dir>/notes/ (mode 0600).",
     )
+    notes_keep_days: Seconds = Field(
+        7.0,
+        description="Sealed notes older than this many days are deleted (PHI is not kept "
+        "longer than needed to hand it over; 0 keeps them until deleted by hand).",
+    )
 
     @model_validator(mode="after")
     def _urls(self) -> DiceConfig:

@@ -42,8 +42,11 @@ def dice_uplinks(config: Config, state: UplinkState) -> Uplinks:
 
         key_file = config.spool.key_file
         notes = NoteWriter(
-            config.spool.dir / "notes", lambda: load_key(key_file, allow_create=False)[0]
+            config.spool.dir / "notes",
+            lambda: load_key(key_file, allow_create=False)[0],
+            keep_days=dice.notes_keep_days,
         )
+        notes.prune()  # at start-up too: a device that streams rarely still forgets old PHI
     client = DiceClient(
         dice,
         tokens,

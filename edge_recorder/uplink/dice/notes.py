@@ -10,9 +10,11 @@ spool. A random 96-bit nonce per file is safe: a device writes a few files per e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,10 +58,32 @@ def read_note(device_key: bytes, path: Path) -> dict[str, Any]:
 class NoteWriter:
     """Writes sealed note files; `load_key` is called lazily (the spool creates the key)."""
 
-    def __init__(self, directory: Path, load_key: Callable[[], bytes]) -> None:
+    def __init__(
+        self, directory: Path, load_key: Callable[[], bytes], keep_days: float = 0.0
+    ) -> None:
         self.directory = directory
         self._load_key = load_key
         self._key: bytes | None = None
+        self.keep_s = keep_days * 86400.0  # 0: keep until deleted by hand
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete sealed notes older than the retention (PHI kept no longer than needed);
+        returns how many. Failures are logged without names and never raised."""
+        if self.keep_s <= 0:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.keep_s
+        removed = 0
+        try:
+            for path in self.directory.glob(f"*{SUFFIX}"):
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+        except OSError as exc:
+            log.warning("old dice notes not pruned", error=type(exc).__name__)
+        if removed:
+            log.info("old dice notes deleted", notes_count=removed)
+        return removed
 
     def save(self, encounter: str, stream: str, document: dict[str, Any]) -> Path | None:
         """Seal and write atomically; on failure log (no content) and return None: the
@@ -82,4 +106,5 @@ class NoteWriter:
         except Exception as exc:  # any failure: keep delivering audio
             log.warning("dice note not saved", error=type(exc).__name__)
             return None
+        self.prune()
         return path

@@ -171,3 +171,21 @@ def test_the_emulated_transcript_goes_partial_then_final_by_id() -> None:
     assert [(i["id"], i["is_final"]) for i in t.flush()] == [("item-1", True)]
     note = p.note_message("soap", bytes(4), 16000)
     assert [s["sec_title"] for s in note["sections"]] == list(p.SECTIONS["soap"])
+
+
+def test_old_notes_are_deleted_after_the_retention(tmp_path: Path) -> None:
+    """Sealed notes are PHI: kept `notes_keep_days`, then deleted (at start-up and on save)."""
+    import os
+    import time
+
+    key = b"k" * 32
+    writer = NoteWriter(tmp_path / "notes", lambda: key, keep_days=7)
+    old = writer.save("enc-old", "s1", {"sections": []})
+    assert old is not None
+    ten_days_ago = time.time() - 10 * 86400
+    os.utime(old, (ten_days_ago, ten_days_ago))
+    new = writer.save("enc-new", "s1", {"sections": []})  # saving prunes
+    assert new is not None and new.exists() and not old.exists()
+    keep_all = NoteWriter(tmp_path / "notes", lambda: key, keep_days=0)
+    os.utime(new, (ten_days_ago, ten_days_ago))
+    assert keep_all.prune() == 0 and new.exists()
