@@ -26,6 +26,9 @@ class LiveRecording:
     end: int = 0  # readable length: bytes fully written
     durable: int = 0  # bytes known fsynced (== end for closed recordings)
     writer: RecordingWriter | None = None
+    # The newest appended bytes as (offset, bytes), replaced whole by the writer (one atomic
+    # assignment): the live stream reads what capture just wrote without decrypting it back.
+    recent: tuple[int, bytes] = (0, b"")
 
     @property
     def disk_bytes(self) -> int:

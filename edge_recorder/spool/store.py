@@ -173,6 +173,9 @@ class Spool(SpoolCore):
             end = live.end
             if not 0 <= offset <= end:
                 raise ValueError(f"offset {offset} outside 0..{end} of recording {recording_id}")
+            start, recent = live.recent  # what capture appended last: no file read, no decrypt
+            if start <= offset and offset + min(max_bytes, end - offset) <= start + len(recent):
+                return recent[offset - start : offset - start + min(max_bytes, end - offset)]
             if recording_id not in self._readers:
                 self._readers[recording_id] = (threading.Lock(), RecordingReader(live, self._key))
             guard, reader = self._readers[recording_id]

@@ -44,6 +44,9 @@ class WriterHost(Protocol):
     def _writer_closed(self, live: LiveRecording, reason: str) -> None: ...
 
 
+RECENT_BYTES = 64 * 1024  # ~2 s of 16 kHz PCM16: what a live stream that keeps up asks for
+
+
 class RecordingWriter:
     def __init__(
         self,
@@ -131,6 +134,10 @@ class RecordingWriter:
         except OSError as exc:
             raise os_error(exc, "appending audio") from None
         with self._host.lock:
+            start, kept = self._live.recent
+            if start + len(kept) != self._live.end or len(kept) >= RECENT_BYTES:
+                start, kept = self._live.end, b""  # keep only a contiguous, bounded tail
+            self._live.recent = (start, kept + piece)
             self._live.end += len(piece)
             self._host._account(self._live, len(framed), None)
 

@@ -308,3 +308,31 @@ def test_undelivered_audio_never_expires(tmp_path: Path) -> None:
         assert [r.id for r in spool.pending_recordings(ready_at=ten_years)] == [rid]
         assert spool.read(rid, 0, 100) == b"old audio"
         assert spool.backlog().oldest_age_s == ten_years - 1_000.0
+
+
+def test_reads_of_what_capture_just_wrote_equal_the_disk_and_skip_it(tmp_path: Path) -> None:
+    """The live stream asks for the bytes capture appended a moment ago: they come from the
+    writer's bounded in-memory tail (no file read, no decrypt), and equal what is on disk."""
+    from edge_recorder.spool.writer import RECENT_BYTES
+
+    config = spool_config(tmp_path, segment_bytes=64 * 1024)
+    pieces = [os.urandom(3200 + i % 7) for i in range(80)]
+    data = b"".join(pieces)
+    with open_spool(config) as spool:
+        writer = spool.begin_recording("e", 1, new_id(), codec="pcm16", sample_rate=16000)
+        rid = str(writer.recording_id)
+        served: list[bytes] = []
+        for piece in pieces:
+            offset = writer.append(piece) - len(piece)
+            served.append(spool.read(rid, offset, len(piece)))  # tailing, as live delivery
+        assert b"".join(served) == data
+        assert rid not in spool._readers  # never needed the file: all from the tail
+        start, recent = spool._live[rid].recent
+        assert 0 < len(recent) <= RECENT_BYTES + 3206 and recent == data[start:]
+        assert spool.read(rid, 0, 5000) == data[:5000]  # older bytes: from the file
+        assert rid in spool._readers
+        across = start - 100  # a range that starts before the tail: read from the file
+        assert spool.read(rid, across, 300) == data[across : across + 300]
+        writer.close()
+    with open_spool(config) as spool:  # and the file holds the same bytes
+        assert spool.read(rid, 0, len(data)) == data
