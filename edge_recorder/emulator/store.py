@@ -87,6 +87,7 @@ class Store:
         self.root = data_dir / "sessions"
         self.root.mkdir(parents=True, exist_ok=True)
         self.sessions: dict[str, Session] = {}
+        self.streaming: set[tuple[str, str]] = set()  # (cid, key) with a stream attached now
         self._load()
 
     # ------------------------------------------------------------------ sessions
@@ -234,6 +235,7 @@ class Store:
             rec.transport = transport
             rec.updated_at = now_iso()
         self.save(session)
+        self.streaming.add((cid, rec.key))
         return rec, self.held(cid, guid)
 
     def write(self, cid: str, key: str, offset: int, data: bytes) -> int:
@@ -259,6 +261,7 @@ class Store:
         self.write_playable(cid, rec)
         session = self.sessions[cid]
         self.save(session)
+        self.streaming.discard((cid, key))
         return self.held(cid, key)
 
     def start_processing(self, cid: str, keys: list[str]) -> tuple[int, int]:
@@ -324,6 +327,7 @@ class Store:
                 "file": str(playable) if playable.exists() else None,
                 "rawFile": str(self.raw_path(cid, rec.key)),
                 "processingStarted": rec.processing_started,
+                "streaming": (cid, rec.key) in self.streaming,  # a stream attached right now
                 "createdAt": rec.created_at,
                 "updatedAt": rec.updated_at,
             }

@@ -26,6 +26,7 @@ import tomli_w
 from edge_recorder.configfile import load_config
 from edge_recorder.demo.verdict import reencode
 from tests.fixtures.emulator import EmulatorHandle
+from tests.helpers import wait_for
 from tests.integration.systemd.conftest import NotifySocket
 
 SPEED = 8.0  # the WAV plays 8x faster than real time
@@ -278,16 +279,6 @@ def expected_bytes(config: Path, start_frame: int, end_frame: int) -> bytes:
 def pcm_rms(data: bytes) -> float:
     samples = np.frombuffer(data, dtype="<i2").astype(np.float64)
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def assert_pieces_tile(expected: bytes, pieces: list[tuple[int, bytes]]) -> int:

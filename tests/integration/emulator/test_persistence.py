@@ -9,6 +9,7 @@ import grpc
 
 from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2_grpc as pb_grpc
 from tests.fixtures.emulator import sha256
+from tests.helpers import wait_for
 from tests.integration.emulator.conftest import (
     chunk_request,
     close_request,
@@ -30,6 +31,11 @@ async def test_recordings_survive_restart_and_resume(aas_emulator, token) -> Non
         await call.write(chunk_request(0, AUDIO[:5000]))
         await call.read()
         call.cancel()
+
+    async def stream_ended() -> bool:  # the server handles the cancel on its own time
+        return not (await aas_emulator.session("enc-persist"))["recordings"][0]["streaming"]
+
+    await wait_for(stream_ended, what="the emulator ending the cancelled stream")
     before = await aas_emulator.session("enc-persist")
     await aas_emulator.restart()
     after = await aas_emulator.session("enc-persist")
