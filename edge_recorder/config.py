@@ -126,6 +126,14 @@ class VadConfig(Section):
         300, ge=0, le=5000, description="Speech is held this long after it stops."
     )
     webrtc_aggressiveness: int = Field(2, ge=0, le=3, description="WebRTC VAD mode 0-3.")
+    batch_ms: int = Field(
+        400,
+        ge=0,
+        le=2000,
+        description="Audio scored per VAD call: fewer, larger calls cost less CPU; speech "
+        "indicators lag by up to this much. Audio itself never waits for it (0 = every chunk; "
+        "with trim_silence_over_s set, every chunk is scored at once).",
+    )
     auto_stop_after_s: Seconds = Field(
         600.0, description="Stop the encounter after this long without speech (0 = never)."
     )

@@ -135,3 +135,35 @@ def test_silero_carries_state_and_context_across_calls(speech: np.ndarray) -> No
         [make_engine("silero").probabilities(windows[i : i + 3]) for i in range(0, n, 3)]
     )
     assert np.max(np.abs(cold - whole)) > 0.05
+
+
+def test_batching_defers_scoring_but_decides_the_same() -> None:
+    # 10 ms windows, 25 ms chunks, 100 ms batches: nothing is scored until a batch is pending,
+    # then every whole window is; the decisions equal scoring every chunk at once
+    script = [0.0] * 13 + [0.9] * 40 + [0.1] * 37 + [0.9] * 28
+    batched = VoiceActivity(ScriptedEngine(script), VadConfig(hangover_ms=100, batch_ms=100))
+    eager = VoiceActivity(ScriptedEngine(script), VadConfig(hangover_ms=100, batch_ms=0))
+    first = [batched.process(np.zeros(400, np.float32)) for _ in range(3)]
+    assert [u.probabilities.size for u in first] == [0, 0, 0]
+    assert batched.pending_samples == 1200
+    assert first[-1].time_since_speech_s == 0.0  # undecided audio is not silence yet
+    fourth = batched.process(np.zeros(400, np.float32))
+    assert fourth.probabilities.size == 10 and batched.pending_samples == 0
+    rest = feed(batched, len(script) - 10, sizes=400)
+    updates = [*first, fourth, *rest]
+    reference = feed(eager, len(script), sizes=400)
+    assert batched.totals.segments == eager.totals.segments == [(0.13, 0.63), (0.9, 1.18)]
+    np.testing.assert_array_equal(
+        np.concatenate([u.speech for u in updates]), np.concatenate([u.speech for u in reference])
+    )
+    # finish() scores everything still pending (8 windows here), not just one last window
+    assert rest[-1].probabilities.size == 8 and rest[-1].decided_s == pytest.approx(0.08)
+
+
+def test_trimming_scores_every_chunk_whatever_the_batch() -> None:
+    # with trimming the decision gates the audio, so it may not wait for a batch
+    tracker = VoiceActivity(
+        ScriptedEngine([0.9] * 10), VadConfig(batch_ms=400, trim_silence_over_s=1.0)
+    )
+    assert tracker.batch == 0
+    assert tracker.process(np.zeros(4 * WINDOW, np.float32)).probabilities.size == 4
