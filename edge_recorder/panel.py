@@ -10,6 +10,10 @@ it) and here, by ignoring any edge that follows the previous edge within `bounce
 the mock and some back ends do not debounce, and a bouncing release must never read as a
 second press (that would stop an encounter just started). With `hold_action = "pause"` a
 short press acts on release, so a hold is never mistaken for a press first.
+
+Buttons are gpiozero `DigitalInputDevice`s, not `Button`s: every `Button` starts a hold
+thread that wakes ten times a second for its whole life, pressed or not. The hold is timed
+here instead, with one loop timer armed on press and cancelled on release.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -132,6 +137,9 @@ class Panel:
         self._privacy_bounce = _Debouncer(config.bounce_time_s, clock)
         self._down = False
         self._held = False
+        self._press = 0  # counts presses: a hold timer only fires for the press that armed it
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._button_lock = threading.Lock()  # edges (gpiozero threads) vs the hold (loop)
         self.current: IndicatorName | None = None
         try:
             self._setup()
@@ -145,32 +153,29 @@ class Panel:
     # --- construction ----------------------------------------------------------------------
 
     def _setup(self) -> None:
-        from gpiozero import LED, PWMLED, RGBLED, Button, Buzzer
+        from gpiozero import LED, PWMLED, RGBLED, Buzzer, DigitalInputDevice
 
         cfg, factory = self._config, self._factory
         bounce = cfg.bounce_time_s or None
         if cfg.record_button_pin is not None:
             button = self._add(
-                Button,
+                DigitalInputDevice,
                 cfg.record_button_pin,
                 pull_up=cfg.buttons_active_low,
                 bounce_time=bounce,
-                hold_time=cfg.hold_time_s,
                 pin_factory=factory,
             )
-            button.when_pressed = self._record_down
-            button.when_released = self._record_up
-            if cfg.hold_action == "pause":
-                button.when_held = self._record_held
+            button.when_activated = self._record_down
+            button.when_deactivated = self._record_up
         if cfg.privacy_button_pin is not None:
             privacy = self._add(
-                Button,
+                DigitalInputDevice,
                 cfg.privacy_button_pin,
                 pull_up=cfg.buttons_active_low,
                 bounce_time=bounce,
                 pin_factory=factory,
             )
-            privacy.when_pressed = self._privacy_down
+            privacy.when_activated = self._privacy_down
         kinds: dict[str, Any] = {"single": LED, "pwm": PWMLED}
         self._led: Any = None
         if cfg.led == "rgb":
@@ -200,23 +205,41 @@ class Panel:
     # --- buttons (gpiozero threads) -------------------------------------------------------
 
     def _record_down(self) -> None:
-        if not self._record_bounce.accept():
-            return
-        self._down, self._held = True, False
+        with self._button_lock:
+            if not self._record_bounce.accept():
+                return
+            self._down, self._held = True, False
+            self._press += 1
+            press = self._press
         if self._config.hold_action == "none":
             self._send(RecordPressed())
+        else:
+            self._call_in_loop(self._arm_hold, press)
 
     def _record_up(self) -> None:
-        if not self._record_bounce.accept() or not self._down:
-            return
-        self._down = False
-        if self._config.hold_action == "pause" and not self._held:
+        with self._button_lock:
+            if not self._record_bounce.accept() or not self._down:
+                return
+            self._down = False
+            tap = not self._held
+        if self._config.hold_action == "pause" and tap:
             self._send(RecordPressed())
 
-    def _record_held(self) -> None:
-        if self._down and not self._held:
+    def _arm_hold(self, press: int) -> None:
+        """Loop thread: the hold fires `hold_time_s` after the press unless released first."""
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+        self._hold_timer = self._loop.call_later(
+            self._config.hold_time_s, self._record_held, press
+        )
+
+    def _record_held(self, press: int) -> None:
+        self._hold_timer = None
+        with self._button_lock:
+            if press != self._press or not self._down or self._held:
+                return  # released (or pressed again) before the hold time was up
             self._held = True
-            self._send(RecordHeld())
+        self._send(RecordHeld())
 
     def _privacy_down(self) -> None:
         if self._privacy_bounce.accept():
@@ -224,10 +247,13 @@ class Panel:
 
     def _send(self, event: PanelEvent) -> None:
         log.info("button", event=type(event).__name__)
+        self._call_in_loop(self._emit, event)
+
+    def _call_in_loop(self, callback: Callable[[Any], None], arg: Any) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._emit, event)
+            self._loop.call_soon_threadsafe(callback, arg)
         except RuntimeError:  # the loop is closed: the daemon is shutting down
-            log.warning("button event dropped: event loop closed", event=type(event).__name__)
+            log.warning("button event dropped: event loop closed", event=type(arg).__name__)
 
     # --- outputs (loop thread) --------------------------------------------------------------
 
@@ -274,6 +300,9 @@ class Panel:
 
     def close(self) -> None:
         """Release every pin (LEDs go dark), and the pin factory if we made it. Idempotent."""
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         closing = list(reversed(self._devices))
         self._devices.clear()
         if self._own_factory and self._factory is not None:

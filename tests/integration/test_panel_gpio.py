@@ -128,6 +128,33 @@ async def test_hold_pauses_and_a_held_release_is_not_a_press() -> None:
         panel.close()
 
 
+async def test_a_hold_counts_from_its_own_press_and_buttons_start_no_threads() -> None:
+    # a tap arms a hold timer; pressing again must not let that stale timer fire early
+    events: asyncio.Queue[Any] = asyncio.Queue()
+    clock = ManualClock()
+    threads_before = threading.active_count()
+    panel, factory = make_panel(events, clock, hold_action="pause", hold_time_s=0.4)
+    assert threading.active_count() == threads_before  # no polling hold thread per button
+    button = factory.pin(17)
+    loop = asyncio.get_running_loop()
+    try:
+        button.drive_low()
+        clock.now += 0.2
+        button.drive_high()
+        assert await asyncio.wait_for(events.get(), 5) == RecordPressed()
+        clock.now += 0.2
+        second_press = loop.time()
+        button.drive_low()
+        assert await asyncio.wait_for(events.get(), 5) == RecordHeld()
+        assert loop.time() - second_press >= 0.4  # timed from the second press
+        clock.now += 0.2
+        button.drive_high()  # releasing after the hold is not a tap
+        expected = marker(events)
+        assert await asyncio.wait_for(events.get(), 5) == expected
+    finally:
+        panel.close()
+
+
 async def test_with_a_hold_action_a_tap_acts_on_release() -> None:
     events: asyncio.Queue[Any] = asyncio.Queue()
     clock = ManualClock()
