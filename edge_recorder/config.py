@@ -71,10 +71,11 @@ class AudioConfig(Section):
     channels: int = Field(1, ge=1, le=8, description="Capture channel count.")
     format: SampleFormat = Field("S16_LE", description="Capture sample format.")
     period_ms: int = Field(
-        100,
+        120,
         ge=5,
         le=200,
-        description="ALSA period length in milliseconds (100: one wake-up per encoder chunk).",
+        description="ALSA period length in milliseconds (equal to encoding.chunk_ms: one "
+        "capture wake-up per encoder chunk).",
     )
     buffer_periods: int = Field(8, ge=2, le=64, description="ALSA buffer size in periods.")
     mix_weights: list[float] = Field(
@@ -153,7 +154,11 @@ class EncodingConfig(Section):
     opus_complexity: int = Field(5, ge=0, le=10, description="Opus encoder complexity 0-10.")
     flac_compression_level: int = Field(5, ge=0, le=8, description="FLAC level 0-8.")
     chunk_ms: int = Field(
-        100, ge=20, le=1000, description="Audio per spool record and per live message."
+        120,
+        ge=20,
+        le=1000,
+        description="Audio per spool record and per live message: each message has a fixed "
+        "CPU cost, and the oldest sample in it waits this long (README: benchmarks).",
     )
 
 

@@ -306,7 +306,7 @@ def probe_mic(config: Config) -> list[CheckResult]:
         source.stop()
     if not got:
         return [CheckResult("mic", "fail", f"{audio.device} opened but delivered no audio")]
-    samples = np.concatenate([f.as_float32() for f in got])
+    samples = np.concatenate([f.as_float32() for f in got])[:wanted]  # whole periods: trim
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
     level = f"{20 * np.log10(rms):.1f} dBFS" if rms > 0 else "digital silence (muted?)"
     status: Literal["ok", "warn"] = "ok" if rms > 0 else "warn"

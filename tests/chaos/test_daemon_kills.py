@@ -7,7 +7,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import soundfile
 
+from edge_recorder.configfile import load_config
 from tests.chaos.daemon_rig import (
     DaemonRig,
     is_capture_output,
@@ -136,7 +138,8 @@ def test_crash_truth_accepts_capture_output_and_rejects_a_gap(
     sock = tmp_path / "s"
     sock.mkdir()
     config = write_config(tmp_path / "d.toml", daemon_config(None, tmp_path, sock, chaos_wav))
-    start = 4410
+    period = soundfile.info(str(chaos_wav)).samplerate * load_config(config).audio.period_ms // 1000
+    start = period  # capture blocks start on period boundaries
     ends: list[tuple[int, int]] = []
     streamed = reencode(config, start, None, 60000, ends)
     end, length = ends[len(ends) // 2]
@@ -148,4 +151,4 @@ def test_crash_truth_accepts_capture_output_and_rejects_a_gap(
     assert not is_capture_output(config, start, gap)
     repeat = streamed[:20000] + streamed[16800:41000]
     assert not is_capture_output(config, start, repeat)
-    assert not is_capture_output(config, start + 441, streamed[:41000])  # wrong start
+    assert not is_capture_output(config, start + period, streamed[:41000])  # wrong start

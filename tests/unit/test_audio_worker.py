@@ -162,5 +162,8 @@ def test_periods_are_processed_a_chunk_at_a_time_and_a_gap_ends_the_batch(
     worker, _, _ = run_worker(config, source, spool)
     poll_until(lambda: sum(sizes) == 11 * BLOCK, what="all audio processed")
     worker.stop()
-    # 100 ms chunks (5 periods), cut short by the gap, which is processed on its own.
-    assert sizes == [5 * BLOCK, 2 * BLOCK, BLOCK, 3 * BLOCK]
+    # chunks of encoding.chunk_ms (whole periods), cut short by the gap, which is processed
+    # on its own
+    chunk = config.encoding.chunk_ms * FMT.rate // 1000 // BLOCK
+    assert 1 < chunk < 7
+    assert sizes == [chunk * BLOCK, (7 - chunk) * BLOCK, BLOCK, 3 * BLOCK]
