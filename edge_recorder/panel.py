@@ -229,9 +229,7 @@ class Panel:
         """Loop thread: the hold fires `hold_time_s` after the press unless released first."""
         if self._hold_timer is not None:
             self._hold_timer.cancel()
-        self._hold_timer = self._loop.call_later(
-            self._config.hold_time_s, self._record_held, press
-        )
+        self._hold_timer = self._loop.call_later(self._config.hold_time_s, self._record_held, press)
 
     def _record_held(self, press: int) -> None:
         self._hold_timer = None
