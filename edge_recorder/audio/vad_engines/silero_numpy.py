@@ -157,7 +157,7 @@ class SileroNumpyVad:
     def _encode(self, batch: F32) -> F32:
         """STFT magnitude and the four convs, for all windows at once; (n, 576) -> (n, 128)."""
         n = batch.shape[0]
-        frames = np.take(batch, self._index, axis=1).reshape(n * _FRAMES, _FFT)
+        frames = batch.take(self._index, axis=1).reshape(n * _FRAMES, _FFT)
         spec = frames @ self._basis  # (4n, 258): real then imaginary parts
         re, im = spec[:, : self._bins], spec[:, self._bins :]
         x: F32 = np.sqrt(re * re + im * im).reshape(n, _FRAMES, self._bins)  # channels last
