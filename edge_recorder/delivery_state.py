@@ -17,11 +17,11 @@ crash the file can only claim more than happened, which is the safe side.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from edge_recorder.logs import get_logger
+from edge_recorder.spool.fileops import write_private
 
 log = get_logger(__name__)
 
@@ -103,16 +103,4 @@ class DeliveryState:
             {"live": sorted(self._live), "rest_chunk_bytes": self._chunk, "service": self._service},
             separators=(",", ":"),
         ).encode()
-        tmp = self._path.with_name(f".{STATE_NAME}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(self._path)
-        dfd = os.open(self._path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_private(self._path.parent, self._path.name, payload)

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_recorder.spool.errors import SpoolLocked
-from edge_recorder.spool.fileops import OsFileOps
+from edge_recorder.spool.fileops import OsFileOps, fsync_dir
 from edge_recorder.spool.ledger import (
     LEDGER_NAME,
     LedgerData,
     RecordingEntry,
-    fsync_dir,
     read_ledger_file,
     save_ledger,
 )

@@ -14,24 +14,21 @@ writes a handful per day.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edge_recorder.logs import get_logger
+from edge_recorder.spool.crypto import derive_cipher
+from edge_recorder.spool.fileops import write_private
+from edge_recorder.spool.sealed import seal_json, unseal_json
 
 log = get_logger(__name__)
 
 CONTEXT_DIR = "context"
-NONCE_BYTES = 12
 _INFO = b"edge-recorder encounter context v1"
 
 
@@ -49,31 +46,13 @@ class EncounterContexts:
 
     def _aead(self) -> AESGCM:
         if self._cipher is None:
-            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
-            self._cipher = AESGCM(hkdf.derive(self._device_key()))
+            self._cipher = derive_cipher(self._device_key(), _INFO)
         return self._cipher
 
     def save(self, correlation_id: str, values: Mapping[str, Any]) -> None:
         """Seal and write atomically (temp, fsync, rename, fsync the directory)."""
         name = _file_name(correlation_id)
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        plain = json.dumps(dict(values), separators=(",", ":")).encode()
-        blob = nonce + self._aead().encrypt(nonce, plain, name.encode())
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.directory / name
-        tmp = path.with_name(f".{name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, blob)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-        dfd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_private(self.directory, name, seal_json(self._aead(), name, dict(values)))
 
     def load(self, correlation_id: str) -> dict[str, Any] | None:
         """The context, or None when there is none or it cannot be opened (then logged, with
@@ -87,8 +66,7 @@ class EncounterContexts:
             log.error("encounter context unreadable", error=type(exc).__name__)
             return None
         try:
-            plain = self._aead().decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], path.name.encode())
-            loaded = json.loads(plain)
+            loaded = unseal_json(self._aead(), path.name, blob)
         except (InvalidTag, ValueError) as exc:
             log.error("encounter context corrupt; using the configured identity",
                       error=type(exc).__name__)  # fmt: skip

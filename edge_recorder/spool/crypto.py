@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from edge_recorder.credentials import credential_path
 from edge_recorder.logs import get_logger
 from edge_recorder.spool.errors import SpoolKeyError
+from edge_recorder.spool.fileops import fsync_dir
 from edge_recorder.spool.records import SALT_BYTES
 
 log = get_logger(__name__)
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidTag",
     "SegmentCipher",
     "SpoolKeyError",
+    "derive_cipher",
     "key_id",
     "load_key",
     "new_salt",
@@ -53,6 +55,11 @@ __all__ = [
 
 def _hkdf(key: bytes, salt: bytes | None, info: bytes, length: int = KEY_BYTES) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(key)
+
+
+def derive_cipher(device_key: bytes, info: bytes) -> AESGCM:
+    """An AEAD for one purpose (`info` labels it), keyed from the device key, never with it."""
+    return AESGCM(_hkdf(device_key, None, info))
 
 
 def key_id(key: bytes) -> str:
@@ -100,14 +107,6 @@ def parse_key(raw: bytes, source: str) -> bytes:
     )
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _create_key_file(key_file: Path) -> None:
     """Atomically create the key: write a 0600 temp file, fsync, hard-link into place.
 
@@ -129,7 +128,7 @@ def _create_key_file(key_file: Path) -> None:
         pass  # another process won the race; use its key
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(key_file.parent)
+    fsync_dir(key_file.parent)
 
 
 def load_key(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 
@@ -37,6 +39,31 @@ class OsFileOps:
     def free_bytes(self, path: str) -> int:
         st = os.statvfs(path)
         return st.f_bavail * st.f_frsize
+
+
+def fsync_dir(path: Path, ops: FileOps | None = None) -> None:
+    """fsync a directory, so a rename or a new file in it survives a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        (ops or OsFileOps()).fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_private(directory: Path, name: str, blob: bytes) -> Path:
+    """`directory/name` = `blob`, mode 0600, atomically and durably."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / name
+    tmp = path.with_name(f".{name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        write_all(OsFileOps(), fd, blob)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+    fsync_dir(directory)
+    return path
 
 
 def write_all(ops: FileOps, fd: int, data: bytes) -> None:

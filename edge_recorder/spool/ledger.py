@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_recorder.logs import get_logger
-from edge_recorder.spool.fileops import FileOps, write_all
+from edge_recorder.spool.fileops import FileOps, fsync_dir, write_all
 
 log = get_logger(__name__)
 
@@ -102,14 +102,6 @@ class LedgerData(_M):
     def add_notice(self, kind: str, detail: str, recording: str | None = None) -> None:
         self.notices.append(Notice(at=time.time(), kind=kind, recording=recording, detail=detail))
         del self.notices[:-MAX_NOTICES]
-
-
-def fsync_dir(path: Path, ops: FileOps) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        ops.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_ledger(directory: Path, data: LedgerData, ops: FileOps) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from edge_recorder.logs import get_logger
 from edge_recorder.spool.errors import SpoolError, UnknownRecording
-from edge_recorder.spool.fileops import FileOps
-from edge_recorder.spool.ledger import EncounterEntry, LedgerData, RecordingEntry, fsync_dir
+from edge_recorder.spool.fileops import FileOps, fsync_dir
+from edge_recorder.spool.ledger import EncounterEntry, LedgerData, RecordingEntry
 from edge_recorder.spool.recovery import RecoveryResult, recover_tail
 from edge_recorder.spool.segments import SegmentRef
 from edge_recorder.spool.state import LiveRecording

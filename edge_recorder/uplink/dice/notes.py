@@ -11,42 +11,29 @@ spool. A random 96-bit nonce per file is safe: a device writes a few files per e
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from edge_recorder.logs import get_logger
+from edge_recorder.spool.crypto import derive_cipher
+from edge_recorder.spool.fileops import write_private
+from edge_recorder.spool.sealed import seal_json, unseal_json
 
 log = get_logger(__name__)
 
-NONCE_BYTES = 12
 SUFFIX = ".json.enc"
 _INFO = b"edge-recorder dice notes v1"
 
 
-def notes_key(device_key: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(device_key)
-
-
 def seal(device_key: bytes, name: str, document: dict[str, Any]) -> bytes:
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    plain = json.dumps(document, separators=(",", ":")).encode()
-    return nonce + AESGCM(notes_key(device_key)).encrypt(nonce, plain, name.encode())
+    return seal_json(derive_cipher(device_key, _INFO), name, document)
 
 
 def unseal(device_key: bytes, name: str, blob: bytes) -> dict[str, Any]:
     """The document; raises cryptography's InvalidTag for a wrong key, name or tampering."""
-    nonce, sealed = blob[:NONCE_BYTES], blob[NONCE_BYTES:]
-    plain = AESGCM(notes_key(device_key)).decrypt(nonce, sealed, name.encode())
-    loaded: dict[str, Any] = json.loads(plain)
+    loaded: dict[str, Any] = unseal_json(derive_cipher(device_key, _INFO), name, blob)
     return loaded
 
 
@@ -92,17 +79,7 @@ class NoteWriter:
         try:
             if self._key is None:
                 self._key = self._load_key()
-            blob = seal(self._key, name, document)
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path = self.directory / name
-            tmp = path.with_name(f".{name}.{secrets.token_hex(4)}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, blob)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(path)
+            path = write_private(self.directory, name, seal(self._key, name, document))
         except Exception as exc:  # any failure: keep delivering audio
             log.warning("dice note not saved", error=type(exc).__name__)
             return None
