@@ -8,8 +8,9 @@ and lives in inspect.py. Nothing here touches the network: the fronts ask and ap
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import grpc
 
@@ -57,11 +58,50 @@ def _int(spec: dict[str, Any], key: str, default: int | None, low: int) -> int |
     return value
 
 
-class Faults:
+class CountedFault(Protocol):
+    """What every emulator's fault record has: a kind and how many more times it applies."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    kind: str
+    count: int | None  # None = until cleared
+
+
+FaultT = TypeVar("FaultT", bound=CountedFault)
+
+
+class FaultBook(Generic[FaultT]):
+    """The armed faults of one emulator (AAS, Corti, Dice, AWS): ids, consumption, listing."""
+
     def __init__(self) -> None:
         self._ids = itertools.count(1)
-        self.active: list[Fault] = []
+        self.active: list[FaultT] = []
 
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    def arm(self, fault: FaultT) -> FaultT:
+        self.active.append(fault)
+        return fault
+
+    def take_first(self, match: Callable[[FaultT], bool]) -> FaultT | None:
+        """The first armed fault that matches, used up once (removed at count 0)."""
+        for fault in self.active:
+            if match(fault):
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self.active.remove(fault)
+                return fault
+        return None
+
+    def clear(self) -> None:
+        self.active.clear()
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [asdict(f) for f in self.active]
+
+
+class Faults(FaultBook[Fault]):
     def add(self, spec: dict[str, Any]) -> Fault:
         """Validate a fault spec (JSON from the inspect API) and arm it."""
         kind = spec.get("kind")
@@ -75,7 +115,7 @@ class Faults:
             raise ValueError("path must be a string")
         count_default = None if kind == "latency" else 1
         fault = Fault(
-            id=next(self._ids),
+            id=self.new_id(),
             kind=kind,
             target=target,
             count=_int(spec, "count", count_default, 1),
@@ -88,24 +128,10 @@ class Faults:
             raise ValueError("status must be an HTTP status 400-599")
         if fault.kind == "drop_stream" and fault.target not in ("any", "grpc", "ws"):
             raise ValueError("drop_stream applies to grpc or ws streams")
-        self.active.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        self.active.clear()
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [asdict(f) for f in self.active]
+        return self.arm(fault)
 
     def _take(self, kind: str, target: str, path: str) -> Fault | None:
-        for fault in self.active:
-            if fault.kind == kind and fault.matches(target, path):
-                if fault.count is not None:
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self.active.remove(fault)
-                return fault
-        return None
+        return self.take_first(lambda f: f.kind == kind and f.matches(target, path))
 
     def take_failure(self, target: str, path: str) -> Fault | None:
         return self._take("fail", target, path)

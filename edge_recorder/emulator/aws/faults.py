@@ -9,9 +9,10 @@ kinds:
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from edge_recorder.emulator.faults import FaultBook
 
 KINDS = ("http_error", "exception", "drop", "refuse_resume")
 
@@ -26,11 +27,7 @@ class AwsFault:
     after_bytes: int = 0
 
 
-class AwsFaults:
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-        self.active: list[AwsFault] = []
-
+class AwsFaults(FaultBook[AwsFault]):
     def add(self, spec: dict[str, Any]) -> AwsFault:
         kind = spec.get("kind")
         if kind not in KINDS:
@@ -46,23 +43,8 @@ class AwsFaults:
         exc = spec.get("exception", "InternalFailureException")
         if not isinstance(exc, str) or not exc:
             raise ValueError("exception must be a name")
-        fault = AwsFault(next(self._ids), kind, count, status, exc, after)
-        self.active.append(fault)
-        return fault
+        return self.arm(AwsFault(self.new_id(), kind, count, status, exc, after))
 
     def take(self, kind: str) -> AwsFault | None:
         """The first armed fault of `kind`, consumed once per stream."""
-        for fault in self.active:
-            if fault.kind == kind:
-                if fault.count is not None:
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self.active.remove(fault)
-                return fault
-        return None
-
-    def clear(self) -> None:
-        self.active.clear()
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [asdict(f) for f in self.active]
+        return self.take_first(lambda f: f.kind == kind)

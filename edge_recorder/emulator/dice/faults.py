@@ -9,9 +9,10 @@ handled by the server.
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from edge_recorder.emulator.faults import FaultBook
 
 KINDS = ("fail", "drop_stream", "error_msg")
 
@@ -21,7 +22,7 @@ class Fault:
     id: int
     kind: str
     target: str = "ws"
-    count: int = 1
+    count: int | None = 1
     status: int = 503
     after_bytes: int = 0
     message: str = "injected error"
@@ -34,11 +35,7 @@ def _int(spec: dict[str, Any], key: str, default: int, low: int, high: int) -> i
     return value
 
 
-class Faults:
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-        self.active: list[Fault] = []
-
+class Faults(FaultBook[Fault]):
     def add(self, spec: dict[str, Any]) -> Fault:
         kind = spec.get("kind")
         if kind not in KINDS:
@@ -52,7 +49,7 @@ class Faults:
         if not isinstance(message, str):
             raise ValueError("message must be a string")
         fault = Fault(
-            id=next(self._ids),
+            id=self.new_id(),
             kind=kind,
             target=target,
             count=_int(spec, "count", 1, 1, 1_000_000),
@@ -60,20 +57,7 @@ class Faults:
             after_bytes=_int(spec, "afterBytes", 0, 0, 2**40),
             message=message,
         )
-        self.active.append(fault)
-        return fault
+        return self.arm(fault)
 
     def take(self, kind: str, target: str = "ws") -> Fault | None:
-        for fault in self.active:
-            if fault.kind == kind and fault.target == target:
-                fault.count -= 1
-                if fault.count <= 0:
-                    self.active.remove(fault)
-                return fault
-        return None
-
-    def clear(self) -> None:
-        self.active.clear()
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [asdict(f) for f in self.active]
+        return self.take_first(lambda f: f.kind == kind and f.target == target)
