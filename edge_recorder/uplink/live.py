@@ -160,23 +160,10 @@ class LiveRecordingState:
             raise error
 
 
-class LiveRecordingBase:
-    """What the gRPC and WebSocket recordings share: the state they report from.
+class StateReporting:
+    """The `base.LiveRecording` answers every live stream reads from its `_state`."""
 
-    Subclasses add the transport: `send`, `close`, `abort` and the response reader.
-    """
-
-    def __init__(
-        self,
-        recording: RecordingRef,
-        data_format: DataFormat,
-        state: LiveRecordingState,
-        timeout_s: float,
-    ) -> None:
-        self.recording = recording
-        self.data_format = data_format
-        self._state = state
-        self._timeout = timeout_s
+    _state: LiveRecordingState
 
     @property
     def resume_offset(self) -> int:
@@ -195,6 +182,25 @@ class LiveRecordingBase:
 
     async def wait_confirmed(self, offset: int, timeout_s: float) -> int:
         return await self._state.wait_confirmed(offset, timeout_s)
+
+
+class LiveRecordingBase(StateReporting):
+    """What the gRPC and WebSocket recordings share: the state they report from.
+
+    Subclasses add the transport: `send`, `close`, `abort` and the response reader.
+    """
+
+    def __init__(
+        self,
+        recording: RecordingRef,
+        data_format: DataFormat,
+        state: LiveRecordingState,
+        timeout_s: float,
+    ) -> None:
+        self.recording = recording
+        self.data_format = data_format
+        self._state = state
+        self._timeout = timeout_s
 
     def _begin_close(self, reason: str, length_s: float | None) -> pb.RecordingCloseRequest:
         """Refuse to close a failed stream; otherwise the RecordingClose message to send."""

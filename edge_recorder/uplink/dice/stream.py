@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
 from edge_recorder.logs import get_logger
-from edge_recorder.uplink.base import Ack, ErrorKind, UplinkError
+from edge_recorder.uplink.base import ErrorKind, UplinkError
 from edge_recorder.uplink.dice import messages as m
 from edge_recorder.uplink.dice.config import DiceConfig
-from edge_recorder.uplink.live import LiveRecordingState
+from edge_recorder.uplink.live import LiveRecordingState, StateReporting
 
 log = get_logger(__name__)
 
@@ -50,7 +50,7 @@ def service_error(message: str) -> UplinkError:
     )
 
 
-class DiceStream:
+class DiceStream(StateReporting):
     """A live stream (implements `base.LiveRecording`); see the module docstring."""
 
     def __init__(
@@ -92,24 +92,6 @@ class DiceStream:
         self._pinger: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ LiveRecording
-
-    @property
-    def resume_offset(self) -> int:
-        return self._state.resume_offset
-
-    @property
-    def confirmed(self) -> int:
-        return self._state.confirmed
-
-    @property
-    def sequence(self) -> int:
-        return self._state.sequence
-
-    def acks(self) -> AsyncIterator[Ack]:
-        return self._state.acks()
-
-    async def wait_confirmed(self, offset: int, timeout_s: float) -> int:
-        return await self._state.wait_confirmed(offset, timeout_s)
 
     async def start(self, request: str) -> None:
         """Send `stream_request`, then a ping: its pong proves the request was read without
