@@ -12,10 +12,9 @@ POST   /_emulator/tokens                             mint a token (expired, user
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
+from edge_recorder.emulator.bodies import json_object
 from edge_recorder.emulator.rest import CTX_KEY
 from edge_recorder.emulator.store import rest_key_of
 
@@ -55,11 +54,8 @@ async def list_faults(request: web.Request) -> web.Response:
 
 async def add_fault(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
-    try:
-        spec: Any = await request.json()
-    except ValueError:
-        spec = None
-    if not isinstance(spec, dict):
+    spec = await json_object(request)
+    if spec is None:
         return web.json_response({"error": "body must be a JSON object"}, status=400)
     if spec.get("kind") == "forget_recording":
         cid, rid = spec.get("correlationId"), spec.get("recordingId")
@@ -88,11 +84,8 @@ async def clear_faults(request: web.Request) -> web.Response:
 async def mint_token(request: web.Request) -> web.Response:
     """A token on demand, for tests of expiry, user tokens and foreign clients."""
     ctx = request.app[CTX_KEY]
-    try:
-        spec: Any = await request.json()
-    except ValueError:
-        spec = None
-    if not isinstance(spec, dict):
+    spec = await json_object(request)
+    if spec is None:
         return web.json_response({"error": "body must be a JSON object"}, status=400)
     client_id = spec.get("clientId", ctx.settings.client_id)
     lifetime = spec.get("lifetimeS")

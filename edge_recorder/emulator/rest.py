@@ -16,6 +16,7 @@ from aiohttp import BodyPartReader, web
 
 from edge_recorder.emulator import core, rules
 from edge_recorder.emulator.auth import AuthError
+from edge_recorder.emulator.bodies import json_object
 from edge_recorder.emulator.settings import REST_AUDIO_API_VERSION, SESSIONS_API_VERSIONS
 from edge_recorder.logs import get_logger
 
@@ -64,13 +65,8 @@ def check_api_version(request: web.Request, accepted: tuple[str, ...]) -> web.Re
 
 
 async def json_body(request: web.Request) -> dict[str, Any] | web.Response:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error(400, "request body must be a JSON object")
-    if not isinstance(body, dict):
-        return error(400, "request body must be a JSON object")
-    return body
+    body = await json_object(request)
+    return error(400, "request body must be a JSON object") if body is None else body
 
 
 def session_missing(request: web.Request, cid: str, skip: bool) -> web.Response | None:

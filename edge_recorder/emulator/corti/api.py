@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 from aiohttp import web
 
+from edge_recorder.emulator.bodies import json_object
 from edge_recorder.emulator.corti.settings import TEMPLATES
 from edge_recorder.emulator.corti.store import AudioRejected, Interaction, inspect_audio, now
 from edge_recorder.emulator.corti.tokens import Caller, TokenRejected
@@ -81,14 +82,6 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-async def _json(request: web.Request) -> dict[str, Any] | None:
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _interaction(request: web.Request) -> Interaction | None:
     ctx = _ctx(request)
     found: Interaction | None = ctx.store.interaction(ctx.settings.tenant, request.match_info["id"])
@@ -96,7 +89,7 @@ def _interaction(request: web.Request) -> Interaction | None:
 
 
 async def create_interaction(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_object(request)
     if body is None:
         return problem(400, "body must be a JSON object")
     enc = body.get("encounter")
@@ -157,7 +150,7 @@ async def create_transcript(request: web.Request) -> web.Response:
     item = _interaction(request)
     if item is None:
         return problem(404, "interaction not found")
-    body = await _json(request)
+    body = await json_object(request)
     if body is None:
         return problem(400, "body must be a JSON object")
     rid, lang = body.get("recordingId"), body.get("primaryLanguage")
@@ -229,7 +222,7 @@ async def create_document(request: web.Request) -> web.Response:
     item = _interaction(request)
     if item is None:
         return problem(404, "interaction not found")
-    body = await _json(request)
+    body = await json_object(request)
     if body is None:
         return problem(400, "body must be a JSON object")
     key, context = body.get("templateKey"), body.get("context")

@@ -16,10 +16,9 @@ POST   /_emulator/tokens                                 mint a token {lifetimeS
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
+from edge_recorder.emulator.bodies import json_object
 from edge_recorder.emulator.corti.app import CTX, Drop
 
 
@@ -91,11 +90,8 @@ async def list_faults(request: web.Request) -> web.Response:
 
 async def add_fault(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    try:
-        spec: Any = await request.json()
-    except ValueError:
-        spec = None
-    if not isinstance(spec, dict):
+    spec = await json_object(request)
+    if spec is None:
         return _error(400, "body must be a JSON object")
     kind = spec.get("kind")
     if kind in ("drop_connection", "lose_answer"):
@@ -133,11 +129,8 @@ async def clear_faults(request: web.Request) -> web.Response:
 
 async def mint_token(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    try:
-        spec: Any = await request.json()
-    except ValueError:
-        spec = None
-    if not isinstance(spec, dict):
+    spec = await json_object(request)
+    if spec is None:
         return _error(400, "body must be a JSON object")
     lifetime = spec.get("lifetimeS")
     if not (lifetime is None or isinstance(lifetime, int | float)):

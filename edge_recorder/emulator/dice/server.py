@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge_recorder.emulator.bodies import json_object
 from edge_recorder.emulator.dice.faults import Faults
 from edge_recorder.emulator.dice.session import StreamSession
 from edge_recorder.emulator.dice.settings import DiceEmulatorSettings
@@ -182,11 +183,8 @@ class DiceEmulator:
         return web.json_response({"faults": self.faults.describe()})
 
     async def add_fault(self, request: web.Request) -> web.Response:
-        try:
-            spec: Any = await request.json()
-        except ValueError:
-            spec = None
-        if not isinstance(spec, dict):
+        spec = await json_object(request)
+        if spec is None:
             return web.json_response({"error": "body must be a JSON object"}, status=400)
         if spec.get("kind") == "revoke_tokens":
             return web.json_response({"revoked": self.tokens.revoke_all()})
