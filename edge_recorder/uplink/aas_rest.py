@@ -30,6 +30,7 @@ from edge_recorder.uplink.base import (
     UplinkError,
     chunk_plan,
     kind_for_http_status,
+    retry_after_s,
 )
 
 log = get_logger(__name__)
@@ -66,19 +67,12 @@ def error_from_response(
         message = " ".join(text.split())[:300]
     if not message:
         message = f"HTTP {status}"
-    retry_after: float | None = None
-    raw = (headers or {}).get("Retry-After")
-    if raw is not None:
-        try:
-            retry_after = max(float(raw), 0.0)
-        except ValueError:
-            retry_after = None
     return UplinkError(
         kind_for_http_status(status),
         message,
         transport="rest",
         status=status,
-        retry_after_s=retry_after,
+        retry_after_s=retry_after_s(headers),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -92,6 +92,17 @@ def kind_for_http_status(status: int) -> ErrorKind:
     if status >= 500:
         return ErrorKind.SERVER
     return ErrorKind.INVALID
+
+
+def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
+    """A `Retry-After` given in seconds (never negative); None when absent or not a number."""
+    raw = (headers or {}).get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        return None
 
 
 def lost_recording_error(transport: Transport, held: int, starting_offset: int) -> UplinkError:

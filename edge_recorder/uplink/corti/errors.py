@@ -13,7 +13,13 @@ from typing import Any
 
 import aiohttp
 
-from edge_recorder.uplink.base import ErrorKind, Transport, UplinkError, kind_for_http_status
+from edge_recorder.uplink.base import (
+    ErrorKind,
+    Transport,
+    UplinkError,
+    kind_for_http_status,
+    retry_after_s,
+)
 
 
 def problem_message(status: int, text: str) -> str:
@@ -54,13 +60,6 @@ def error_for_response(
     transport: Transport = "rest",
     what: str = "",
 ) -> UplinkError:
-    retry_after: float | None = None
-    raw = (headers or {}).get("Retry-After")
-    if raw is not None:
-        try:
-            retry_after = max(float(raw), 0.0)
-        except ValueError:
-            retry_after = None
     kind = ErrorKind.INVALID if status == 413 else kind_for_http_status(status)
     message = problem_message(status, text)
     return UplinkError(
@@ -68,7 +67,7 @@ def error_for_response(
         f"{what}: {message}" if what else message,
         transport=transport,
         status=status,
-        retry_after_s=retry_after,
+        retry_after_s=retry_after_s(headers),
     )
 
 
