@@ -13,10 +13,10 @@ APT_PACKAGES := gcc pkg-config python3-dev python3-venv libasound2-dev libasound
 	alsa-utils libsystemd-dev systemd mosquitto mosquitto-clients sox espeak-ng libopus0 \
 	ffmpeg openssl ca-certificates
 
-LINT_PATHS := edge_recorder tests $(wildcard benchmarks)
+LINT_PATHS := edge_recorder tests devtools $(wildcard benchmarks)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all bootstrap apt venv test lint unit fmt docs proto bench demo clean distclean
+.PHONY: all bootstrap apt venv lock test lint unit fmt docs proto bench demo clean distclean
 
 all: test
 
@@ -30,25 +30,39 @@ apt:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(PY):
-	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge-recorder needs Python >= 3.11")'
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+# Every Python package comes from the lock (uv.lock, exported to devtools/requirements/*.txt by
+# `make lock`), pinned with its sha256 hashes: pip runs in hash-checking mode, without build
+# isolation (setuptools/wheel are locked too), so nothing unpinned is ever installed. The venv is
+# made anew whenever the lock changes, so it holds exactly the locked set and nothing left over.
+LOCK_DIR := devtools/requirements
+PIP_LOCKED := -m pip install -q --require-hashes --no-deps --no-build-isolation
+# (the project itself is the one local source: it has no file to hash, and --no-deps keeps it
+# from pulling anything in)
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[dev]'
+$(STAMP): pyproject.toml uv.lock $(wildcard $(LOCK_DIR)/*.txt)
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge-recorder needs Python >= 3.11")'
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PY) -m pip install -q --require-hashes -r $(LOCK_DIR)/build.txt
+	$(PY) $(PIP_LOCKED) -r $(LOCK_DIR)/dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $@
 
-## venv: .venv with the package (editable) and the dev tools
+## venv: .venv with the package (editable) and the dev tools, exactly as locked
 venv: apt $(STAMP)
 
 bootstrap: venv
+
+## lock: re-resolve uv.lock from pyproject.toml's ranges (UPGRADE=1: newest allowed releases)
+## and rewrite its exports in devtools/requirements/; commit all of them together
+lock: bootstrap
+	$(PY) devtools/lockfile.py $(if $(UPGRADE),--upgrade)
 
 ## lint: ruff and mypy on the package
 lint: bootstrap
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
-	$(VENV)/bin/mypy edge_recorder
+	$(VENV)/bin/mypy edge_recorder devtools
 
 fmt: bootstrap
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from edge_recorder.config import Config, deep_merge, env_overrides
+from edge_recorder.extras import missing_extra_lines
 
 EX_CONFIG = 78
 
@@ -129,6 +130,17 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
     except ConfigError as exc:
         exc.source = str(path) if path else "(defaults)"
         raise
+
+
+def load_usable_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """`load_config`, then refuse a config whose features need an optional extra that is not
+    installed (the daemon, `check` and `record` run the configured features; `ctl` and `spool`
+    only read the config, so they use `load_config`)."""
+    config = load_config(path, environ)
+    lines = missing_extra_lines(config)
+    if lines:
+        raise ConfigError(lines, str(path) if path else "(defaults)")
+    return config
 
 
 # Hardware profiles register their raw-tree hook on import (audio.profile = "...").

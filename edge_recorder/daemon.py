@@ -28,7 +28,7 @@ from typing import Any
 from edge_recorder import encounter_events as ev
 from edge_recorder.audio_worker import AudioWorker
 from edge_recorder.config import Config
-from edge_recorder.configfile import EX_CONFIG, ConfigError, load_config
+from edge_recorder.configfile import EX_CONFIG, ConfigError, load_usable_config
 from edge_recorder.control import ControlError, ControlServer
 from edge_recorder.effects import MqttHandler, Recorder
 from edge_recorder.encounter import EncounterController, Limits
@@ -58,7 +58,7 @@ def main(config_path: Path) -> int:
     """The `run` command: returns the process exit code."""
     os.environ.setdefault("GRPC_EXPERIMENTS", GRPC_EXPERIMENTS)  # before grpc is imported
     try:
-        config = load_config(config_path)
+        config = load_usable_config(config_path)
     except ConfigError as error:
         from edge_recorder.commands._common import print_config_error
 
@@ -326,7 +326,7 @@ class Daemon:
             log.warning("config reload ignored: the daemon is still starting")
             return
         try:
-            new = await asyncio.to_thread(load_config, self.config_path)
+            new = await asyncio.to_thread(load_usable_config, self.config_path)
         except ConfigError as error:
             log.error(
                 "config reload rejected; keeping the running config",

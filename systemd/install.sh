@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # edge-recorder installer for a Raspberry Pi (64-bit Raspberry Pi OS bookworm / Debian 12+).
 #
-#   sudo systemd/install.sh [--start]            install or upgrade (idempotent), enable
+#   sudo systemd/install.sh [--start] [--extras LIST]
+#                                                install or upgrade (idempotent), enable;
+#                                                LIST: optional extras, comma-separated
+#                                                (default "pi"; e.g. "pi,aws" for the AWS
+#                                                services, "onnx" for onnxruntime Silero)
 #   sudo systemd/install.sh --uninstall          remove unit, venv, sysusers/tmpfiles entries;
 #                                                KEEP /var/lib/edge-recorder and /etc config
 #   sudo systemd/install.sh --uninstall --purge [--force]
@@ -12,6 +16,12 @@
 # Testing and image building: --root DIR (or EDGE_RECORDER_INSTALL_ROOT=DIR) installs into DIR
 # instead of /; apt-get and systemctl act on the running system, so they are skipped there.
 # --no-apt, --no-venv, --no-systemctl skip those steps anywhere.
+#
+# Python packages: exactly the versions in the project's lock (uv.lock, exported to
+# devtools/requirements/*.txt), each checked against its sha256 by pip; the build tools are
+# locked too, so sources build without fetching anything unpinned. Every install builds a new
+# venv under /opt/edge-recorder/venvs/ and switches the /opt/edge-recorder/venv symlink to it
+# only once it works, so a failed upgrade leaves the old version in place.
 #
 # "Undelivered audio" rule (for --purge): any segment file (*.seg) below the spool directory
 # (`[spool] dir` of the installed config, default /var/lib/edge-recorder/spool). The daemon
@@ -36,6 +46,8 @@ SYSUSERS_FILE=/etc/sysusers.d/edge-recorder.conf
 TMPFILES_FILE=/etc/tmpfiles.d/edge-recorder.conf
 APP_DIR=/opt/edge-recorder
 VENV_DIR=$APP_DIR/venv
+VENVS_DIR=$APP_DIR/venvs
+LOCK_DIR=$SOURCE_DIR/devtools/requirements
 CONFIG_DIR=/etc/edge-recorder
 CONFIG_FILE=$CONFIG_DIR/config.toml
 CREDSTORE=/etc/credstore
@@ -52,6 +64,7 @@ DO_SYSTEMCTL=1
 START=0
 PURGE=0
 FORCE=0
+EXTRAS=pi
 
 say() { printf 'edge-recorder install: %s\n' "$*"; }
 die() { printf 'edge-recorder install: error: %s\n' "$*" >&2; exit 1; }
@@ -68,6 +81,8 @@ while [ $# -gt 0 ]; do
         --force) FORCE=1 ;;
         --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT=$2; shift ;;
         --root=*) ROOT=${1#--root=} ;;
+        --extras) [ $# -ge 2 ] || die "--extras needs a list"; EXTRAS=$2; shift ;;
+        --extras=*) EXTRAS=${1#--extras=} ;;
         --no-apt) DO_APT=0 ;;
         --no-venv) DO_VENV=0 ;;
         --no-systemctl) DO_SYSTEMCTL=0 ;;
@@ -120,19 +135,58 @@ install_apt() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# The lock exports to install: the core, then each requested extra's additions (fills the
+# array REQUIREMENTS with pip's -r arguments; dies on an unknown extra before anything changes).
+REQUIREMENTS=()
+locked_requirements() {
+    local extra wanted=()
+    REQUIREMENTS=(-r "$LOCK_DIR/device.txt")
+    IFS=, read -ra wanted <<< "$EXTRAS"
+    for extra in "${wanted[@]}"; do
+        [ -n "$extra" ] || continue
+        [ -f "$LOCK_DIR/extra-$extra.txt" ] || die "unknown extra '$extra' (known: \
+$(cd "$LOCK_DIR" && ls extra-*.txt | sed 's/^extra-//; s/\.txt$//' | paste -sd, -))"
+        REQUIREMENTS+=(-r "$LOCK_DIR/extra-$extra.txt")
+    done
+}
+
 install_venv() {
     [ "$DO_VENV" = 1 ] || { say "skipping the Python venv"; return; }
-    local venv
-    venv=$(at "$VENV_DIR")
-    if [ ! -x "$venv/bin/python" ]; then
-        say "creating venv $VENV_DIR"
-        python3 -m venv "$venv"
-    fi
-    "$venv/bin/python" -m pip install -q --upgrade pip
-    say "installing edge-recorder[pi] from $SOURCE_DIR"
+    local name venv link file
+    [ -f "$LOCK_DIR/device.txt" ] || die "no lock exports in $LOCK_DIR"
+    locked_requirements
+    name=$(date -u +%Y%m%dT%H%M%SZ).$$
+    venv=$(at "$VENVS_DIR/$name")
+    link=$(at "$VENV_DIR")
+    say "creating venv $VENVS_DIR/$name (extras: ${EXTRAS:-none})"
+    mkdir -p "$(at "$VENVS_DIR")"
+    python3 -m venv "$venv"
+    # Hash-checked, no dependency resolution on the device, no build isolation: exactly the lock.
+    "$venv/bin/python" -m pip install -q --require-hashes -r "$LOCK_DIR/build.txt" \
+        || { rm -rf "$venv"; die "installing the locked build tools failed; nothing changed"; }
+    "$venv/bin/python" -m pip install -q --require-hashes --no-deps --no-build-isolation \
+        "${REQUIREMENTS[@]}" \
+        || { rm -rf "$venv"; die "installing the locked packages failed; nothing changed"; }
     # Not editable: the service must not depend on the checkout staying where it is.
-    "$venv/bin/python" -m pip install -q --upgrade "$SOURCE_DIR[pi]"
-    [ -x "$venv/bin/edge-recorder" ] || die "pip did not install $VENV_DIR/bin/edge-recorder"
+    "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation "$SOURCE_DIR" \
+        && "$venv/bin/python" -m pip check >/dev/null \
+        && "$venv/bin/edge-recorder" --version >/dev/null \
+        || { rm -rf "$venv"; die "the new venv does not work; nothing changed"; }
+    # Switch atomically (a relative link, valid inside an image built with --root too). The
+    # previous venv stays until the next install: a daemon still running from it may yet
+    # import a module lazily.
+    local previous=""
+    if [ -L "$link" ]; then
+        previous=$(at "$APP_DIR")/$(readlink "$link")
+    elif [ -d "$link" ]; then
+        rm -rf "$link"  # the layout before versioned venvs
+    fi
+    ln -sfn "venvs/$name" "$link.new"
+    mv -Tf "$link.new" "$link"
+    for file in "$(at "$VENVS_DIR")"/*; do
+        [ "$file" = "$venv" ] || [ "$file" = "$previous" ] || rm -rf "$file"
+    done
+    say "installed $("$venv/bin/edge-recorder" --version) from the lock into $VENV_DIR"
 }
 
 install_systemd_files() {
@@ -213,6 +267,7 @@ spool_holds_data() {
 }
 
 do_install() {
+    [ "$DO_VENV" = 0 ] || locked_requirements  # an unknown extra stops here, before any change
     install_apt
     install_systemd_files
     install_venv
@@ -231,7 +286,7 @@ do_uninstall() {
         systemctl disable --now "$UNIT_NAME" 2>/dev/null || true
     fi
     rm -f "$(at "$UNIT_DIR/$UNIT_NAME")" "$(at "$SYSUSERS_FILE")" "$(at "$TMPFILES_FILE")"
-    rm -rf "$(at "$VENV_DIR")"
+    rm -rf "$(at "$VENV_DIR")" "$(at "$VENVS_DIR")"
     rmdir "$(at "$APP_DIR")" 2>/dev/null || true
     if have_systemd; then
         systemctl daemon-reload

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edge_recorder.config import DEFAULT_CONFIG_PATH, Config
-from edge_recorder.configfile import EX_CONFIG, ConfigError, load_config
+from edge_recorder.configfile import EX_CONFIG, ConfigError, load_config, load_usable_config
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +34,14 @@ def print_config_error(error: ConfigError) -> None:
         print(f"  {line}", file=sys.stderr)
 
 
-def load_or_exit(args: argparse.Namespace) -> Config:
-    """The validated config, or exit 78 (EX_CONFIG) with one line per problem on stderr."""
+def load_or_exit(args: argparse.Namespace, *, usable: bool = True) -> Config:
+    """The validated config, or exit 78 (EX_CONFIG) with one line per problem on stderr.
+
+    `usable`: also refuse a config whose features need an optional extra that is not installed
+    (commands that only read the config, such as `ctl` and `spool`, pass False)."""
+    load = load_usable_config if usable else load_config
     try:
-        return load_config(config_path(args))
+        return load(config_path(args))
     except ConfigError as error:
         print_config_error(error)
         raise SystemExit(EX_CONFIG) from None

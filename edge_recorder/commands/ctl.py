@@ -66,7 +66,7 @@ def socket_path(args: argparse.Namespace) -> Path:
             return load_config(None).control.socket
         except ConfigError:
             pass  # fall through: load_or_exit reports it
-    return load_or_exit(args).control.socket
+    return load_or_exit(args, usable=False).control.socket
 
 
 def read_context(spec: str) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             "username": args.username,
             "password_file": args.password_file,
         }
-    mqtt_cfg = load_or_exit(args).mqtt
+    mqtt_cfg = load_or_exit(args, usable=False).mqtt
     if not mqtt_cfg.host:
         print(
             "edge-recorder fleet watch: no broker: give --broker or set mqtt.host", file=sys.stderr

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_recorder.spool import SpoolError
     from edge_recorder.spool.admin import snapshot
 
-    config = load_or_exit(args)
+    config = load_or_exit(args, usable=False)
     directory = config.spool.dir
     try:
         snap = snapshot(directory)

@@ -5,7 +5,7 @@ import warnings
 
 from . import audio_streaming_pb2 as ambient_dot_audio_dot_v1_dot_audio__streaming__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

@@ -1,0 +1,1 @@
+"""Developer tools: the lock (lockfile.py) and its exports; never installed on a device."""
