@@ -45,6 +45,9 @@ $(STAMP): pyproject.toml uv.lock $(wildcard $(LOCK_DIR)/*.txt)
 	$(PY) -m pip install -q --require-hashes -r $(LOCK_DIR)/build.txt
 	$(PY) $(PIP_LOCKED) -r $(LOCK_DIR)/dev.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@# The developer tools (devtools/: emulators, demo, fault proxy) are a second package that
+	@# the device wheel leaves out; the dev venv imports it from the checkout.
+	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/edge_recorder_devtools.pth"
 	$(PY) -m pip check
 	touch $@
 
@@ -74,7 +77,7 @@ test: lint
 
 ## docs: regenerate config.example.toml and the README's configuration reference
 docs: bootstrap
-	$(PY) -m edge_recorder.config_doc --write
+	$(PY) -m devtools.config_doc --write
 
 ## proto: regenerate the committed stubs in edge_recorder/_proto from protos/ (grpc_tools.protoc
 ## + mypy-protobuf, imports made package-relative); a test fails when they drift

@@ -59,10 +59,10 @@ from calendar import timegm
 from pathlib import Path
 from typing import Any
 
-from edge_recorder.demo.broker import Broker
-from edge_recorder.demo.procs import spawn
-from edge_recorder.demo.services import ControlClient, NotifyReceiver, write_toml
-from edge_recorder.demo.speech import speech_wav
+from devtools.demo.broker import Broker
+from devtools.demo.procs import spawn
+from devtools.demo.services import ControlClient, NotifyReceiver, write_toml
+from devtools.demo.speech import speech_wav
 
 # The emulator's gRPC server lives in this process while it forks the daemon: gRPC's fork
 # handlers are not needed (the child execs at once) and would only log a warning.
@@ -134,9 +134,9 @@ async def _measure(
     overrides: dict[str, dict[str, Any]] | None = None,
     probe: str | None = None,
 ) -> dict[str, Any]:
-    from edge_recorder.emulator.app import Emulator
-    from edge_recorder.emulator.device_config import device_sections
-    from edge_recorder.emulator.settings import EmulatorSettings
+    from devtools.emulators.aas.app import Emulator
+    from devtools.emulators.aas.device_config import device_sections
+    from devtools.emulators.aas.settings import EmulatorSettings
 
     run_dir = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=tmp))
     async with contextlib.AsyncExitStack() as stack:

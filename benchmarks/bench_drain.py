@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_recorder.config import Config
-from edge_recorder.delivery import DeliveryEngine
-from edge_recorder.delivery_state import DeliveryState
-from edge_recorder.emulator.app import Emulator
-from edge_recorder.emulator.settings import EmulatorSettings
+from devtools.emulators.aas.app import Emulator
+from devtools.emulators.aas.settings import EmulatorSettings
+from edge_recorder.config.model import Config
+from edge_recorder.delivery.engine import DeliveryEngine
+from edge_recorder.delivery.state import DeliveryState
 from edge_recorder.spool import Spool
 
 RATE = 16000

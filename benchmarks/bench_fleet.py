@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge_recorder.config import Config
+from edge_recorder.config.model import Config
 from edge_recorder.fleet import payloads
 from edge_recorder.fleet.reporter import FleetReporter
 from edge_recorder.fleet.sysinfo import SystemInfo

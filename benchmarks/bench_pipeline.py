@@ -20,7 +20,7 @@ import numpy as np
 from benchmarks import _audio
 from edge_recorder.audio.frames import AudioFormat, Frames
 from edge_recorder.audio.pipeline import Pipeline
-from edge_recorder.config import AudioConfig, EncodingConfig, VadConfig
+from edge_recorder.config.model import AudioConfig, EncodingConfig, VadConfig
 
 FMT = AudioFormat(48000, 4, "S32_LE")
 PERIOD = 960  # 20 ms

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from edge_recorder.config import SpoolConfig
+from edge_recorder.config.model import SpoolConfig
 from edge_recorder.spool import Spool
 from edge_recorder.spool.fileops import CountingFileOps
 

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from benchmarks import _audio
 from edge_recorder.audio.vad import VadEngine, make_engine
-from edge_recorder.config import VadConfig
+from edge_recorder.config.model import VadConfig
 
 SNRS = (20, 10, 5, 0)
 NOISES = ("white", "pink", "babble")
@@ -82,7 +82,7 @@ from pathlib import Path
 import numpy as np
 from edge_recorder.audio.frames import AudioFormat, Frames
 from edge_recorder.audio.pipeline import Pipeline
-from edge_recorder.config import AudioConfig, EncodingConfig, VadConfig
+from edge_recorder.config.model import AudioConfig, EncodingConfig, VadConfig
 
 def kb(key):
     line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(key))

@@ -2,18 +2,25 @@
 
 Subcommands live in `edge_recorder.commands`, one module each, found at start-up; a module
 provides `register(subparsers)` and sets `func` on its parser. Nothing is listed here by hand,
-so a command exists exactly when its implementation does.
+so a command exists exactly when its implementation does. Where the developer tools are
+importable (a development checkout, never a device), their commands (`emulator`, `demo`) in
+`devtools.commands` are found the same way; the device package never imports them by name.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
 from edge_recorder import __version__, commands
+
+#: Where the developer tools' subcommands live when the checkout's `devtools` is importable.
+DEVTOOLS_COMMANDS = "devtools.commands"
 
 CommandFunc = Callable[[argparse.Namespace], int]
 
@@ -25,10 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"edge-recorder {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+    packages = [commands]
+    if importlib.util.find_spec(DEVTOOLS_COMMANDS.partition(".")[0]) is not None:
+        packages.append(importlib.import_module(DEVTOOLS_COMMANDS))
+    found = sorted(
+        (info.name, package)
+        for package in packages
+        for info in pkgutil.iter_modules(package.__path__)
+        if not info.name.startswith("_")
+    )
+    for name, package in found:
+        module: ModuleType = importlib.import_module(f"{package.__name__}.{name}")
         module.register(subparsers)
     return parser
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from edge_recorder.emulator.pki import new_ca, new_leaf, write_cert, write_key
+from devtools.emulators.common.pki import new_ca, new_leaf, write_cert, write_key
 
 
 @dataclass(frozen=True)

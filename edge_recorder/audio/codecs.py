@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge_recorder.config import EncodingConfig
+from edge_recorder.config.model import EncodingConfig
 
 RATE = 16000
 I16 = npt.NDArray[np.int16]

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import soxr
 
 from edge_recorder.audio.frames import AudioFormat, Frames
-from edge_recorder.config import AudioConfig
+from edge_recorder.config.model import AudioConfig
 
 OUTPUT_RATE = 16000
 F32 = npt.NDArray[np.float32]

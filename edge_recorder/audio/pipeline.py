@@ -27,8 +27,8 @@ from edge_recorder.audio.vad import (
     make_engine,
     merge_updates,
 )
-from edge_recorder.config import AudioConfig, EncodingConfig, VadConfig
-from edge_recorder.logs import get_logger
+from edge_recorder.config.model import AudioConfig, EncodingConfig, VadConfig
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 I16 = npt.NDArray[np.int16]

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge_recorder.config import VadConfig
+from edge_recorder.config.model import VadConfig
 
 RATE = 16000
 F32 = npt.NDArray[np.float32]

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from edge_recorder.config import DEFAULT_CONFIG_PATH, Config
-from edge_recorder.configfile import EX_CONFIG, ConfigError, load_config, load_usable_config
+from edge_recorder.config.loader import EX_CONFIG, ConfigError, load_config, load_usable_config
+from edge_recorder.config.model import DEFAULT_CONFIG_PATH, Config
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:

@@ -27,15 +27,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_recorder.checks import CheckResult, registered_probes, summary
+    from edge_recorder.support.checks import CheckResult, registered_probes, summary
 
     config = load_or_exit(args)
     rows: list[CheckResult] = [CheckResult("config", "ok", f"{config_path(args)} is valid")]
     rows.extend(summary(config))
     if args.probe:
-        import edge_recorder.audio.sources  # registers the "mic" probe
-        import edge_recorder.uplink.corti.probe  # registers the "corti" probe
-        import edge_recorder.uplink.probe  # noqa: F401  (registers "aas" and "service")
+        import edge_recorder.capture.sources  # registers the "mic" probe
+        import edge_recorder.uplinks.corti.probe  # registers the "corti" probe
+        import edge_recorder.uplinks.probe  # noqa: F401  (registers "aas" and "service")
 
         for name, probe in registered_probes():
             try:

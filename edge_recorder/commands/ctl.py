@@ -60,7 +60,7 @@ def socket_path(args: argparse.Namespace) -> Path:
         return Path(args.socket)
     explicit = args.config is not None or "EDGE_RECORDER_CONFIG" in os.environ
     if not explicit and not config_path(args).exists():
-        from edge_recorder.configfile import ConfigError, load_config
+        from edge_recorder.config.loader import ConfigError, load_config
 
         try:
             return load_config(None).control.socket

@@ -131,7 +131,7 @@ def probe_pcm(pcm: CapturePcm, device: str | None = None) -> None:
     """Fill channels/formats/rates by opening the PCM (hw:, no conversion) non-blocking."""
     import alsaaudio
 
-    from edge_recorder.audio.sources import classify_alsa_error
+    from edge_recorder.capture.sources import classify_alsa_error
 
     name = device or pcm.pcm.replace("plughw:", "hw:", 1)
     last = ""
@@ -206,9 +206,9 @@ def pin_factory(kind: str) -> dict[str, Any]:
 
 
 def gather(args: argparse.Namespace) -> dict[str, Any]:
-    from edge_recorder.config import Config
-    from edge_recorder.configfile import ConfigError, load_config
-    from edge_recorder.hardware import all_profiles
+    from edge_recorder.config.hardware import all_profiles
+    from edge_recorder.config.loader import ConfigError, load_config
+    from edge_recorder.config.model import Config
 
     config, config_note = Config(), ""
     path = config_path(args)
@@ -249,7 +249,7 @@ def gather(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    from edge_recorder.hardware import all_profiles
+    from edge_recorder.config.hardware import all_profiles
 
     profiles = all_profiles()
     cards = report["cards"]

@@ -84,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from edge_recorder.credentials import SecretUnavailable, read_secret
     from edge_recorder.fleet.connection import no_delay
     from edge_recorder.fleet.topics import fleet_filters
     from edge_recorder.fleet.watch import FleetView, render, snapshot
+    from edge_recorder.support.credentials import SecretUnavailable, read_secret
 
     settings = _settings(args)
     view = FleetView(settings["prefix"])

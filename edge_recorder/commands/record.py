@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_recorder.commands._common import add_config_argument, load_or_exit
-from edge_recorder.config import DEFAULT_CONFIG_PATH
+from edge_recorder.config.model import DEFAULT_CONFIG_PATH
 
 if TYPE_CHECKING:
     from edge_recorder.audio.frames import AudioFormat
-    from edge_recorder.config import AudioConfig, Config
+    from edge_recorder.config.model import AudioConfig, Config
 
 FORMATS = ("S16_LE", "S24_LE", "S32_LE")
 _STALL_MARGIN_S = 10.0  # give up when the source delivers nothing for this long past due
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def load_optional_config(args: argparse.Namespace) -> Config:
     """--config, $EDGE_RECORDER_CONFIG or the default file when present; else defaults."""
-    from edge_recorder.configfile import load_config
+    from edge_recorder.config.loader import load_config
 
     explicit = getattr(args, "config", None) or os.environ.get("EDGE_RECORDER_CONFIG")
     if explicit is None and not DEFAULT_CONFIG_PATH.exists():
@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_recorder.audio.frames import DeviceBack, DeviceLost, EndOfStream, Frames, Overrun
     from edge_recorder.audio.pipeline import Pipeline, summary
-    from edge_recorder.audio.sources import open_source
-    from edge_recorder.config import AudioConfig
+    from edge_recorder.capture.sources import open_source
+    from edge_recorder.config.model import AudioConfig
 
     if args.seconds <= 0:
         print("edge-recorder record: --seconds must be > 0", file=sys.stderr)

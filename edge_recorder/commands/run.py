@@ -1,4 +1,4 @@
-"""`edge-recorder run`: the daemon (what systemd starts; see edge_recorder/daemon.py)."""
+"""`edge-recorder run`: the daemon (what systemd starts; see edge_recorder/app/daemon.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_recorder.daemon import main
+    from edge_recorder.app.daemon import main
 
     return main(config_path(args))

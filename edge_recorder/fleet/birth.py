@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from edge_recorder.logs import get_logger
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge_recorder.config import Config
-from edge_recorder.credentials import SecretUnavailable, read_secret
-from edge_recorder.logs import get_logger
+from edge_recorder.config.model import Config
+from edge_recorder.support.credentials import SecretUnavailable, read_secret
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 MQTT_V5 = mqtt.MQTTv5

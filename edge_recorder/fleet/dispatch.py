@@ -16,8 +16,8 @@ from edge_recorder.fleet import payloads
 from edge_recorder.fleet.commands import Accepted, RecentResponses, Rejected, parse_command
 from edge_recorder.fleet.outbox import Message, Outbox
 from edge_recorder.fleet.topics import RESPONSE_LEAF, DeviceTopics
-from edge_recorder.logs import get_logger
 from edge_recorder.status import CommandHandler
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from edge_recorder.fleet.sysinfo import SystemInfo
-from edge_recorder.logs import redact_text
 from edge_recorder.status import DeviceStatus, encounter_ref
+from edge_recorder.support.logs import redact_text
 
 SCHEMA_VERSION = 1
 AvailabilityState = Literal["online", "offline"]

@@ -14,8 +14,7 @@ from typing import Any
 
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from edge_recorder.checks import CheckResult, register_probe
-from edge_recorder.config import Config
+from edge_recorder.config.model import Config
 from edge_recorder.fleet.connection import (
     MQTT_V5,
     MQTT_V311,
@@ -26,6 +25,7 @@ from edge_recorder.fleet.connection import (
     protocol_name,
     settings_from_config,
 )
+from edge_recorder.support.checks import CheckResult, register_probe
 
 TIMEOUT_S = 5.0
 

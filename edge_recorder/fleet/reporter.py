@@ -26,7 +26,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge_recorder.config import Config
+from edge_recorder.config.model import Config
 from edge_recorder.fleet import payloads
 from edge_recorder.fleet.birth import BirthCounter
 from edge_recorder.fleet.connection import (
@@ -45,8 +45,8 @@ from edge_recorder.fleet.outbox import Message, Outbox
 from edge_recorder.fleet.statusfeed import StatusFeed
 from edge_recorder.fleet.sysinfo import CachedProbe, LocalSystem, SystemProbe
 from edge_recorder.fleet.topics import HA_STATUS_TOPIC, DeviceTopics
-from edge_recorder.logs import get_logger
 from edge_recorder.status import CommandHandler, DeviceStatus
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 MAX_INFLIGHT = 20

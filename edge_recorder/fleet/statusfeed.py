@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from edge_recorder.fleet.payloads import status_signature
-from edge_recorder.logs import get_logger
 from edge_recorder.status import DeviceStatus
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -21,10 +21,10 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from edge_recorder.logs import get_logger
 from edge_recorder.spool.crypto import derive_cipher
 from edge_recorder.spool.fileops import write_private
 from edge_recorder.spool.sealed import seal_json, unseal_json
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -9,8 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Self
 
-from edge_recorder.config import SpoolConfig
-from edge_recorder.logs import get_logger
+from edge_recorder.config.model import SpoolConfig
 from edge_recorder.spool import crypto
 from edge_recorder.spool.errors import SpoolError, UnknownRecording, os_error
 from edge_recorder.spool.fileops import FileOps, OsFileOps
@@ -28,6 +27,7 @@ from edge_recorder.spool.reader import RecordingReader
 from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef, list_segments
 from edge_recorder.spool.state import LiveRecording, Notifier
 from edge_recorder.status import BacklogStatus
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -28,11 +28,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from edge_recorder.credentials import credential_path
-from edge_recorder.logs import get_logger
 from edge_recorder.spool.errors import SpoolKeyError
 from edge_recorder.spool.fileops import fsync_dir
 from edge_recorder.spool.records import SALT_BYTES
+from edge_recorder.support.credentials import credential_path
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

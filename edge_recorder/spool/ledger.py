@@ -17,8 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge_recorder.logs import get_logger
 from edge_recorder.spool.fileops import FileOps, fsync_dir, write_all
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

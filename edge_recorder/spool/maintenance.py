@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from edge_recorder.logs import get_logger
 from edge_recorder.spool.errors import SpoolError, UnknownRecording
 from edge_recorder.spool.fileops import FileOps, fsync_dir
 from edge_recorder.spool.ledger import EncounterEntry, LedgerData, RecordingEntry
 from edge_recorder.spool.recovery import RecoveryResult, recover_tail
 from edge_recorder.spool.segments import SegmentRef
 from edge_recorder.spool.state import LiveRecording
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from edge_recorder.logs import get_logger
 from edge_recorder.spool.context import CONTEXT_DIR, EncounterContexts
 from edge_recorder.spool.core import CONFIRM_SAVE_INTERVAL_S, SpoolCore
 from edge_recorder.spool.errors import CorruptRecord, SpoolError, SpoolIOError
@@ -24,6 +23,7 @@ from edge_recorder.spool.policy import check_new_encounter
 from edge_recorder.spool.reader import RecordingReader
 from edge_recorder.spool.state import EncounterInfo, LiveRecording, RecordingInfo
 from edge_recorder.spool.writer import RecordingWriter
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

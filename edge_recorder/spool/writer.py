@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from edge_recorder.logs import get_logger
 from edge_recorder.spool.errors import RecordingClosed, os_error
 from edge_recorder.spool.fileops import FileOps
 from edge_recorder.spool.records import (
@@ -26,6 +25,7 @@ from edge_recorder.spool.records import (
 )
 from edge_recorder.spool.segments import SegmentRef, SegmentWriter
 from edge_recorder.spool.state import LiveRecording
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -42,12 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.faultproxy import FaultProxy
 from edge_recorder.audio.frames import Frames
 from edge_recorder.audio.pipeline import Pipeline
 from edge_recorder.audio.vad import make_engine
-from edge_recorder.audio.wav_source import WavSource
-from edge_recorder.configfile import load_config
-from edge_recorder.faultproxy import FaultProxy
+from edge_recorder.capture.wav import WavSource
+from edge_recorder.config.loader import load_config
 from edge_recorder.spool import Spool
 from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.daemon.conftest import (

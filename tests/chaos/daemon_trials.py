@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_recorder.emulator.app import Emulator
-from edge_recorder.emulator.settings import EmulatorSettings
+from devtools.emulators.aas.app import Emulator
+from devtools.emulators.aas.settings import EmulatorSettings
 from tests.chaos.daemon_rig import DaemonRig, make_speech_wav, make_speech_wav16
 from tests.fixtures.emulator import EmulatorHandle
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_recorder.config import Config
-from edge_recorder.delivery import DeliveryEngine
-from edge_recorder.faultproxy import FaultProxy
+from devtools.faultproxy import FaultProxy
+from edge_recorder.config.model import Config
+from edge_recorder.delivery.engine import DeliveryEngine
 from edge_recorder.spool import RecordingWriter, Spool, UnknownRecording
-from edge_recorder.uplink.factory import Uplinks, aas_uplinks
+from edge_recorder.uplinks.registry import Uplinks, aas_uplinks
 from tests.fixtures.emulator import EmulatorHandle
 
 CHUNK = 3200  # 100 ms of 16 kHz mono PCM16

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from edge_recorder.configfile import load_config
+from edge_recorder.config.loader import load_config
 from tests.chaos.daemon_rig import (
     DaemonRig,
     is_capture_output,

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge_recorder.emulator.app import Emulator
-from edge_recorder.emulator.settings import EmulatorSettings
+from devtools.emulators.aas.app import Emulator
+from devtools.emulators.aas.settings import EmulatorSettings
 from tests.chaos.rig import Recording, Rig
 from tests.fixtures.emulator import EmulatorHandle
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.config import ControlConfig
-from edge_recorder.control import ControlServer
+from edge_recorder.config.model import ControlConfig
+from edge_recorder.control.server import ControlServer
 from tests.conftest import ROOT
 from tests.integration.test_control_socket import SECRET_MRN, FakeHandler
 

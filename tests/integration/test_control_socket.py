@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from edge_recorder import control
-from edge_recorder.config import ControlConfig
-from edge_recorder.control import ControlError, ControlServer
-from edge_recorder.logs import setup_logging
+from edge_recorder.config.model import ControlConfig
+from edge_recorder.control import server as control
+from edge_recorder.control.server import ControlError, ControlServer
 from edge_recorder.status import (
     BacklogStatus,
     CommandRequest,
@@ -26,6 +25,7 @@ from edge_recorder.status import (
     DeviceStatus,
     MicStatus,
 )
+from edge_recorder.support.logs import setup_logging
 
 SECRET_MRN = "MRN-99812"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.demo.procs import pid_alive
+from devtools.demo.procs import pid_alive
 
 pytestmark = pytest.mark.timeout(300)
 

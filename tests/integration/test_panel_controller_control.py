@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from edge_recorder.config import ControlConfig, PanelConfig
-from edge_recorder.control import ControlServer
-from edge_recorder.encounter import EncounterController, Limits, Outcome
-from edge_recorder.encounter_events import Closed, EndEncounter, Event, OpenRecording
-from edge_recorder.panel import Panel, PanelEvent
+from edge_recorder.config.model import ControlConfig, PanelConfig
+from edge_recorder.control.server import ControlServer
+from edge_recorder.encounter.controller import EncounterController, Limits, Outcome
+from edge_recorder.encounter.events import Closed, EndEncounter, Event, OpenRecording
+from edge_recorder.panel.gpio import Panel, PanelEvent
 from edge_recorder.status import CommandRequest, CommandResult, DeviceStatus
 from tests.integration.test_cli_ctl import ctl
 from tests.integration.test_panel_gpio import wait_until

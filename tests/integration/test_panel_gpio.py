@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from edge_recorder.config import PanelConfig
-from edge_recorder.encounter_events import (
+from edge_recorder.config.model import PanelConfig
+from edge_recorder.encounter.events import (
     IndicatorName,
     PrivacyPressed,
     RecordHeld,
     RecordPressed,
 )
-from edge_recorder.panel import Panel, PanelError, make_pin_factory
-from edge_recorder.panel_patterns import PATTERNS, SOUNDS
+from edge_recorder.panel.gpio import Panel, PanelError, make_pin_factory
+from edge_recorder.panel.patterns import PATTERNS, SOUNDS
 
 SCALE = 0.5  # patterns run at half their table durations here, to keep the suite short
 RGB_PINS = (5, 6, 13)
@@ -319,7 +319,7 @@ async def test_buzzer_plays_each_cue_from_the_table() -> None:
 
 
 async def test_apply_routes_indicator_and_sound_effects_only() -> None:
-    from edge_recorder.encounter_events import Indicator, OpenRecording, Sound
+    from edge_recorder.encounter.events import Indicator, OpenRecording, Sound
 
     panel, factory = make_panel(led="single", led_pins=[5], buzzer_pin=18)
     try:

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_recorder import audio_worker
-from edge_recorder import encounter_events as ev
+from edge_recorder.app.service import Heartbeat
 from edge_recorder.audio.frames import AudioFormat, DeviceLost, EndOfStream, Frames, SourceEvent
 from edge_recorder.audio.pipeline import Pipeline
-from edge_recorder.audio_worker import AudioWorker
-from edge_recorder.config import Config
-from edge_recorder.service import Heartbeat
+from edge_recorder.capture import worker as audio_worker
+from edge_recorder.capture.worker import AudioWorker
+from edge_recorder.config.model import Config
+from edge_recorder.encounter import events as ev
 from edge_recorder.spool import Spool
 from tests.helpers import poll_until
 

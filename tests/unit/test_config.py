@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.config import Config, env_overrides, is_loopback_host
-from edge_recorder.configfile import ConfigError, build_config, load_config
+from edge_recorder.config.loader import ConfigError, build_config, load_config
+from edge_recorder.config.model import Config, env_overrides, is_loopback_host
 
 
 def errors_for(raw: dict[str, object], environ: dict[str, str] | None = None) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from edge_recorder.config_doc import (
+from devtools.config_doc import (
     README_BEGIN,
     README_END,
     example_toml,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.credentials import SecretUnavailable, read_secret
+from edge_recorder.support.credentials import SecretUnavailable, read_secret
 
 
 def test_file_wins_over_credential(tmp_path: Path) -> None:

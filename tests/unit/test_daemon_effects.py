@@ -8,12 +8,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_recorder import encounter_events as ev
-from edge_recorder.daemon import status_line
-from edge_recorder.effects import MqttHandler, Recorder
-from edge_recorder.encounter import EncounterController, Limits
-from edge_recorder.panel import NullPanel
-from edge_recorder.sim import pin_history
+from edge_recorder.app.daemon import status_line
+from edge_recorder.app.recorder import MqttHandler, Recorder
+from edge_recorder.encounter import events as ev
+from edge_recorder.encounter.controller import EncounterController, Limits
+from edge_recorder.panel.gpio import NullPanel
+from edge_recorder.panel.simulator import pin_history
 from edge_recorder.spool import SpoolRefused
 from edge_recorder.status import (
     BacklogStatus,

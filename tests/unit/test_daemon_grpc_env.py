@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder import daemon
-from edge_recorder.configfile import EX_CONFIG
+from edge_recorder.app import daemon
+from edge_recorder.config.loader import EX_CONFIG
 
 
 def test_run_sets_the_grpc_experiments_default(

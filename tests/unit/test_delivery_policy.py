@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_recorder.delivery_policy import (
+from edge_recorder.delivery.policy import (
     Action,
     backoff_s,
     data_format,
@@ -15,7 +15,7 @@ from edge_recorder.delivery_policy import (
     message_bytes,
     resume_point,
 )
-from edge_recorder.uplink.base import ErrorKind, UplinkError
+from edge_recorder.uplinks.base import ErrorKind, UplinkError
 
 
 def err(kind: ErrorKind, retry_after_s: float | None = None) -> UplinkError:
@@ -139,7 +139,7 @@ def test_resume_point_power_cut_only_when_server_is_ahead_of_a_closed_recording(
 
 
 def test_processing_shortfall_only_when_the_service_holds_less() -> None:
-    from edge_recorder.delivery_backlog import processing_shortfall
+    from edge_recorder.delivery.backlog import processing_shortfall
 
     assert processing_shortfall(2, 300, [100, 200]) == ""
     assert processing_shortfall(2, 310, [100, 200]) == ""  # more: bytes sent before a power cut
@@ -148,7 +148,7 @@ def test_processing_shortfall_only_when_the_service_holds_less() -> None:
 
 
 def test_missing_recordings_single_out_the_lost_ones_or_refuse_to_guess() -> None:
-    from edge_recorder.delivery_policy import missing_recordings
+    from edge_recorder.delivery.policy import missing_recordings
 
     lengths = {"a": 100, "b": 250, "c": 400}
     assert missing_recordings(2, 500, lengths) == ["b"]

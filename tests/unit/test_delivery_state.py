@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_recorder.delivery_state import STATE_NAME, DeliveryState
+from edge_recorder.delivery.state import STATE_NAME, DeliveryState
 
 
 def test_facts_survive_a_restart(tmp_path: Path) -> None:

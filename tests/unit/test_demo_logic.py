@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import io
 
-from edge_recorder.demo.services import parse_banner
-from edge_recorder.demo.timeline import DeliveryWatcher, Timeline, describe_pattern
-from edge_recorder.demo.verdict import RecordingCheck, Verdict, closed_recordings, render, sha256
+from devtools.demo.services import parse_banner
+from devtools.demo.timeline import DeliveryWatcher, Timeline, describe_pattern
+from devtools.demo.verdict import RecordingCheck, Verdict, closed_recordings, render, sha256
 
 LOG = (
-    'ts=2026-11-21T00:48:06.123Z level=info logger=audio_worker msg="recording audio closed" '
+    'ts=2026-11-21T00:48:06.123Z level=info logger=capture.worker msg="recording audio closed" '
     "recording_id=4636a41d-251f-4680-beb4-c906bf419c9f reason=pause start_frame=3520 "
     "end_frame=213440 length_bytes=419840\n"
-    'ts=2026-11-21T00:48:09.001Z level=info logger=audio_worker msg="recording audio opened" '
+    'ts=2026-11-21T00:48:09.001Z level=info logger=capture.worker msg="recording audio opened" '
     "recording_id=38877980-c40f-4d7c-b506-074858a1c92e seq=2\n"
 )
 

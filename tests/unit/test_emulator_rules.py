@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_recorder.emulator import rules
+from devtools.emulators.aas import rules
 
 STORED = b"0123456789"
 
@@ -101,7 +101,7 @@ def test_correlation_id_charset(value: str, ok: bool) -> None:
 
 @pytest.mark.parametrize("cid", ["..", ".", "a/b", "../../etc", "~x", "é", "x" * 500, "a%2E"])
 def test_session_directory_names_stay_inside(cid: str, tmp_path) -> None:
-    from edge_recorder.emulator.store import Store, dir_name
+    from devtools.emulators.aas.store import Store, dir_name
 
     name = dir_name(cid)
     assert name not in (".", "..") and "/" not in name and len(name) <= 200
@@ -114,7 +114,7 @@ def test_session_directory_names_stay_inside(cid: str, tmp_path) -> None:
 
 
 def test_distinct_ids_get_distinct_directories() -> None:
-    from edge_recorder.emulator.store import dir_name
+    from devtools.emulators.aas.store import dir_name
 
     ids = ["a.b", "a%2Eb", "a~b", "a%7Eb", "a_b", "a-b"]
     assert len({dir_name(i) for i in ids}) == len(ids)

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from edge_recorder import encounter_events as ev
-from edge_recorder.encounter import EncounterController, Limits
-from edge_recorder.encounter_events import (
+from edge_recorder.encounter import events as ev
+from edge_recorder.encounter.controller import EncounterController, Limits
+from edge_recorder.encounter.events import (
     Alarm,
     BeginEncounter,
     CloseRecording,

@@ -8,9 +8,9 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_recorder import encounter_events as ev
-from edge_recorder.encounter import EncounterController, Limits
-from edge_recorder.encounter_events import (
+from edge_recorder.encounter import events as ev
+from edge_recorder.encounter.controller import EncounterController, Limits
+from edge_recorder.encounter.events import (
     Alarm,
     CloseRecording,
     EndEncounter,
@@ -20,7 +20,7 @@ from edge_recorder.encounter_events import (
     Warn,
     WarnCleared,
 )
-from edge_recorder.panel_patterns import PATTERNS
+from edge_recorder.panel.patterns import PATTERNS
 from tests.unit.test_encounter import G1, C, counter_uuids
 
 NO_AUTO_STOP = dict(auto_stop_after_s=0.0, auto_stop_warning_s=0.0)

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.config import PanelConfig
-from edge_recorder.configfile import ConfigError, build_config
-from edge_recorder.hardware import (
+from edge_recorder.config.hardware import (
     PACKAGE_PROFILES,
     PROFILES_ENV,
     Profile,
@@ -20,6 +18,8 @@ from edge_recorder.hardware import (
     load_profile,
     load_profile_file,
 )
+from edge_recorder.config.loader import ConfigError, build_config
+from edge_recorder.config.model import PanelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_PROFILES = ROOT / "hardware" / "profiles"
@@ -39,7 +39,7 @@ HEADER = {2: 3, 3: 5, 4: 7, 5: 29, 6: 31, 13: 33, 17: 11, 22: 15, 23: 16, 24: 18
 @pytest.fixture(autouse=True)
 def _no_site_profiles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Only the shipped profiles (a machine's /etc must not change the test)."""
-    monkeypatch.setattr("edge_recorder.hardware.SITE_PROFILES", tmp_path / "no-site")
+    monkeypatch.setattr("edge_recorder.config.hardware.SITE_PROFILES", tmp_path / "no-site")
     monkeypatch.delenv(PROFILES_ENV, raising=False)
 
 
@@ -55,7 +55,7 @@ def test_the_required_profiles_ship_and_validate() -> None:
 def test_documented_profiles_are_the_packaged_ones_byte_for_byte() -> None:
     doc = {p.name: p.read_bytes() for p in DOC_PROFILES.glob("*.toml")}
     packaged = {p.name: p.read_bytes() for p in PACKAGE_PROFILES.glob("*.toml")}
-    assert set(doc) == set(packaged), "cp hardware/profiles/*.toml edge_recorder/profiles/"
+    assert set(doc) == set(packaged), "cp hardware/profiles/*.toml edge_recorder/config/profiles/"
     for name in doc:
         assert doc[name] == packaged[name], f"{name} differs: copy hardware/profiles over"
 

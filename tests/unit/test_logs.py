@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from edge_recorder.logs import (
+from edge_recorder.support.logs import (
     REDACTED,
     RedactionFilter,
     get_logger,
@@ -44,7 +44,7 @@ def test_values_with_spaces_are_quoted(captured: io.StringIO) -> None:
 
 
 def test_tokens_never_reach_the_log(captured: io.StringIO) -> None:
-    log = get_logger("edge_recorder.uplink")
+    log = get_logger("edge_recorder.uplinks")
     log.info("token refreshed", token=JWT, access_token=JWT, client_secret="s3cr3t")
     log.info("sending header Authorization: Bearer %s", JWT)
     log.info("url https://user:pa55word@host/x and client_secret=s3cr3t&x=1")
@@ -60,7 +60,7 @@ def test_tokens_never_reach_the_log(captured: io.StringIO) -> None:
 
 
 def test_audio_and_patient_context_never_reach_the_log(captured: io.StringIO) -> None:
-    log = get_logger("edge_recorder.delivery")
+    log = get_logger("edge_recorder.delivery.engine")
     pcm = bytes(range(256)) * 4
     log.info("chunk", audio=pcm, data=b"\x01\x02", patient="Jane Doe", context={"mrn": "123"})
     log.info("sizes", audio_bytes=1024, chunk=pcm)

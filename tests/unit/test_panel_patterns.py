@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import get_args
 
-from edge_recorder.config import Config
-from edge_recorder.encounter import Limits
-from edge_recorder.encounter_events import IndicatorName, SoundName
-from edge_recorder.panel_patterns import OFF, PATTERNS, SOUNDS, markdown_table
+from edge_recorder.config.model import Config
+from edge_recorder.encounter.controller import Limits
+from edge_recorder.encounter.events import IndicatorName, SoundName
+from edge_recorder.panel.patterns import OFF, PATTERNS, SOUNDS, markdown_table
 
 
 def test_every_indicator_and_cue_has_an_entry() -> None:

@@ -1,4 +1,4 @@
-"""Pure logic of edge_recorder.service: watchdog decisions on a fake clock, message shapes,
+"""Pure logic of edge_recorder.app.service: watchdog decisions on a fake clock, message shapes,
 and the signal wiring with in-process signals."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from edge_recorder.service import (
+from edge_recorder.app.service import (
     Heartbeat,
     RecordingNotifier,
     ServiceNotifier,

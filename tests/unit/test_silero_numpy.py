@@ -25,7 +25,7 @@ from edge_recorder.audio.vad import make_engine
 from edge_recorder.audio.vad_engines import silero_numpy
 from edge_recorder.audio.vad_engines.silero import MODEL, SileroVad
 from edge_recorder.audio.vad_engines.silero_numpy import SileroNumpyVad, load_weights
-from edge_recorder.config import VadConfig
+from edge_recorder.config.model import VadConfig
 
 RATE = 16000
 PROB_ATOL = 1e-4
@@ -169,7 +169,7 @@ import json, sys
 import numpy as np
 from edge_recorder.audio import pipeline  # noqa: F401 - what the daemon imports
 from edge_recorder.audio.vad import make_engine
-from edge_recorder.config import VadConfig
+from edge_recorder.config.model import VadConfig
 engine = make_engine("silero", VadConfig())
 probs = engine.probabilities(np.zeros((3, 512), np.float32))
 from threadpoolctl import threadpool_info

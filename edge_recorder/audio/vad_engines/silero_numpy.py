@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_recorder.audio.vad_engines.silero import CONTEXT, WINDOW, with_context
-from edge_recorder.logs import get_logger
+from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from edge_recorder.audio.alsa_source import AlsaSource
 from edge_recorder.audio.frames import AudioFormat, EndOfStream, Frames
+from edge_recorder.capture.alsa import AlsaSource
 
 
 def main() -> int:

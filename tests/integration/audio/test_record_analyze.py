@@ -13,7 +13,7 @@ import soundfile
 
 from edge_recorder.audio.frames import AudioFormat, Frames
 from edge_recorder.audio.pipeline import Pipeline
-from edge_recorder.config import AudioConfig, EncodingConfig, VadConfig
+from edge_recorder.config.model import AudioConfig, EncodingConfig, VadConfig
 from tests.conftest import RunCli
 from tests.integration.audio.conftest import alsa_env
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from edge_recorder.configfile import load_config
-from edge_recorder.emulator.aws.cli import serve
-from edge_recorder.uplink.aws.factory import aws_uplinks
-from edge_recorder.uplink.base import DataFormat, RecordingRef, SessionIdentity
+from devtools.emulators.aws.cli import serve
+from edge_recorder.config.loader import load_config
+from edge_recorder.uplinks.aws.factory import aws_uplinks
+from edge_recorder.uplinks.base import DataFormat, RecordingRef, SessionIdentity
 from tests.fixtures.aws_emulator import MemoryState
 
 

@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
-from edge_recorder.uplink.aws.stream import AwsStream
-from edge_recorder.uplink.aws.watermark import coverage
-from edge_recorder.uplink.base import (
+from edge_recorder.uplinks.aws.stream import AwsStream
+from edge_recorder.uplinks.aws.watermark import coverage
+from edge_recorder.uplinks.base import (
     DataFormat,
     ErrorKind,
     RecordingRef,

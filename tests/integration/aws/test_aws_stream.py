@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.uplink.aws.client import AwsScribeClient
-from edge_recorder.uplink.aws.stream import AwsStream
-from edge_recorder.uplink.base import (
+from edge_recorder.uplinks.aws.client import AwsScribeClient
+from edge_recorder.uplinks.aws.stream import AwsStream
+from edge_recorder.uplinks.base import (
     Ack,
     DataFormat,
     ErrorKind,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.delivery_state import DeliveryState
-from edge_recorder.uplink.factory import Uplinks
+from edge_recorder.delivery.state import DeliveryState
+from edge_recorder.uplinks.registry import Uplinks
 from tests.fixtures.corti_emulator import CortiHandle, corti_emulator, make_corti_emulator
 
 __all__ = ["corti_emulator", "make_corti_emulator", "state", "uplinks"]
@@ -26,7 +26,7 @@ def state(tmp_path: Path) -> DeliveryState:
 async def uplinks(
     corti_emulator: CortiHandle, state: DeliveryState, tmp_path: Path
 ) -> AsyncIterator[Uplinks]:
-    from edge_recorder.uplink.corti.factory import corti_uplinks
+    from edge_recorder.uplinks.corti.factory import corti_uplinks
 
     bundle = corti_uplinks(corti_emulator.config(tmp_path, template_keys=["corti-soap"]), state)
     yield bundle

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.configfile import load_config
-from edge_recorder.emulator.corti.cli import serve
-from edge_recorder.uplink.corti.probe import probe_corti_async
+from devtools.emulators.corti.cli import serve
+from edge_recorder.config.loader import load_config
+from edge_recorder.uplinks.corti.probe import probe_corti_async
 
 
 async def test_serve_prints_one_line_and_writes_a_device_config(

@@ -8,11 +8,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from edge_recorder.delivery_state import DeliveryState
-from edge_recorder.uplink.base import ErrorKind, UplinkError
-from edge_recorder.uplink.corti.factory import corti_uplinks
-from edge_recorder.uplink.corti.parts import wav_header
-from edge_recorder.uplink.factory import Uplinks
+from edge_recorder.delivery.state import DeliveryState
+from edge_recorder.uplinks.base import ErrorKind, UplinkError
+from edge_recorder.uplinks.corti.factory import corti_uplinks
+from edge_recorder.uplinks.corti.parts import wav_header
+from edge_recorder.uplinks.registry import Uplinks
 from tests.fixtures.corti_emulator import CortiHandle, MakeCorti
 
 ENC = "enc-errors"

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from edge_recorder.delivery_state import DeliveryState
-from edge_recorder.uplink.base import ErrorKind, UplinkError
-from edge_recorder.uplink.corti.stream import CortiStream, stream_configuration, stream_url
-from edge_recorder.uplink.factory import Uplinks
+from edge_recorder.delivery.state import DeliveryState
+from edge_recorder.uplinks.base import ErrorKind, UplinkError
+from edge_recorder.uplinks.corti.stream import CortiStream, stream_configuration, stream_url
+from edge_recorder.uplinks.registry import Uplinks
 from tests.fixtures.corti_emulator import CortiHandle
 
 RATE = 32000  # 16 kHz pcm16 bytes per second

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.delivery_state import DeliveryState
-from edge_recorder.uplink.base import ErrorKind, UplinkError
-from edge_recorder.uplink.corti.factory import corti_uplinks
-from edge_recorder.uplink.factory import Uplinks
+from edge_recorder.delivery.state import DeliveryState
+from edge_recorder.uplinks.base import ErrorKind, UplinkError
+from edge_recorder.uplinks.corti.factory import corti_uplinks
+from edge_recorder.uplinks.registry import Uplinks
 from tests.fixtures.corti_emulator import CortiHandle, MakeCorti
 
 ENCOUNTER = "enc-0001"

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import tomli_w
 
-from edge_recorder.configfile import load_config
-from edge_recorder.demo.verdict import reencode
+from devtools.demo.verdict import reencode
+from edge_recorder.config.loader import load_config
 from tests.fixtures.emulator import EmulatorHandle
 from tests.helpers import wait_for
 from tests.integration.systemd.conftest import NotifySocket

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edge_recorder.faultproxy import FaultProxy
+from devtools.faultproxy import FaultProxy
 from tests.fixtures.aws_emulator import ACCESS_KEY, SECRET_KEY, AwsEmulatorHandle
 from tests.fixtures.aws_emulator import aws_emulator as aws_emulator  # fixture by name
 from tests.integration.daemon.conftest import (

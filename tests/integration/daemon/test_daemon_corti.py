@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge_recorder.faultproxy import FaultProxy
+from devtools.faultproxy import FaultProxy
 from tests.fixtures.corti_emulator import CortiHandle, corti_emulator, make_corti_emulator
 from tests.integration.daemon.conftest import (
     StartDaemon,
@@ -217,7 +217,7 @@ async def test_live_mode_streams_a_real_time_copy_beside_the_upload(
     behind a streaming WAV header; the recording is still uploaded, byte for byte."""
     import hashlib
 
-    from edge_recorder.uplink.corti.tap import streaming_wav_header
+    from edge_recorder.uplinks.corti.tap import streaming_wav_header
 
     secret = tmp_path / "corti-secret"
     secret.write_text(corti_emulator.client_secret + "\n")
@@ -267,7 +267,7 @@ async def test_live_mode_rejoins_at_the_live_edge_after_a_broken_stream(
     import hashlib
     import re
 
-    from edge_recorder.uplink.corti.tap import streaming_wav_header
+    from edge_recorder.uplinks.corti.tap import streaming_wav_header
 
     secret = tmp_path / "corti-secret"
     secret.write_text(corti_emulator.client_secret + "\n")

@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edge_recorder.faultproxy import FaultProxy
+from devtools.faultproxy import FaultProxy
 from edge_recorder.spool.crypto import load_key
-from edge_recorder.uplink.dice.notes import read_note
+from edge_recorder.uplinks.dice.notes import read_note
 from tests.fixtures.dice_emulator import DiceEmulatorHandle
 from tests.fixtures.dice_emulator import dice_emulator as dice_emulator  # fixture by name
 from tests.fixtures.dice_emulator import make_dice_emulator as make_dice_emulator

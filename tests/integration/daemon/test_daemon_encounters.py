@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from edge_recorder.panel_patterns import PATTERNS
+from edge_recorder.panel.patterns import PATTERNS
 from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.daemon.conftest import (
     StartDaemon,

@@ -198,10 +198,10 @@ async def test_sighup_keeps_a_bad_config_out_and_applies_a_good_one(
     write_config(config, tree)
     await daemon.signal(signal.SIGHUP)
     await wait_for(lambda: _has(daemon, 'msg="config reloaded" changed=log'), what="reload")
-    assert 'logger=control msg="control command" cmd=status' not in daemon.log
+    assert 'logger=control.server msg="control command" cmd=status' not in daemon.log
     await daemon.status()  # status commands are logged at DEBUG: visible only now
     await wait_for(
-        lambda: _has(daemon, 'level=debug logger=control msg="control command" cmd=status'),
+        lambda: _has(daemon, 'level=debug logger=control.server msg="control command" cmd=status'),
         what="a debug line",
     )
     reloads = [i for i, f in enumerate(daemon.notified()) if f.get("RELOADING") == "1"]

@@ -16,7 +16,7 @@ import pytest
 
 from edge_recorder.audio.frames import AudioFormat, Frames
 from edge_recorder.audio.pipeline import Pipeline
-from edge_recorder.configfile import load_config
+from edge_recorder.config.loader import load_config
 from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.daemon.alsa_feed import (
     FRAME_BYTES,

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from edge_recorder.delivery_state import DeliveryState
-from edge_recorder.uplink.base import DataFormat, RecordingRef, SessionIdentity
+from edge_recorder.delivery.state import DeliveryState
+from edge_recorder.uplinks.base import DataFormat, RecordingRef, SessionIdentity
 from tests.chaos.rig import CHUNK, pcm
 from tests.integration.delivery.conftest import MakeRig
 
@@ -33,7 +33,7 @@ async def test_server_bytes_beyond_the_spool_are_kept_and_the_recording_closes_t
     DeliveryState(rig.spool.dir).mark_live(rec.rid)  # the engine had opened it live
     rec.data += lost_tail  # the service's bytes are the device's own output
 
-    with caplog.at_level(logging.WARNING, logger="edge_recorder.delivery_live"):
+    with caplog.at_level(logging.WARNING, logger="edge_recorder.delivery.live"):
         await rig.start_engine()
         await rig.wait_processed()
     assert await rig.verify() == []

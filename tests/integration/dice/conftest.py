@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge_recorder.uplink.base import SessionIdentity
-from edge_recorder.uplink.dice.client import DiceClient
-from edge_recorder.uplink.dice.config import DiceConfig
-from edge_recorder.uplink.dice.notes import NoteWriter
-from edge_recorder.uplink.dice.tokens import PasswordGrantTokens
+from edge_recorder.uplinks.base import SessionIdentity
+from edge_recorder.uplinks.dice.client import DiceClient
+from edge_recorder.uplinks.dice.config import DiceConfig
+from edge_recorder.uplinks.dice.notes import NoteWriter
+from edge_recorder.uplinks.dice.tokens import PasswordGrantTokens
 from tests.fixtures.dice_emulator import DiceEmulatorHandle, MakeDiceEmulator
 from tests.fixtures.dice_emulator import dice_emulator as dice_emulator  # fixtures by name
 from tests.fixtures.dice_emulator import make_dice_emulator as make_dice_emulator

@@ -9,14 +9,14 @@ import socket
 import aiohttp
 import pytest
 
-from edge_recorder.uplink.base import (
+from edge_recorder.uplinks.base import (
     DataFormat,
     ErrorKind,
     RecordingRef,
     SessionIdentity,
     UplinkError,
 )
-from edge_recorder.uplink.dice.client import upload_key
+from edge_recorder.uplinks.dice.client import upload_key
 from tests.integration.dice.conftest import SECOND, Rig, speechlike
 
 PCM = DataFormat("pcm", 16000, 16, 1)

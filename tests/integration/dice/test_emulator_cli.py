@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.configfile import load_config
-from edge_recorder.credentials import read_secret
-from edge_recorder.emulator.dice.cli import serve
+from devtools.emulators.dice.cli import serve
+from edge_recorder.config.loader import load_config
+from edge_recorder.support.credentials import read_secret
 
 
 def mode(path: Path) -> int:
@@ -48,7 +48,7 @@ async def test_serve_prints_one_line_and_writes_a_working_device_config(
             device.read_text() + f'\n[spool]\ndir = "{tmp_path / "spool"}"\n'
         )
         config = load_config(tmp_path / "full.toml")
-        from edge_recorder.uplink.dice.factory import dice_uplinks
+        from edge_recorder.uplinks.dice.factory import dice_uplinks
         from tests.integration.dice.conftest import MemoryState
 
         uplinks = dice_uplinks(config, MemoryState())

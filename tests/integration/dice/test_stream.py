@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.uplink.base import (
+from edge_recorder.uplinks.base import (
     Ack,
     DataFormat,
     ErrorKind,
@@ -16,8 +16,8 @@ from edge_recorder.uplink.base import (
     SessionIdentity,
     UplinkError,
 )
-from edge_recorder.uplink.dice.notes import read_note
-from edge_recorder.uplink.dice.stream import DiceStream
+from edge_recorder.uplinks.dice.notes import read_note
+from edge_recorder.uplinks.dice.stream import DiceStream
 from tests.fixtures.dice_emulator import MakeDiceEmulator
 from tests.integration.dice.conftest import SECOND, Rig, speechlike
 

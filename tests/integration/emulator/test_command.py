@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.configfile import load_config
-from edge_recorder.credentials import read_secret
-from edge_recorder.emulator.device_config import device_sections
-from edge_recorder.emulator.settings import DEV_CLIENT_ID, DEV_CLIENT_SECRET
+from devtools.emulators.aas.device_config import device_sections
+from devtools.emulators.aas.settings import DEV_CLIENT_ID, DEV_CLIENT_SECRET
+from edge_recorder.config.loader import load_config
+from edge_recorder.support.credentials import read_secret
 
 
 def _read_line(proc: subprocess.Popen[str], deadline: float) -> str:
@@ -99,8 +99,8 @@ def test_device_sections_validate_with_an_audio_section(tmp_path: Path) -> None:
     """The written sections plus an [audio] section form a complete valid device config."""
     import tomli_w
 
-    from edge_recorder.emulator.app import Emulator
-    from edge_recorder.emulator.settings import EmulatorSettings
+    from devtools.emulators.aas.app import Emulator
+    from devtools.emulators.aas.settings import EmulatorSettings
 
     emulator = Emulator(EmulatorSettings(data_dir=tmp_path / "data", grpc_port=1, http_port=2))
     emulator.grpc_port, emulator.http_port = 50051, 8080

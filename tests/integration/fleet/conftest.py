@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from edge_recorder.config import Config
+from edge_recorder.config.model import Config
 from edge_recorder.fleet.reporter import FleetReporter
 from tests.fixtures.mosquitto import Collector, Mosquitto
 from tests.integration.fleet.checks import validate_published

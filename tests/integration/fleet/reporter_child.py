@@ -9,7 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from edge_recorder.config import Config
+from edge_recorder.config.model import Config
 from edge_recorder.fleet.reporter import FleetReporter
 from tests.integration.fleet.fakes import FakeDaemon, FakeSystem
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from edge_recorder.config import Config
+from edge_recorder.config.model import Config
 from edge_recorder.fleet.probe import probe_mqtt
 from tests.fixtures.mosquitto import free_port, make_tls_files
 from tests.helpers import async_poll_until

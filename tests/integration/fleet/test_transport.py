@@ -7,7 +7,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from edge_recorder.faultproxy import FaultProxy
+from devtools.faultproxy import FaultProxy
 from edge_recorder.fleet.reporter import MAX_INFLIGHT
 from tests.fixtures.mosquitto import make_tls_files
 from tests.helpers import async_poll_until

@@ -13,7 +13,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from edge_recorder.config import SpoolConfig
+from edge_recorder.config.model import SpoolConfig
 from edge_recorder.spool import Spool
 
 MAX_RECORDING_BYTES = 600_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge_recorder.config import SpoolConfig
+from edge_recorder.config.model import SpoolConfig
 from edge_recorder.spool import Spool
 from tests.conftest import RunCli
 from tests.unit.spool.helpers import new_id, open_spool, spool_config

@@ -11,9 +11,9 @@ import signal
 import sys
 import threading
 
-from edge_recorder.logs import setup_logging
-from edge_recorder.service import ServiceNotifier, WatchdogSupervisor, install_signal_handlers
+from edge_recorder.app.service import ServiceNotifier, WatchdogSupervisor, install_signal_handlers
 from edge_recorder.status import DeviceStatus
+from edge_recorder.support.logs import setup_logging
 
 
 async def main() -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from edge_recorder.service import ServiceNotifier, SystemdNotifier, WatchdogSupervisor
+from edge_recorder.app.service import ServiceNotifier, SystemdNotifier, WatchdogSupervisor
 from edge_recorder.status import BacklogStatus, DeviceStatus
 
 from .conftest import NotifySocket

@@ -148,8 +148,8 @@ def test_hardware_and_network_stay_reachable() -> None:
 
 
 def test_credentials_match_the_names_the_code_reads() -> None:
-    from edge_recorder.uplink.corti.factory import SECRET_CREDENTIAL as CORTI_SECRET
-    from edge_recorder.uplink.dice.factory import PASSWORD_CREDENTIAL as DICE_PASSWORD
+    from edge_recorder.uplinks.corti.factory import SECRET_CREDENTIAL as CORTI_SECRET
+    from edge_recorder.uplinks.dice.factory import PASSWORD_CREDENTIAL as DICE_PASSWORD
 
     loaded = {v.split(":", 1)[0]: v.split(":", 1)[1] for v in directives()["LoadCredential"]}
     assert set(loaded) == {

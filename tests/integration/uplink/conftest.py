@@ -12,9 +12,9 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from edge_recorder.config import Config
-from edge_recorder.uplink.auth import ClientCredentialsProvider
-from edge_recorder.uplink.base import SessionIdentity
+from edge_recorder.config.model import Config
+from edge_recorder.uplinks.auth import ClientCredentialsProvider
+from edge_recorder.uplinks.base import SessionIdentity
 from tests.fixtures.emulator import EmulatorHandle
 
 CHUNK_100MS = 3200  # 100 ms of 16 kHz mono PCM16

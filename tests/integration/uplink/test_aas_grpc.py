@@ -9,9 +9,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from edge_recorder.uplink.aas_grpc import AasGrpcClient
-from edge_recorder.uplink.auth import ClientCredentialsProvider
-from edge_recorder.uplink.base import (
+from edge_recorder.uplinks.aas.grpc_stream import AasGrpcClient
+from edge_recorder.uplinks.auth import ClientCredentialsProvider
+from edge_recorder.uplinks.base import (
     DataFormat,
     ErrorKind,
     RecordingRef,

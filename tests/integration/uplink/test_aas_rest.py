@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.uplink.aas_rest import AasRestClient
-from edge_recorder.uplink.auth import ClientCredentialsProvider
-from edge_recorder.uplink.base import ErrorKind, UplinkError, chunk_plan
+from edge_recorder.uplinks.aas.rest import AasRestClient
+from edge_recorder.uplinks.auth import ClientCredentialsProvider
+from edge_recorder.uplinks.base import ErrorKind, UplinkError, chunk_plan
 from tests.fixtures.emulator import EmulatorHandle, MakeEmulator, sha256
 from tests.integration.uplink.conftest import device_config, new_session, pcm_audio
 

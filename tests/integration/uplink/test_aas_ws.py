@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.uplink.aas_ws import AasWebSocketClient
-from edge_recorder.uplink.auth import ClientCredentialsProvider
-from edge_recorder.uplink.base import DataFormat, ErrorKind, RecordingRef, UplinkError
+from edge_recorder.uplinks.aas.websocket import AasWebSocketClient
+from edge_recorder.uplinks.auth import ClientCredentialsProvider
+from edge_recorder.uplinks.base import DataFormat, ErrorKind, RecordingRef, UplinkError
 from tests.fixtures.emulator import EmulatorHandle, MakeEmulator, sha256
 from tests.integration.uplink.conftest import (
     CHUNK_100MS,

@@ -9,14 +9,14 @@ from pathlib import Path
 import jwt
 import pytest
 
-from edge_recorder.logs import setup_logging
-from edge_recorder.uplink.aas_rest import AasRestClient
-from edge_recorder.uplink.auth import (
+from edge_recorder.support.logs import setup_logging
+from edge_recorder.uplinks.aas.rest import AasRestClient
+from edge_recorder.uplinks.auth import (
     ClientCredentialsProvider,
     StaticTokenProvider,
     token_provider_from_config,
 )
-from edge_recorder.uplink.base import ErrorKind, UplinkError
+from edge_recorder.uplinks.base import ErrorKind, UplinkError
 from tests.fixtures.emulator import EmulatorHandle, MakeEmulator
 from tests.integration.uplink.conftest import device_config, new_session
 

@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from edge_recorder.config import Config
-from edge_recorder.uplink.aas_grpc import AasGrpcClient
-from edge_recorder.uplink.aas_rest import AasRestClient
-from edge_recorder.uplink.aas_ws import AasWebSocketClient
-from edge_recorder.uplink.auth import ClientCredentialsProvider
-from edge_recorder.uplink.base import DataFormat, ErrorKind, RecordingRef, UplinkError
+from edge_recorder.config.model import Config
+from edge_recorder.uplinks.aas.grpc_stream import AasGrpcClient
+from edge_recorder.uplinks.aas.rest import AasRestClient
+from edge_recorder.uplinks.aas.websocket import AasWebSocketClient
+from edge_recorder.uplinks.auth import ClientCredentialsProvider
+from edge_recorder.uplinks.base import DataFormat, ErrorKind, RecordingRef, UplinkError
 from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.uplink.conftest import device_config, new_session, pcm_audio
 from tests.integration.uplink.tls import TlsProxy, server_context

@@ -6,9 +6,9 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 
-from edge_recorder.audio.alsa_source import AlsaSource, DeviceError
 from edge_recorder.audio.frames import AudioFormat, DeviceBack, DeviceLost, EndOfStream, Frames
-from edge_recorder.audio.sources import CaptureFormatError
+from edge_recorder.capture.alsa import AlsaSource, DeviceError
+from edge_recorder.capture.sources import CaptureFormatError
 
 FMT = AudioFormat(16000, 1, "S16_LE")
 

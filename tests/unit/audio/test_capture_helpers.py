@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_recorder.audio.alsa_source import AlsaSource, busy_holders
 from edge_recorder.audio.frames import AudioFormat, Frames, Overrun
-from edge_recorder.audio.sources import (
+from edge_recorder.capture.alsa import AlsaSource, busy_holders
+from edge_recorder.capture.sources import (
     CaptureFormatError,
     Handoff,
     Pacer,

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from edge_recorder.audio.chunk_reader import ChunkSource, read_chunk
 from edge_recorder.audio.frames import AudioFormat, EndOfStream, Frames, SourceEvent
-from edge_recorder.audio.wav_source import WavSource
+from edge_recorder.capture.chunk_reader import ChunkSource, read_chunk
+from edge_recorder.capture.wav import WavSource
 
 FMT = AudioFormat(16000, 1, "S16_LE")
 

@@ -19,7 +19,7 @@ from edge_recorder.audio.codecs import (
     make_encoder,
     ogg_crc,
 )
-from edge_recorder.config import EncodingConfig
+from edge_recorder.config.model import EncodingConfig
 
 
 def test_signal(seconds: float = 2.0, seed: int = 0) -> np.ndarray:

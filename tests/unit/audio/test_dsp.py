@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from edge_recorder.audio.dsp import DcBlocker, Dsp, to_pcm16
 from edge_recorder.audio.frames import AudioFormat, Frames
-from edge_recorder.config import AudioConfig
+from edge_recorder.config.model import AudioConfig
 
 FORMATS = [
     AudioFormat(16000, 1, "S16_LE"),

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from edge_recorder.audio.alsa_source import AlsaSource
 from edge_recorder.audio.frames import AudioFormat, EndOfStream, Frames
-from edge_recorder.audio.sources import open_source
-from edge_recorder.audio.synthetic_source import SyntheticSource
-from edge_recorder.audio.wav_source import WavSource
-from edge_recorder.config import AudioConfig
+from edge_recorder.capture.alsa import AlsaSource
+from edge_recorder.capture.sources import open_source
+from edge_recorder.capture.synthetic import SyntheticSource
+from edge_recorder.capture.wav import WavSource
+from edge_recorder.config.model import AudioConfig
 
 
 def drain(source: WavSource | SyntheticSource) -> tuple[list[Frames], EndOfStream]:

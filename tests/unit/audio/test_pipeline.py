@@ -12,7 +12,7 @@ import soxr
 
 from edge_recorder.audio.frames import AudioFormat, Frames
 from edge_recorder.audio.pipeline import Pipeline, summary
-from edge_recorder.config import AudioConfig, EncodingConfig, VadConfig
+from edge_recorder.config.model import AudioConfig, EncodingConfig, VadConfig
 
 FMT = AudioFormat(48000, 4, "S32_LE")
 

@@ -11,7 +11,7 @@ import soundfile
 import soxr
 
 from edge_recorder.audio.vad import VoiceActivity, make_engine
-from edge_recorder.config import VadConfig
+from edge_recorder.config.model import VadConfig
 
 WINDOW = 160  # 10 ms windows for the scripted engine
 

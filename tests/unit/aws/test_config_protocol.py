@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from edge_recorder.configfile import ConfigError, build_config
-from edge_recorder.uplink.aws import protocol as p
-from edge_recorder.uplink.aws.config import AwsScribeConfig
-from edge_recorder.uplink.aws.factory import aws_uplinks
-from edge_recorder.uplink.base import ErrorKind
+from edge_recorder.config.loader import ConfigError, build_config
+from edge_recorder.uplinks.aws import protocol as p
+from edge_recorder.uplinks.aws.config import AwsScribeConfig
+from edge_recorder.uplinks.aws.factory import aws_uplinks
+from edge_recorder.uplinks.base import ErrorKind
 
 GOOD = {"domain_id": "dom-abcdefghij0123456", "subscription_id": "sub-ABCDEFGHIJ0123456789a"}
 

@@ -9,7 +9,7 @@ from botocore.eventstream import EventStreamBuffer  # type: ignore[import-untype
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_recorder.uplink.aws import eventstream as es
+from edge_recorder.uplinks.aws import eventstream as es
 
 # amazon-transcribe 0.6.4's EventStreamMessageSerializer output for these headers and payload
 AWSLABS_AUDIO_EVENT = bytes.fromhex(

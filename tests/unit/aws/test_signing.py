@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from edge_recorder.emulator.aws.verify import EventChain, SignatureError, verify_request
-from edge_recorder.uplink.aws.eventstream import Decoder
-from edge_recorder.uplink.aws.signing import (
+from devtools.emulators.aws.verify import EventChain, SignatureError, verify_request
+from edge_recorder.uplinks.aws.eventstream import Decoder
+from edge_recorder.uplinks.aws.signing import (
     Credentials,
     EventSigner,
     event_signature,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_recorder.uplink.aws.watermark import (
+from edge_recorder.uplinks.aws.watermark import (
     SessionRecord,
     StreamPlan,
     confirmed_offset,

@@ -7,12 +7,12 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from edge_recorder.config import Config
-from edge_recorder.uplink.base import ErrorKind
-from edge_recorder.uplink.corti.config import CortiConfig
-from edge_recorder.uplink.corti.errors import error_for_response, problem_message
-from edge_recorder.uplink.corti.parts import UploadPlan
-from edge_recorder.uplink.corti.state import Encounter
+from edge_recorder.config.model import Config
+from edge_recorder.uplinks.base import ErrorKind
+from edge_recorder.uplinks.corti.config import CortiConfig
+from edge_recorder.uplinks.corti.errors import error_for_response, problem_message
+from edge_recorder.uplinks.corti.parts import UploadPlan
+from edge_recorder.uplinks.corti.state import Encounter
 
 
 def test_problem_message_keeps_detail_validation_errors_and_requestid() -> None:

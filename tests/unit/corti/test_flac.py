@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edge_recorder.audio.codecs import FlacEncoder
-from edge_recorder.uplink.corti import flac
-from edge_recorder.uplink.corti.parts import plan_flac
+from edge_recorder.uplinks.corti import flac
+from edge_recorder.uplinks.corti.parts import plan_flac
 
 
 def encoded(seconds: float, seed: int = 1) -> tuple[np.ndarray, bytes]:

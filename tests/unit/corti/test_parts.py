@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_recorder.uplink.corti.parts import (
+from edge_recorder.uplinks.corti.parts import (
     WAV_HEADER_BYTES,
     UploadPlan,
     pcm_part_bytes,

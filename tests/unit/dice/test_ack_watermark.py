@@ -10,10 +10,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edge_recorder.uplink.base import Ack, ErrorKind, UplinkError
-from edge_recorder.uplink.dice import messages as m
-from edge_recorder.uplink.dice.config import DiceConfig
-from edge_recorder.uplink.dice.stream import DiceStream
+from edge_recorder.uplinks.base import Ack, ErrorKind, UplinkError
+from edge_recorder.uplinks.dice import messages as m
+from edge_recorder.uplinks.dice.config import DiceConfig
+from edge_recorder.uplinks.dice.stream import DiceStream
 
 SECOND = 32000
 

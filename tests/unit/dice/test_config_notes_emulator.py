@@ -9,10 +9,10 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
 
-from edge_recorder.config import Config
-from edge_recorder.emulator.dice import protocol as p
-from edge_recorder.uplink.dice.factory import dice_uplinks
-from edge_recorder.uplink.dice.notes import NoteWriter, read_note, seal, unseal
+from devtools.emulators.dice import protocol as p
+from edge_recorder.config.model import Config
+from edge_recorder.uplinks.dice.factory import dice_uplinks
+from edge_recorder.uplinks.dice.notes import NoteWriter, read_note, seal, unseal
 
 
 class NoState:

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from edge_recorder.uplink.base import ErrorKind, UplinkError
-from edge_recorder.uplink.dice import tokens as t
+from edge_recorder.uplinks.base import ErrorKind, UplinkError
+from edge_recorder.uplinks.dice import tokens as t
 
 
 class Clock:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_recorder.config import Config
+from edge_recorder.config.model import Config
 from edge_recorder.fleet.connection import FleetSetupError, settings_from_config
 from edge_recorder.fleet.reporter import FleetReporter
 from tests.fixtures.mosquitto import make_tls_files

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_recorder.config import AasConfig
-from edge_recorder.uplink.aas_grpc import error_from_status
-from edge_recorder.uplink.aas_rest import chunk_metadata, error_from_response
-from edge_recorder.uplink.auth import _lifetime, _refresh_at, is_rejected_token
-from edge_recorder.uplink.base import (
+from edge_recorder.config.model import AasConfig
+from edge_recorder.uplinks.aas.grpc_stream import error_from_status
+from edge_recorder.uplinks.aas.rest import chunk_metadata, error_from_response
+from edge_recorder.uplinks.auth import _lifetime, _refresh_at, is_rejected_token
+from edge_recorder.uplinks.base import (
     Ack,
     ErrorKind,
     RecordingRef,
@@ -26,7 +26,7 @@ from edge_recorder.uplink.base import (
     kind_for_http_status,
     total_chunks,
 )
-from edge_recorder.uplink.live import LiveRecordingState
+from edge_recorder.uplinks.live import LiveRecordingState
 
 SESSION = SessionIdentity(
     correlation_id="enc-1",

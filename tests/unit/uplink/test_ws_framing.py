@@ -10,8 +10,7 @@ import pytest
 from google.protobuf import json_format
 
 from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2 as pb
-from edge_recorder.uplink.base import ErrorKind
-from edge_recorder.uplink.ws_framing import (
+from edge_recorder.uplinks.aas.ws_framing import (
     Closed,
     close_error,
     data_chunk_frame,
@@ -20,6 +19,7 @@ from edge_recorder.uplink.ws_framing import (
     parse_response,
     parse_text_frame,
 )
+from edge_recorder.uplinks.base import ErrorKind
 
 
 def test_client_text_frame_has_header_block_then_json() -> None:

@@ -1,0 +1,3 @@
+"""`edge-recorder` subcommands that exist only where the developer tools are importable
+(`emulator`, `demo`).
+"""

@@ -1,0 +1,1 @@
+"""Emulator of the aws service (see edge_recorder/uplinks/aws)."""

@@ -1,0 +1,1 @@
+"""Emulator of the corti service (see edge_recorder/uplinks/corti)."""

@@ -1,0 +1,1 @@
+"""Emulator of the dice service (see edge_recorder/uplinks/dice)."""

@@ -1,0 +1,356 @@
+"""`edge-recorder run`: composition and lifecycle of the recording appliance.
+
+Start-up order matters and is the contract with systemd:
+1. load the config — an invalid one exits 78 (EX_CONFIG; `RestartPreventExitStatus=78`)
+   before anything touches the spool;
+2. open the spool (its directory lock keeps a second daemon out) and close recordings a crash
+   left open ("crash-recovered"), ending their encounters, so delivery queues them;
+3. build the controller, the panel (or `NullPanel`), the capture thread, the delivery engine,
+   the control socket and, when `mqtt.host` is set, the fleet reporter — one asyncio loop;
+4. start capture; once the source has been *tried*, send `READY=1`. A missing mic does not
+   block READY (STATUS= says "no mic"): failing start-up would make systemd crash-loop a
+   device whose mic is simply unplugged, while a running daemon retries it and still
+   delivers the backlog.
+SIGTERM ends the encounter (recording closed with reason "shutdown"), stops capture, flushes
+and closes the spool, and exits 0. SIGHUP re-reads the config: an invalid file is logged and
+ignored; a valid one is applied where it can be live (log, delivery, duration limits) and the
+rest is logged as needing a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from edge_recorder.app.recorder import MqttHandler, Recorder
+from edge_recorder.app.service import ServiceNotifier, WatchdogSupervisor, install_signal_handlers
+from edge_recorder.capture.worker import AudioWorker
+from edge_recorder.config.loader import EX_CONFIG, ConfigError, load_usable_config
+from edge_recorder.config.model import Config
+from edge_recorder.control.server import ControlError, ControlServer
+from edge_recorder.encounter import events as ev
+from edge_recorder.encounter.controller import EncounterController, Limits
+from edge_recorder.panel.gpio import NullPanel, Panel, PanelError, PanelOutput, make_pin_factory
+from edge_recorder.spool import Spool, SpoolError
+from edge_recorder.status import CommandResult, DeviceStatus
+from edge_recorder.support.logs import get_logger, setup_logging
+
+log = get_logger(__name__)
+
+TICK_MAX_S = 1.0  # timers are checked at least this often
+HEALTH_EVERY_S = 1.0  # delivery/spool state is polled this often (and spool.sync)
+CAPTURE_MAX_AGE_S = 5.0  # the capture thread's heartbeat may be this old
+READY_WAIT_S = 5.0  # READY=1 waits at most this long for the first capture attempt
+DELIVERY_SECTIONS = {"uplink", "auth", "aas", "corti", "dice", "aws"}  # restart delivery only
+LIVE_SECTIONS = {"log", *DELIVERY_SECTIONS}  # applied by SIGHUP without a restart
+# gRPC's EventEngine client (on by default in grpcio 1.6x-1.8x) runs a live stream's socket
+# I/O on its own thread pool: ~70 extra thread wake-ups a second while streaming, a third of
+# a percent of a core on the benchmark machine. gRPC's long-standing poller does the same I/O
+# on the polling thread grpc.aio already runs. An operator's own GRPC_EXPERIMENTS (even
+# empty) wins; a grpcio without this experiment only logs that it does not know it.
+GRPC_EXPERIMENTS = "-event_engine_client"
+
+
+def main(config_path: Path) -> int:
+    """The `run` command: returns the process exit code."""
+    os.environ.setdefault("GRPC_EXPERIMENTS", GRPC_EXPERIMENTS)  # before grpc is imported
+    try:
+        config = load_usable_config(config_path)
+    except ConfigError as error:
+        from edge_recorder.commands._common import print_config_error
+
+        print_config_error(error)
+        return EX_CONFIG
+    setup_logging(config.log.level, config.log.format)
+    return asyncio.run(Daemon(config, config_path).run())
+
+
+def status_line(status: DeviceStatus) -> str:
+    """systemd's STATUS=: the shared one-liner, plus the mic when it is missing."""
+    line = status.one_line()
+    if not status.mic.present:
+        line += "; no mic" + (f" ({status.mic.last_error})" if status.mic.last_error else "")
+    return line
+
+
+def recover(spool: Spool) -> int:
+    """Close what the last process left open and end its encounters; returns the count."""
+    recovered = spool.recovered_open_recordings()
+    for rec in recovered:
+        spool.close_recovered(rec.id)
+        log.warning("recording left open by a crash closed", recording_id=rec.id, seq=rec.seq)
+    with spool.lock:  # no encounter is open in a process that just started
+        orphans = [cid for cid, entry in spool.ledger.encounters.items() if not entry.ended]
+    for cid in orphans:
+        spool.end_encounter(cid)
+    if recovered or orphans:
+        log.warning("crash recovery", recordings_count=len(recovered), encounters=len(orphans))
+    return len(recovered)
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: Path) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.notifier = ServiceNotifier()
+        self.watchdog = WatchdogSupervisor.from_environment(self.notifier)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._last_line = ""
+        self._service: dict[str, Any] = {}
+        self._factory: Any = None
+        self._fleet: Any = None
+        self._delivery_task: asyncio.Task[None] | None = None
+        self._ready = False
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        cfg = self.config
+        try:
+            self.spool = await asyncio.to_thread(Spool.open, cfg.spool)
+        except SpoolError as exc:
+            log.error("cannot open the spool", error=str(exc), spool_dir=str(cfg.spool.dir))
+            self.notifier.status(f"cannot open the spool: {exc}")
+            return 1
+        try:
+            return await self._run()
+        finally:
+            with contextlib.suppress(SpoolError):
+                await asyncio.to_thread(self.spool.close)
+            log.info("daemon stopped")
+
+    async def _run(self) -> int:
+        cfg, loop = self.config, asyncio.get_running_loop()
+        remove_handlers = install_signal_handlers(  # early: a SIGTERM at start-up is clean too
+            loop,
+            on_stop=self._stop.set,
+            on_reload=self._reload,
+            notifier=self.notifier,
+            ready=lambda: self._ready,
+        )
+        await asyncio.to_thread(recover, self.spool)
+        self.delivery = self._make_delivery(cfg)
+        controller = EncounterController(Limits.from_config(cfg))
+        capture_beat = self.watchdog.register("capture", max_age_s=CAPTURE_MAX_AGE_S)
+        self.worker = AudioWorker(cfg, self.spool, lambda e: self.recorder.post(e), capture_beat)
+        self.recorder = Recorder(
+            controller,
+            NullPanel(),
+            self.worker,
+            self.spool,
+            self.delivery,
+            on_change=self._status_changed,
+        )
+        self.recorder.extra_commands.update(
+            ping=lambda: CommandResult(ok=True, state=controller.state, data={"pong": True}),
+            reload=self._reload_command,
+            spool_retry=self._spool_retry,
+        )
+        self.recorder.panel = self._make_panel(cfg, loop)
+        self.recorder.show_current()
+        self.control = self._make_control(cfg)
+        try:
+            await self.control.start()
+        except ControlError as exc:  # ctl will not work, but buttons and MQTT still do
+            log.error("control socket unavailable", error=str(exc))
+        self.worker.start()
+        await asyncio.to_thread(self.worker.attempted.wait, READY_WAIT_S)
+        self._delivery_task = loop.create_task(self.delivery.run(), name="delivery")
+        self._spawn(self.watchdog.run(), self._ticker(), self._health())
+        await self._start_fleet(cfg)
+        status = self.recorder.status()
+        self._last_line = status_line(status)
+        if not self._stop.is_set():  # READY after STOPPING would tell systemd we run again
+            self.notifier.ready(self._last_line)
+            self._ready = True
+            log.info("daemon ready", state=status.state, mic_present=status.mic.present)
+        try:
+            await self._stop.wait()
+        finally:
+            remove_handlers()
+            await self._shutdown()
+        return 0
+
+    async def _shutdown(self) -> None:
+        """Close the encounter, stop capture and every service; bounded to a few seconds."""
+        log.info("shutting down")
+        self.recorder.dispatch(ev.Shutdown())
+        await self.recorder.wait_closed(4.0)
+        if not await asyncio.to_thread(self.worker.stop, 3.0):
+            log.error("capture thread did not stop; closing the spool anyway")
+        for task in self._tasks:
+            task.cancel()
+        await self._stop_delivery()
+        if self._fleet is not None:
+            with contextlib.suppress(Exception):
+                self._fleet.event("stopping")
+                await self._fleet.stop(2.0)
+        await self.control.close()
+        self.recorder.panel.close()
+        if self._factory is not None:
+            with contextlib.suppress(Exception):
+                self._factory.close()
+        self.notifier.stopping("stopping: spool flushed")
+        await asyncio.to_thread(self.notifier.flush, 1.0)
+
+    def _spawn(self, *coros: Any) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks.extend(loop.create_task(coro) for coro in coros)
+
+    # --- parts --------------------------------------------------------------------------------
+
+    def _make_delivery(self, cfg: Config) -> Any:
+        from edge_recorder.delivery.engine import DeliveryEngine
+
+        return DeliveryEngine(cfg, self.spool)
+
+    async def _stop_delivery(self) -> None:
+        task, self._delivery_task = self._delivery_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=2.0)
+        try:
+            await asyncio.wait_for(self.delivery.aclose(), 2.0)
+        except Exception as exc:
+            log.warning("delivery did not close cleanly", error=str(exc))
+
+    def _make_panel(self, cfg: Config, loop: asyncio.AbstractEventLoop) -> PanelOutput:
+        if not cfg.panel.enabled:
+            return NullPanel()
+        try:
+            self._factory = make_pin_factory(cfg.panel.pin_factory)
+            return Panel(cfg.panel, self.recorder.on_button, loop, pin_factory=self._factory)
+        except PanelError as exc:  # record without buttons rather than not at all
+            log.error("panel unavailable; running without buttons and LEDs", error=str(exc))
+            return NullPanel()
+
+    def _make_control(self, cfg: Config) -> ControlServer:
+        from edge_recorder.panel.simulator import PanelSimulator, SimControlServer, is_mock
+
+        if self._factory is not None and is_mock(self._factory):
+            indicators = self.recorder.indicators
+            sim = PanelSimulator(self._factory, cfg.panel, lambda: list(indicators))
+            log.warning("panel simulation enabled on the control socket (mock pins)")
+            return SimControlServer(self.recorder, cfg.control, sim)
+        return ControlServer(self.recorder, cfg.control)
+
+    async def _start_fleet(self, cfg: Config) -> None:
+        if not cfg.mqtt.host:
+            return
+        try:
+            from edge_recorder.fleet.reporter import FleetReporter
+
+            self._fleet = FleetReporter(cfg, self.recorder.status, MqttHandler(self.recorder))
+            await self._fleet.start()
+            self.recorder.fleet = self._fleet
+            self._fleet.event("started")
+        except Exception as exc:  # MQTT is for dashboards: never a reason not to record
+            log.error("fleet reporting unavailable", error=str(exc))
+            self._fleet = None
+
+    # --- periodic work ------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        """Send `Tick` when the controller's next timer falls due (at least every second)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            deadline = self.recorder.controller.next_deadline()
+            delay = TICK_MAX_S if deadline is None else deadline - loop.time()
+            await asyncio.sleep(min(max(delay, 0.0), TICK_MAX_S))
+            self.recorder.dispatch(ev.Tick())
+
+    async def _health(self) -> None:
+        """spool.sync, and delivery/spool state turned into controller events on change."""
+        while True:
+            try:
+                await asyncio.to_thread(self.spool.sync)
+            except SpoolError as exc:
+                log.error("spool sync failed", error=str(exc))
+            try:
+                self._check_health()
+            except Exception:
+                log.exception("health check failed")
+            await asyncio.sleep(min(HEALTH_EVERY_S, self.config.spool.fsync_interval_s))
+
+    def _check_health(self) -> None:
+        snap = self.delivery.snapshot()
+        backlog = self.spool.backlog().recordings
+        alarm = self.spool.space().alarm
+        spool_event: ev.Event = ev.SpoolOk() if alarm is None else ev.SpoolFull(hard=False)
+        if alarm in ("spool-full", "disk-reserve"):
+            spool_event = ev.SpoolFull(hard=True)
+        refusing = bool(getattr(snap, "refusing", False))
+        reason = getattr(getattr(snap, "last_error", None), "message", "") or ""
+        service_event: ev.Event = ev.ServiceRefused(reason) if refusing else ev.ServiceOk()
+        limits = getattr(snap, "service_limits", None)
+        wanted: dict[str, Any] = {
+            "uplink": ev.Uplink(bool(getattr(snap, "online", False)), backlog),
+            "spool": spool_event,
+            "service": service_event,
+        }
+        if limits is not None:
+            wanted["limits"] = ev.ServiceLimits(float(limits[0]), float(limits[1]))
+        for key, event in wanted.items():
+            if self._service.get(key) != event:
+                self._service[key] = event
+                self.recorder.dispatch(event)
+        self._status_changed(self.recorder.status())
+
+    def _status_changed(self, status: DeviceStatus) -> None:
+        line = status_line(status)
+        if line != self._last_line:
+            self._last_line = line
+            self.notifier.status(line)
+            if self._fleet is not None:
+                self._fleet.status_changed()
+
+    # --- commands and reload ------------------------------------------------------------------
+
+    def _reload_command(self) -> CommandResult:
+        asyncio.get_running_loop().create_task(self._reload())
+        return CommandResult(ok=True, state=self.recorder.controller.state, data={"reload": True})
+
+    def _spool_retry(self) -> CommandResult:
+        ids = self.spool.retry()
+        self.delivery.wake()
+        state = self.recorder.controller.state
+        return CommandResult(ok=True, state=state, data={"recordings_count": len(ids)})
+
+    async def _reload(self) -> None:
+        """SIGHUP: apply a valid config; keep the running one (and say why) otherwise."""
+        if not self._ready:
+            log.warning("config reload ignored: the daemon is still starting")
+            return
+        try:
+            new = await asyncio.to_thread(load_usable_config, self.config_path)
+        except ConfigError as error:
+            log.error(
+                "config reload rejected; keeping the running config",
+                config_file=str(error.source),
+                problems="; ".join(error.lines),
+            )
+            return
+        old, self.config = self.config, new
+        changed = sorted(
+            name for name in Config.model_fields if getattr(old, name) != getattr(new, name)
+        )
+        if new.log != old.log:
+            setup_logging(new.log.level, new.log.format)
+        if DELIVERY_SECTIONS & set(changed):
+            await self._stop_delivery()
+            self.delivery = self.recorder.delivery = self._make_delivery(new)
+            loop = asyncio.get_running_loop()
+            self._delivery_task = loop.create_task(self.delivery.run(), name="delivery")
+            self._service.pop("limits", None)
+            if getattr(self.delivery.snapshot(), "service_limits", None) is None:
+                self.recorder.dispatch(
+                    ev.ServiceLimits(new.aas.max_duration_s, new.aas.warn_before_s)
+                )
+        later = [name for name in changed if name not in LIVE_SECTIONS]
+        if later:
+            log.warning("config changes need a restart to apply", sections=",".join(later))
+        log.info("config reloaded", changed=",".join(changed) or "nothing")

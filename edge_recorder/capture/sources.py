@@ -1,0 +1,316 @@
+"""Choosing a capture source, and the small pure pieces every source shares.
+
+`open_source(config.audio)` is the only thing the pipeline needs. The helpers below hold the
+logic that must be right and is easy to test without hardware: format validation (an unknown
+ALSA format constant aborts libasound, so nothing reaches `alsaaudio.PCM` unchecked), the
+re-open back-off schedule, the mapping from ALSA errors to a typed reason, timeline arithmetic
+for gaps, and the bounded hand-over queue that never blocks the capture thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, get_args
+
+from edge_recorder.audio.frames import (
+    AudioFormat,
+    AudioSource,
+    Frames,
+    Overrun,
+    SampleFormat,
+    SourceEvent,
+)
+from edge_recorder.support.checks import CheckResult, register_probe
+
+if TYPE_CHECKING:
+    from edge_recorder.config.model import AudioConfig, Config
+
+CAPTURE_RATES = (8000, 48000)  # inclusive bounds for live capture
+CAPTURE_CHANNELS = (1, 8)
+LossReason = Literal["missing", "busy", "unplugged", "io-error"]
+
+
+class CaptureFormatError(ValueError):
+    """The requested capture format cannot be used; raised before any device is opened."""
+
+
+def validate_capture_format(sample_format: str, rate: int, channels: int) -> AudioFormat:
+    """Check a format before it gets near libasound; return it as an AudioFormat."""
+    allowed = get_args(SampleFormat)
+    if sample_format not in allowed:
+        raise CaptureFormatError(
+            f"sample format {sample_format!r} is not supported (use one of {', '.join(allowed)})"
+        )
+    low, high = CAPTURE_RATES
+    if not isinstance(rate, int) or not low <= rate <= high:
+        raise CaptureFormatError(f"rate {rate!r} Hz is outside {low}-{high} Hz")
+    low, high = CAPTURE_CHANNELS
+    if not isinstance(channels, int) or not low <= channels <= high:
+        raise CaptureFormatError(f"channel count {channels!r} is outside {low}-{high}")
+    fmt: SampleFormat = sample_format  # type: ignore[assignment]  # checked just above
+    return AudioFormat(rate=rate, channels=channels, sample_format=fmt)
+
+
+def period_frames(rate: int, period_ms: int) -> int:
+    """Frames in one period (at least one)."""
+    return max(1, rate * period_ms // 1000)
+
+
+_INDEXED_DEVICE = re.compile(r"^(plug)?hw:(CARD=)?\d+\b|^(plug)?hw:\d")
+
+
+def uses_card_index(device: str) -> bool:
+    """True for names like `hw:1,0` or `plughw:CARD=1`: indexes change across reboots."""
+    return bool(_INDEXED_DEVICE.search(device))
+
+
+def card_name_of(device: str) -> str | None:
+    """The `CARD=<name>` part of a PCM name, if it has one."""
+    match = re.search(r"CARD=([^,\s]+)", device)
+    return match.group(1) if match else None
+
+
+def backoff_delays(initial_s: float, maximum_s: float, factor: float = 2.0) -> Iterator[float]:
+    """Endless re-open delays: initial, doubled each time, capped at `maximum_s`."""
+    delay = min(initial_s, maximum_s)
+    while True:
+        yield delay
+        delay = min(delay * factor, maximum_s)
+
+
+_REASON_BY_ERRNO: dict[int, LossReason] = {
+    errno.ENOENT: "missing",
+    errno.EBUSY: "busy",
+    errno.ENODEV: "unplugged",
+    errno.ENXIO: "unplugged",
+    errno.EIO: "io-error",
+}
+
+
+def classify_alsa_error(message: str) -> LossReason:
+    """Map an `ALSAAudioError` text (`'<strerror> [<device>]'`) to a DeviceLost reason.
+
+    pyalsaaudio only gives the message, built from `snd_strerror`, i.e. the C library's
+    `strerror` (untranslated: Python leaves LC_MESSAGES at "C").
+    """
+    text = message.split(" [", 1)[0].strip().lower()
+    for code, reason in _REASON_BY_ERRNO.items():
+        if text == os.strerror(code).lower():
+            return reason
+    return "io-error"
+
+
+def explain_loss(reason: LossReason, device: str, holders: list[str] | None = None) -> str:
+    """A message an installer can act on, naming the cause."""
+    if reason == "busy":
+        who = f" (held by {', '.join(holders)})" if holders else ""
+        return (
+            f"{device} is busy: another process holds the microphone{who}; stop it, or share "
+            "the mic through a dsnoop PCM (hardware/alsa/dsnoop.conf)"
+        )
+    if reason == "missing":
+        return f"{device} not found: is the mic plugged in and the card name right? (run devices)"
+    if reason == "unplugged":
+        return f"{device} disappeared (unplugged or USB reset)"
+    return f"{device} input/output error (failing cable, power or driver)"
+
+
+def gap_frames(last_end_t: float, next_start_t: float, rate: int) -> int:
+    """Frames that fit between the end of the last block and the start of the next one.
+
+    Both times come from one clock (the PCM's monotonic timestamps, or time.monotonic());
+    rounding to whole frames keeps the timeline integral, negatives (clock jitter) are 0.
+    """
+    return max(0, round((next_start_t - last_end_t) * rate))
+
+
+@dataclass
+class CaptureStats:
+    """Counters a source keeps for status and for `record`'s summary."""
+
+    frames: int = 0  # frames delivered to the queue
+    overruns: int = 0
+    overrun_lost_frames: int = 0
+    outages: int = 0
+    outage_lost_frames: int = 0
+    dropped_frames: int = 0  # dropped because the consumer stalled
+    failed_opens: int = 0  # open attempts that failed (missing, busy, ...)
+    last_error: str = ""
+
+
+@dataclass
+class Handoff:
+    """Bounded queue from the capture thread to the consumer; `put_frames` never blocks.
+
+    When `max_blocks` blocks wait unread, a new block is dropped and counted; the next block
+    that fits carries the dropped frames in `lost_before`, preceded by an
+    `Overrun(cause="consumer")`, so the gap is visible and the timeline stays exact. Events are
+    always queued: they are rare and must not be lost.
+    """
+
+    max_blocks: int
+    _items: deque[Frames | SourceEvent] = field(default_factory=deque)
+    _blocks: int = 0
+    _pending_lost: int = 0
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    dropped_frames: int = 0
+
+    def put_frames(self, frames: Frames) -> bool:
+        with self._cond:
+            if self._blocks >= self.max_blocks:
+                lost = frames.count + frames.lost_before
+                self._pending_lost += lost
+                self.dropped_frames += frames.count
+                return False
+            if self._pending_lost:
+                lost = self._pending_lost + frames.lost_before
+                self._items.append(
+                    Overrun(
+                        at_frame=frames.start_frame,
+                        lost_frames=self._pending_lost,
+                        cause="consumer",
+                    )
+                )
+                frames = Frames(frames.data, frames.format, frames.start_frame, lost)
+                self._pending_lost = 0
+            self._items.append(frames)
+            self._blocks += 1
+            self._cond.notify()
+            return True
+
+    def flush_pending(self, at_frame: int) -> None:
+        """Report drops no later block will carry (the stream is ending)."""
+        with self._cond:
+            if self._pending_lost:
+                self._items.append(Overrun(at_frame, self._pending_lost, cause="consumer"))
+                self._pending_lost = 0
+                self._cond.notify()
+
+    def put_event(self, event: SourceEvent) -> None:
+        with self._cond:
+            self._items.append(event)
+            self._cond.notify()
+
+    def get(self, timeout: float | None) -> Frames | SourceEvent | None:
+        with self._cond:
+            if not self._items and not self._cond.wait_for(lambda: bool(self._items), timeout):
+                return None
+            item = self._items.popleft()
+            if isinstance(item, Frames):
+                self._blocks -= 1
+            return item
+
+    def wake(self) -> None:
+        """Wake a waiting consumer (used on stop)."""
+        with self._cond:
+            self._cond.notify_all()
+
+
+class Pacer:
+    """Releases block k of a simulated source at `t0 + (k + 1) * block_s / speed`.
+
+    Speed 0 releases everything at once. Waiting uses an Event so `stop()` interrupts it.
+    """
+
+    def __init__(self, block_s: float, speed: float) -> None:
+        self.block_s = block_s
+        self.speed = speed
+        self._t0: float | None = None
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._stopped.clear()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def wait_for_block(self, index: int, timeout: float | None) -> bool:
+        """True when block `index` is due (waiting up to `timeout` seconds for it)."""
+        if self._stopped.is_set():
+            return False
+        if self.speed == 0:
+            return True
+        if self._t0 is None:
+            self.start()
+        assert self._t0 is not None
+        due = self._t0 + (index + 1) * self.block_s / self.speed
+        wait = due - time.monotonic()
+        if wait <= 0:
+            return True
+        if timeout is not None and timeout < wait:
+            self._stopped.wait(timeout)
+            return False
+        self._stopped.wait(wait)
+        return not self._stopped.is_set()
+
+
+def open_source(audio: AudioConfig) -> AudioSource:
+    """The capture source the config asks for (not started yet).
+
+    Raises CaptureFormatError for a format that cannot be captured, and OSError (or a
+    soundfile error) for an unreadable WAV file, before any thread starts.
+    """
+    if audio.source == "wav":
+        from edge_recorder.capture.wav import WavSource
+
+        if audio.wav_path is None:
+            raise CaptureFormatError("audio.wav_path is required for audio.source = 'wav'")
+        return WavSource(audio.wav_path, speed=audio.speed, period_ms=audio.period_ms)
+    if audio.source == "synthetic":
+        from edge_recorder.capture.synthetic import SyntheticSource
+
+        fmt = validate_capture_format(audio.format, audio.rate, audio.channels)
+        return SyntheticSource(fmt, speed=audio.speed, period_ms=audio.period_ms)
+    from edge_recorder.capture.alsa import AlsaSource
+
+    return AlsaSource.from_config(audio)
+
+
+def probe_mic(config: Config) -> list[CheckResult]:
+    """`check --probe` row: open the configured mic and capture ~0.5 s, or say why not."""
+    import numpy as np
+
+    from edge_recorder.audio.frames import DeviceLost
+
+    audio = config.audio
+    if audio.source != "alsa":
+        return [CheckResult("mic", "info", f"source = {audio.source}: no microphone to probe")]
+    try:
+        source = open_source(audio)
+    except CaptureFormatError as exc:
+        return [CheckResult("mic", "fail", str(exc))]
+    wanted = source.format.rate // 2
+    got: list[Frames] = []
+    deadline = time.monotonic() + 3.0
+    source.start()
+    try:
+        while sum(f.count for f in got) < wanted and time.monotonic() < deadline:
+            item = source.read(timeout=0.2)
+            if isinstance(item, DeviceLost):
+                return [CheckResult("mic", "fail", item.message)]
+            if isinstance(item, Frames):
+                got.append(item)
+    finally:
+        source.stop()
+    if not got:
+        return [CheckResult("mic", "fail", f"{audio.device} opened but delivered no audio")]
+    samples = np.concatenate([f.as_float32() for f in got])[:wanted]  # whole periods: trim
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    level = f"{20 * np.log10(rms):.1f} dBFS" if rms > 0 else "digital silence (muted?)"
+    status: Literal["ok", "warn"] = "ok" if rms > 0 else "warn"
+    return [CheckResult("mic", status, f"{audio.device}: {len(samples)} frames, level {level}")]
+
+
+register_probe("mic", probe_mic)

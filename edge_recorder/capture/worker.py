@@ -1,0 +1,409 @@
+"""The capture thread: source → pipeline → spool writer, plus the mic's health for the loop.
+
+One dedicated thread owns everything that may block on hardware or disk in the audio path:
+`source.read()`, the DSP/VAD/encoder, and `RecordingWriter.append()`. The asyncio loop never
+waits on it: it sends commands (open/close a recording) through a queue and gets the answers
+as `concurrent.futures.Future`s, and this thread posts controller events back with
+`loop.call_soon_threadsafe` (through the `post` callback). It beats the watchdog heartbeat
+every time round, including while it waits to re-open a missing source, so a hung driver
+call (and only that) stops the systemd watchdog pings.
+
+Audio is processed all the time (levels, VAD, digital silence keep working between
+encounters) but only appended to the spool while a recording is open. Each recording gets a
+fresh `Pipeline` fed from the first block after the open, so its bytes are exactly what
+`Pipeline` makes of those source frames; the frame range is logged ("recording audio
+opened/closed", `start_frame`/`end_frame`) so a test can reproduce the bytes offline.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_recorder.app.service import Heartbeat
+from edge_recorder.audio.frames import (
+    AudioSource,
+    DeviceBack,
+    DeviceLost,
+    EndOfStream,
+    Frames,
+    Overrun,
+    SourceEvent,
+)
+from edge_recorder.audio.pipeline import ChunkResult, Pipeline
+from edge_recorder.audio.vad import VadEngine, make_engine
+from edge_recorder.capture.chunk_reader import read_chunk
+from edge_recorder.capture.sources import backoff_delays, open_source
+from edge_recorder.config.model import Config
+from edge_recorder.encounter import events as ev
+from edge_recorder.spool import RecordingWriter, Spool, SpoolError, SpoolFull, SpoolRefused
+from edge_recorder.status import MicStatus
+from edge_recorder.support.logs import get_logger
+
+log = get_logger(__name__)
+
+READ_TIMEOUT_S = 0.1  # the longest the thread waits for audio before looking at commands
+# A source whose own read thread is stuck in a driver call reports "device stalled" and never
+# recovers by itself; after this long the heartbeat stops, so systemd's watchdog restarts the
+# service (which re-opens the device). An unplugged mic is not a stall: it keeps beating.
+STALL_RESTART_S = 10.0
+FIRST_AUDIO_WAIT_S = 2.0  # READY=1 waits this long for the first audio or loss from a source
+SPEECH_EVENT_EVERY_S = 1.0  # SpeechDetected is a "still talking" signal: once a second is plenty
+OUTPUT_RATE = 16000
+
+Post = Callable[[ev.Event], None]
+SourceFactory = Callable[[], AudioSource]
+
+
+@dataclass(frozen=True)
+class _Open:
+    correlation_id: str
+    seq: int
+    guid: str
+
+
+Work = _Open | str | None  # open a recording, close it (the reason), or a barrier
+
+
+@dataclass
+class _Command:
+    what: Work
+    done: Future[Any] = field(default_factory=Future)
+
+
+@dataclass
+class _Recording:
+    writer: RecordingWriter
+    pipeline: Pipeline
+    start_frame: int | None = None
+    end_frame: int = 0
+    failed: str | None = None  # the spool refused an append: later audio is counted, not stored
+    unstored_bytes: int = 0
+
+
+class AudioWorker:
+    """Start with `start()`; drive with `open_recording`/`close_recording`/`barrier` from the
+    loop; read `mic` from any thread; `stop()` ends the thread (closing an open recording)."""
+
+    def __init__(
+        self,
+        config: Config,
+        spool: Spool,
+        post: Post,
+        heartbeat: Heartbeat | None = None,
+        *,
+        source_factory: SourceFactory | None = None,
+    ) -> None:
+        self._config = config
+        self._spool = spool
+        self._post = post
+        self._heartbeat = heartbeat
+        self._source_factory = source_factory or (lambda: open_source(config.audio))
+        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._engine: VadEngine | None = None
+        self._recording: _Recording | None = None
+        self._meter: Pipeline | None = None  # the pipeline that runs between recordings
+        self._source: AudioSource | None = None
+        self._present = False
+        self._silent = False
+        self._last_speech_post = float("-inf")
+        self._stalled_since: float | None = None
+        self._started_at = 0.0
+        self._ended = False  # a finite source (WAV) has no more audio
+        self.mic = MicStatus(device=self._device_name())  # replaced whole: safe to read anywhere
+        self.attempted = threading.Event()  # the first attempt to open the source is over
+
+    # --- loop side ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="audio-worker", daemon=True)
+        self._thread.start()
+
+    def open_recording(self, correlation_id: str, seq: int, guid: str) -> Future[Any]:
+        return self._submit(_Open(correlation_id, seq, guid))
+
+    def close_recording(self, reason: str) -> Future[Any]:
+        return self._submit(reason)
+
+    def barrier(self) -> Future[Any]:
+        """Done once every command sent before it is done (e.g. the last close)."""
+        return self._submit(None)
+
+    def stop(self, timeout_s: float = 3.0) -> bool:
+        """Stop the thread (an open recording is closed with reason 'shutdown'); False if it
+        did not end in time (stuck in a driver call)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout_s)
+        return not thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _submit(self, what: Work) -> Future[Any]:
+        command = _Command(what)
+        if self._thread is not None and not self._thread.is_alive():  # stopped or crashed
+            command.done.set_exception(RuntimeError("the audio worker has stopped"))
+        else:
+            self._commands.put(command)
+        return command.done
+
+    # --- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._engine = make_engine(self._config.vad.engine, self._config.vad)
+            while not self._stop.is_set():
+                source = self._open_source()
+                if source is None:
+                    break
+                self._capture(source)
+        except Exception:
+            log.exception("audio worker crashed")
+            self._set_mic(present=False, last_error="audio worker crashed; see the log")
+            self._post(ev.MicLost("audio worker crashed"))
+        finally:
+            self._finish_recording("shutdown")
+            self._drain_commands()
+            if self._source is not None:
+                self._source.stop()
+            self.attempted.set()
+
+    def _beat(self) -> None:
+        if self._heartbeat is None:
+            return
+        stalled = self._stalled_since
+        if stalled is not None and time.monotonic() - stalled > STALL_RESTART_S:
+            return  # see STALL_RESTART_S: let the watchdog restart us
+        self._heartbeat.beat()
+
+    def _open_source(self) -> AudioSource | None:
+        """Open and start the source, retrying with back-off (beating the heartbeat)."""
+        delays = backoff_delays(0.5, self._config.audio.reopen_backoff_max_s)
+        while not self._stop.is_set():
+            self._beat()
+            try:
+                source = self._source_factory()
+                source.start()
+            except Exception as exc:  # missing WAV, bad format, no ALSA: no mic, retry
+                message = f"cannot open audio source: {exc}"
+                if self._present or not self.attempted.is_set():
+                    log.error("audio source unavailable", error=str(exc))
+                self._lost(message)
+                self.attempted.set()
+                self._wait_commands(next(delays))
+                continue
+            self._source = source  # present once audio (or a loss) arrives: ALSA opens async
+            log.info("audio source started", device=self._device_name(), rate=source.format.rate)
+            self._started_at = time.monotonic()
+            return source
+        return None
+
+    def _wait_commands(self, seconds: float) -> None:
+        """Wait without audio (back-off, ended source): keep beating, keep answering."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            self._beat()
+            self._handle_commands()
+            self._stop.wait(min(left, READ_TIMEOUT_S))
+
+    def _capture(self, source: AudioSource) -> None:
+        self._ended = False
+        while not self._stop.is_set():
+            self._beat()
+            self._handle_commands()
+            if self._ended:
+                self._stop.wait(READ_TIMEOUT_S)
+                continue
+            want = source.format.rate * self._config.encoding.chunk_ms // 1000
+            item, pending = read_chunk(source, want, READ_TIMEOUT_S)
+            if item is None and time.monotonic() - self._started_at > FIRST_AUDIO_WAIT_S:
+                self.attempted.set()  # silent so far: let READY go out, the source says more
+            self._handle_item(item)
+            self._handle_item(pending)
+            if item is not None:
+                self.attempted.set()
+
+    def _handle_item(self, item: Frames | SourceEvent | None) -> None:
+        if isinstance(item, Frames):
+            self._stalled_since = None
+            if not self._present:
+                self._back()
+            self._process(item)
+        elif isinstance(item, Overrun):
+            self._set_mic(xruns=self.mic.xruns + 1)
+            log.warning("audio overrun", lost_frames=item.lost_frames, cause=item.cause)
+        elif isinstance(item, DeviceLost):
+            if item.reason == "io-error" and "stalled" in item.message:
+                log.error("capture stalled", stall_restart_s=STALL_RESTART_S)
+                self._stalled_since = time.monotonic()
+            self._lost(item.message)
+        elif isinstance(item, DeviceBack):
+            log.info("mic back", device=item.device, outage_s=round(item.outage_s, 2))
+            self._back()
+        elif isinstance(item, EndOfStream):
+            log.warning("audio source ended", at_frame=item.at_frame)
+            self._lost("the audio source ended (end of the WAV file)")
+            self._ended = True
+
+    def _lost(self, message: str) -> None:
+        self._set_mic(present=False, last_error=message)
+        if self._present or not self.attempted.is_set():
+            self._post(ev.MicLost(message))
+        self._present = False
+
+    def _back(self) -> None:
+        self._set_mic(present=True, last_error=None)
+        if not self._present:
+            self._post(ev.MicBack())
+        self._present = True
+
+    def _set_mic(self, **changes: Any) -> None:
+        self.mic = self.mic.model_copy(update=changes)
+
+    def _device_name(self) -> str:
+        audio = self._config.audio
+        if audio.source == "wav":
+            return f"wav:{audio.wav_path}"
+        return audio.device if audio.source == "alsa" else "synthetic"
+
+    # --- audio --------------------------------------------------------------------------------
+
+    def _new_pipeline(self, fmt: Any, *, encode: bool) -> Pipeline:
+        cfg = self._config
+        return Pipeline(fmt, cfg.audio, cfg.vad, cfg.encoding, engine=self._engine, encode=encode)
+
+    def _process(self, frames: Frames) -> None:
+        rec = self._recording
+        if rec is not None:
+            if rec.start_frame is None:
+                rec.start_frame = frames.start_frame
+                log.info(
+                    "recording audio first frame",
+                    recording_id=rec.writer.recording_id,
+                    start_frame=frames.start_frame,
+                )
+            rec.end_frame = frames.start_frame + frames.count
+            result = rec.pipeline.process(frames)
+            self._store(rec, result.encoded)
+        else:
+            if self._meter is None or self._meter.format != frames.format:
+                self._meter = self._new_pipeline(frames.format, encode=False)
+            result = self._meter.process(frames)
+        self._observe(result)
+
+    def _observe(self, result: ChunkResult) -> None:
+        meters, vad = result.meters, result.vad
+        if meters is not None:
+            self._set_mic(
+                level_dbfs=round(meters.rms_dbfs, 1),
+                peak_dbfs=round(meters.peak_dbfs, 1),
+                clipped_samples=self.mic.clipped_samples + meters.clipped_in,
+                digital_silence=meters.digital_silence,
+            )
+            if meters.digital_silence != self._silent:
+                self._silent = meters.digital_silence
+                log.warning("digital silence" if self._silent else "mic signal back")
+                self._post(ev.DigitalSilence(self._silent))
+        if vad is not None and (vad.in_speech or bool(vad.speech.any())):
+            now = time.monotonic()
+            if now - self._last_speech_post >= SPEECH_EVENT_EVERY_S:
+                self._last_speech_post = now
+                self._post(ev.SpeechDetected())
+
+    def _store(self, rec: _Recording, data: bytes) -> None:
+        if not data:
+            return
+        if rec.failed is not None:
+            rec.unstored_bytes += len(data)
+            return
+        try:
+            rec.writer.append(data)
+        except SpoolError as exc:
+            rec.failed = str(exc)
+            rec.unstored_bytes += len(data)
+            log.error("spool refused audio; capture into this recording stops", error=str(exc))
+            self._post(ev.SpoolFull(hard=True))
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def _handle_commands(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                command.done.set_result(self._execute(command.what))
+            except Exception as exc:
+                command.done.set_exception(exc)
+
+    def _drain_commands(self) -> None:
+        """At exit: closes still run (the writer must be sealed); opens are refused."""
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(command.what, _Open):
+                command.done.set_exception(RuntimeError("the audio worker has stopped"))
+            else:
+                command.done.set_result(None)
+
+    def _execute(self, what: Work) -> Any:
+        if isinstance(what, _Open):
+            return self._begin(what)
+        return None if what is None else self._finish_recording(what)
+
+    def _begin(self, what: _Open) -> str:
+        self._finish_recording("superseded")  # never two writers at once
+        source = self._source
+        if source is None:
+            raise RuntimeError("no audio source")
+        try:
+            writer = self._spool.begin_recording(
+                what.correlation_id,
+                what.seq,
+                what.guid,
+                codec=self._config.encoding.codec,
+                sample_rate=OUTPUT_RATE,
+            )
+        except (SpoolRefused, SpoolFull):
+            self._post(ev.SpoolFull(hard=True))
+            raise
+        self._recording = _Recording(writer, self._new_pipeline(source.format, encode=True))
+        self._meter = None
+        log.info("recording audio opened", recording_id=writer.recording_id, seq=what.seq)
+        return writer.recording_id
+
+    def _finish_recording(self, reason: str) -> int | None:
+        """Flush the pipeline into the writer and close it; returns the length in bytes."""
+        rec, self._recording = self._recording, None
+        if rec is None:
+            return None
+        try:
+            self._store(rec, rec.pipeline.finish().encoded)
+        except Exception:
+            log.exception("flushing the pipeline failed; the recording keeps what it has")
+        if rec.unstored_bytes:
+            log.error("audio not stored: the spool was full", unstored_bytes=rec.unstored_bytes)
+        rec.writer.close(reason)
+        log.info(
+            "recording audio closed",
+            recording_id=rec.writer.recording_id,
+            reason=reason,
+            start_frame=rec.start_frame if rec.start_frame is not None else -1,
+            end_frame=rec.end_frame,
+            length_bytes=rec.writer.offset,
+        )
+        return rec.writer.offset

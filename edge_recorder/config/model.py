@@ -1,0 +1,443 @@
+"""The daemon's whole configuration: one pydantic model, loaded from TOML plus environment.
+
+Every section forbids unknown keys so a typo is an error, not a silently ignored setting.
+Secrets are never values here, only references (`*_file` keys or systemd credential names).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    ByteSize,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from edge_recorder.config.base import (
+    GpioPin,
+    PositiveSeconds,
+    SampleFormat,
+    Seconds,
+    Section,
+    host_of,
+    is_loopback_host,
+)
+from edge_recorder.uplinks.aws.config import AwsScribeConfig
+from edge_recorder.uplinks.corti.config import CortiConfig
+from edge_recorder.uplinks.dice.config import DiceConfig
+
+DEFAULT_CONFIG_PATH = Path("/etc/edge-recorder/config.toml")
+ENV_PREFIX = "EDGE_RECORDER__"
+
+
+class DeviceConfig(Section):
+    """Identity of this device in the fleet (never patient data)."""
+
+    id: str = Field(
+        default_factory=lambda: re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:64],
+        description="Device id used in MQTT topics and logs; defaults to the hostname.",
+    )
+    location: str = Field("", max_length=128, description="Free-text room label for dashboards.")
+
+    @field_validator("id")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            raise ValueError("must be 1-64 characters of letters, digits, '_' or '-'")
+        return value
+
+
+class AudioConfig(Section):
+    """Where audio comes from and how it is shaped before voice detection and encoding."""
+
+    source: Literal["alsa", "wav", "synthetic"] = Field(
+        "alsa", description="Capture source: an ALSA device, a WAV file, or a generated signal."
+    )
+    profile: str | None = Field(
+        None, description="Hardware profile name from hardware/profiles (fills the fields below)."
+    )
+    device: str = Field(
+        "plughw:CARD=ArrayUAC10,DEV=0",
+        description="ALSA PCM name; use CARD=<name>, never a card index (indexes change).",
+    )
+    rate: int = Field(16000, ge=8000, le=48000, description="Capture sample rate in Hz.")
+    channels: int = Field(1, ge=1, le=8, description="Capture channel count.")
+    format: SampleFormat = Field("S16_LE", description="Capture sample format.")
+    period_ms: int = Field(
+        120,
+        ge=5,
+        le=200,
+        description="ALSA period length in milliseconds (equal to encoding.chunk_ms: one "
+        "capture wake-up per encoder chunk).",
+    )
+    buffer_periods: int = Field(8, ge=2, le=64, description="ALSA buffer size in periods.")
+    mix_weights: list[float] = Field(
+        default_factory=list,
+        description="Per-channel weights for the mono mix; empty means an equal mix.",
+    )
+    gain_db: float = Field(0.0, ge=-40, le=40, description="Gain applied after the mix.")
+    dc_removal: bool = Field(True, description="Remove DC offset (high-pass below ~20 Hz).")
+    output_rate: Literal[16000] = Field(16000, description="Rate after resampling (fixed).")
+    digital_silence_s: PositiveSeconds = Field(
+        5.0,
+        le=10,
+        description="All-zero or constant input for this long raises a dead-mic alarm "
+        "(at most 10 s: the alarm must come within 10 s).",
+    )
+    reopen_backoff_max_s: PositiveSeconds = Field(
+        10.0, description="Ceiling of the back-off between attempts to re-open a lost device."
+    )
+    wav_path: Path | None = Field(None, description="WAV file for source = 'wav'.")
+    speed: float = Field(
+        1.0, ge=0, description="Pace of simulated sources: 1.0 real time, 0 as fast as possible."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AudioConfig:
+        if self.source == "wav" and self.wav_path is None:
+            raise ValueError("audio.wav_path is required when audio.source = 'wav'")
+        if self.mix_weights and len(self.mix_weights) != self.channels:
+            raise ValueError(
+                f"audio.mix_weights has {len(self.mix_weights)} weights "
+                f"for {self.channels} channels"
+            )
+        return self
+
+
+class VadConfig(Section):
+    """Voice activity detection: it measures speech; by default it never drops audio."""
+
+    engine: Literal["silero", "webrtc", "energy"] = Field(
+        "silero", description="VAD engine (see README for the measured choice)."
+    )
+    silero_backend: Literal["numpy", "onnxruntime"] = Field(
+        "numpy",
+        description="How Silero runs: 'numpy' (the same network and weights, no onnxruntime: "
+        "~30 MB less memory) or 'onnxruntime'. Probabilities agree within float32 rounding.",
+    )
+    threshold: float = Field(0.5, ge=0, le=1, description="Speech probability threshold.")
+    hangover_ms: int = Field(
+        300, ge=0, le=5000, description="Speech is held this long after it stops."
+    )
+    webrtc_aggressiveness: int = Field(2, ge=0, le=3, description="WebRTC VAD mode 0-3.")
+    batch_ms: int = Field(
+        400,
+        ge=0,
+        le=2000,
+        description="Audio scored per VAD call: fewer, larger calls cost less CPU; speech "
+        "indicators lag by up to this much. Audio itself never waits for it (0 = every chunk; "
+        "with trim_silence_over_s set, every chunk is scored at once).",
+    )
+    auto_stop_after_s: Seconds = Field(
+        600.0, description="Stop the encounter after this long without speech (0 = never)."
+    )
+    auto_stop_warning_s: Seconds = Field(
+        60.0, description="Warn this long before the no-speech auto-stop."
+    )
+    trim_silence_over_s: PositiveSeconds | None = Field(
+        None, description="Drop silences longer than this (off by default: nothing dropped)."
+    )
+
+
+class EncodingConfig(Section):
+    """How the processed 16 kHz mono audio is encoded before it is spooled."""
+
+    codec: Literal["pcm16", "opus", "flac"] = Field("pcm16", description="Encoder.")
+    opus_bitrate: int = Field(32000, ge=6000, le=256000, description="Ogg Opus bit rate (bit/s).")
+    opus_complexity: int = Field(5, ge=0, le=10, description="Opus encoder complexity 0-10.")
+    flac_compression_level: int = Field(5, ge=0, le=8, description="FLAC level 0-8.")
+    chunk_ms: int = Field(
+        120,
+        ge=20,
+        le=1000,
+        description="Audio per spool record and per live message: each message has a fixed "
+        "CPU cost, and the oldest sample in it waits this long (README: benchmarks).",
+    )
+
+
+class SpoolConfig(Section):
+    """The encrypted on-disk spool: the single source of truth for recorded audio."""
+
+    dir: Path = Field(Path("/var/lib/edge-recorder/spool"), description="Spool directory.")
+    key_file: Path = Field(
+        Path("/var/lib/edge-recorder/spool.key"),
+        description="AES-256 device key; created (mode 0600) on first run if absent. "
+        "The systemd credential 'spool-key' takes precedence when present.",
+    )
+    max_bytes: ByteSize = Field(
+        ByteSize(8 * 1024**3), description="Hard cap on spool size (e.g. '8GiB')."
+    )
+    high_water_ratio: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Above this share of max_bytes new encounters are refused with an alarm.",
+    )
+    reserve_free_bytes: ByteSize = Field(
+        ByteSize(256 * 1024**2), description="Free disk space always left for the system."
+    )
+    fsync_interval_s: PositiveSeconds = Field(
+        1.0, le=10, description="Most audio (seconds) at risk on power loss."
+    )
+    segment_bytes: ByteSize = Field(
+        ByteSize(16 * 1024**2), description="Segment file size before rolling to a new one."
+    )
+
+
+class UplinkConfig(Section):
+    """Which service receives the audio, and how delivery retries."""
+
+    service: Literal["aas", "corti", "dice", "aws-connect-health", "aws-healthscribe"] = Field(
+        "aas", description="Delivery target service (its own section holds its settings)."
+    )
+    live: bool = Field(True, description="Stream the recording live when online.")
+    live_transport: Literal["grpc", "websocket"] = Field(
+        "grpc", description="Transport for live streaming to AAS."
+    )
+    retry_initial_s: PositiveSeconds = Field(1.0, description="First retry back-off.")
+    retry_max_s: PositiveSeconds = Field(60.0, description="Back-off ceiling.")
+    connect_timeout_s: PositiveSeconds = Field(10.0, description="Connect timeout.")
+    request_timeout_s: PositiveSeconds = Field(30.0, description="Per-request deadline.")
+    keepalive_s: PositiveSeconds = Field(20.0, description="gRPC/TCP keepalive interval.")
+    rest_chunk_bytes: ByteSize = Field(
+        ByteSize(64 * 1024), description="Audio bytes per REST storeChunk."
+    )
+
+
+class AuthConfig(Section):
+    """How the device gets its bearer token. The secret itself lives in a file or credential."""
+
+    mode: Literal["client_credentials", "static_token"] = Field(
+        "client_credentials", description="OAuth2 client credentials, or a token file (dev)."
+    )
+    token_url: str | None = Field(None, description="OAuth2 token endpoint (https).")
+    client_id: str = Field("", description="OAuth2 client id (not a secret).")
+    client_secret_file: Path | None = Field(
+        None,
+        description="File holding the client secret; default: systemd credential "
+        "'aas-client-secret'.",
+    )
+    scope: str | None = Field(None, description="OAuth2 scope to request.")
+    audience: str | None = Field(None, description="Audience/resource to request.")
+    token_file: Path | None = Field(None, description="Static bearer token file (static_token).")
+    refresh_margin_s: Seconds = Field(60.0, description="Refresh this long before expiry.")
+    ca_file: Path | None = Field(None, description="CA bundle for the token endpoint.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuthConfig:
+        url = self.token_url
+        if url and not url.startswith("https://") and not is_loopback_host(host_of(url)):
+            raise ValueError("auth.token_url must use https:// outside loopback")
+        return self
+
+
+class AasConfig(Section):
+    """Ambient audio streaming service endpoints and the partner identity it expects."""
+
+    grpc_target: str = Field("", description="gRPC target host:port.")
+    rest_url: str = Field("", description="REST base URL.")
+    ws_url: str = Field("", description="WebSocket base URL (wss://host).")
+    tls: bool = Field(True, description="Use TLS (required outside loopback).")
+    ca_file: Path | None = Field(None, description="CA bundle for the service.")
+    client_cert_file: Path | None = Field(None, description="Client certificate (mTLS).")
+    client_key_file: Path | None = Field(None, description="Client private key (mTLS).")
+    customer_id: UUID | None = Field(None, description="Customer (organisation) UUID.")
+    partner_id: UUID | None = Field(None, description="Partner UUID.")
+    product_id: UUID | None = Field(None, description="Product UUID.")
+    ehr_instance_id: str | None = Field(None, description="EHR instance id, when several.")
+    external_user_id: str | None = Field(
+        None, description="Practitioner id sent as external-user-id with S2S tokens."
+    )
+    user_guid: str | None = Field(None, description="Practitioner GUID (alternative to above).")
+    locale: str = Field("en-US", description="Recording and report locale.")
+    actions: list[str] = Field(
+        default_factory=lambda: ["generate-draft"], description="Processing actions."
+    )
+    max_duration_s: PositiveSeconds = Field(
+        5400.0, description="Fallback maximum encounter length when the service is unreachable."
+    )
+    warn_before_s: Seconds = Field(300.0, description="Fallback warning lead before the maximum.")
+    rest_api_version: str = Field("2025-07-15", description="REST audio api-version.")
+    sessions_api_version: str = Field("2", description="Partner API version (ambient-sessions).")
+
+    @model_validator(mode="after")
+    def _tls_outside_loopback(self) -> AasConfig:
+        if not self.tls:
+            for key in ("grpc_target", "rest_url", "ws_url"):
+                value = getattr(self, key)
+                if value and not is_loopback_host(host_of(value)):
+                    raise ValueError(f"aas.tls = false is only allowed for loopback ({key})")
+        for key in ("rest_url", "ws_url"):
+            value = getattr(self, key)
+            if value and "://" not in value:
+                raise ValueError(f"aas.{key} must be a URL with a scheme")
+        return self
+
+
+class PanelConfig(Section):
+    """GPIO buttons, LEDs and buzzer on the wall unit."""
+
+    enabled: bool = Field(True, description="Drive the GPIO panel.")
+    pin_factory: Literal["auto", "lgpio", "rpigpio", "native", "mock"] = Field(
+        "auto", description="gpiozero pin factory ('mock' for simulation, 'lgpio' on a Pi 5)."
+    )
+    record_button_pin: GpioPin | None = Field(17, description="BCM pin of the record button.")
+    privacy_button_pin: GpioPin | None = Field(
+        None, description="BCM pin of the privacy (pause/resume) button."
+    )
+    buttons_active_low: bool = Field(True, description="Buttons pull the pin to ground.")
+    hold_action: Literal["none", "pause"] = Field(
+        "none", description="Holding the record button: nothing, or pause/resume."
+    )
+    hold_time_s: PositiveSeconds = Field(1.5, description="How long a press counts as a hold.")
+    bounce_time_s: Seconds = Field(0.05, le=1, description="Button debounce time.")
+    led: Literal["none", "single", "pwm", "rgb"] = Field("rgb", description="LED kind.")
+    led_pins: list[GpioPin] = Field(
+        default_factory=lambda: [5, 6, 13], description="LED pin(s): one, or red/green/blue."
+    )
+    led_active_high: bool = Field(True, description="LED lit when the pin is high.")
+    buzzer_pin: GpioPin | None = Field(None, description="BCM pin of an optional buzzer.")
+
+    @model_validator(mode="after")
+    def _pins(self) -> PanelConfig:
+        wanted = {"none": 0, "single": 1, "pwm": 1, "rgb": 3}[self.led]
+        if len(self.led_pins) != wanted:
+            raise ValueError(f"panel.led_pins needs {wanted} pin(s) for led = '{self.led}'")
+        used = [
+            p
+            for p in (self.record_button_pin, self.privacy_button_pin, self.buzzer_pin)
+            if p is not None
+        ] + list(self.led_pins)
+        if len(used) != len(set(used)):
+            raise ValueError("panel pins must all be different")
+        return self
+
+
+class MqttConfig(Section):
+    """Fleet status over MQTT; off unless a host is set."""
+
+    host: str | None = Field(None, description="Broker host; MQTT is off when unset.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
+    topic_prefix: str = Field("edge-recorder", description="Topic prefix <prefix>/<device_id>/.")
+    protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT version (5 falls back).")
+    tls: bool = Field(False, description="TLS to the broker (required outside loopback).")
+    ca_file: Path | None = Field(None, description="CA bundle for the broker.")
+    client_cert_file: Path | None = Field(None, description="Client certificate.")
+    client_key_file: Path | None = Field(None, description="Client private key.")
+    username: str | None = Field(None, description="Broker user name.")
+    password_file: Path | None = Field(
+        None, description="File with the broker password; default: credential 'mqtt-password'."
+    )
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive.")
+    status_interval_s: PositiveSeconds = Field(30.0, description="Status republish interval.")
+    queue_max: int = Field(1000, ge=10, description="Events kept while the broker is away.")
+    homeassistant_discovery: bool = Field(False, description="Publish HA discovery configs.")
+    birth_seq_file: Path = Field(
+        Path("/var/lib/edge-recorder/mqtt-birth-seq"),
+        description="Where the MQTT birth sequence number is kept across restarts.",
+    )
+    max_command_bytes: int = Field(
+        16384, ge=256, le=1048576, description="Longest accepted MQTT command body."
+    )
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value or any(c in value for c in "#+") or value.startswith("/"):
+            raise ValueError("must be a non-empty topic without wildcards or leading '/'")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _tls_outside_loopback(self) -> MqttConfig:
+        if self.host and not self.tls and not is_loopback_host(self.host):
+            raise ValueError("mqtt.tls must be true for a broker outside loopback")
+        return self
+
+
+class ControlConfig(Section):
+    """The local control socket used by `edge-recorder ctl`."""
+
+    socket: Path = Field(Path("/run/edge-recorder/control.sock"), description="Socket path.")
+    socket_mode: int = Field(0o660, ge=0, le=0o777, description="Socket file mode.")
+    max_request_bytes: int = Field(65536, ge=256, description="Longest accepted request line.")
+    read_timeout_s: PositiveSeconds = Field(
+        10.0, description="A client must send a complete request line within this time."
+    )
+
+
+class LogConfig(Section):
+    """Logging: key=value lines on stderr, native journald fields under systemd."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level.")
+    format: Literal["auto", "logfmt", "journal"] = Field(
+        "auto", description="'auto' uses journald when JOURNAL_STREAM is set."
+    )
+
+
+class Config(Section):
+    """The whole daemon configuration."""
+
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    vad: VadConfig = Field(default_factory=VadConfig)
+    encoding: EncodingConfig = Field(default_factory=EncodingConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    uplink: UplinkConfig = Field(default_factory=UplinkConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    aas: AasConfig = Field(default_factory=AasConfig)
+    corti: CortiConfig = Field(default_factory=CortiConfig)
+    dice: DiceConfig = Field(default_factory=DiceConfig)
+    aws: AwsScribeConfig = Field(default_factory=AwsScribeConfig)
+    panel: PanelConfig = Field(default_factory=PanelConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+
+def env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    """Nested dict from `EDGE_RECORDER__SECTION__KEY=value` variables (values stay strings).
+
+    Pydantic's lax mode turns "16000" into 16000; a value that looks like a JSON list or
+    object is parsed so list keys can be overridden too.
+    """
+    import json
+
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        value: Any = raw
+        if raw[:1] in "[{":
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+        node = tree
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[path[-1]] = value
+    return tree
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge `override` into a copy of `base`, recursing into tables."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

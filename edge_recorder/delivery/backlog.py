@@ -1,0 +1,228 @@
+"""Store-and-forward of closed recordings, oldest encounter first, then StartProcessing.
+
+A closed, undelivered recording goes up one of two ways:
+- the service already knows it by GUID (it was opened live, see `delivery_state`): reopen it
+  on the live transport at the confirmed offset, send the rest in big messages, close;
+- otherwise REST: `PUT /ambient-sessions` (once per encounter), `storeChunk` for every chunk
+  (ids derived from spool offsets and a chunk size fixed at the first attempt, so a retry,
+  even after a restart, re-sends identical chunks), then `finalizeUpload`.
+If the service forgot a recording it had (NOT_FOUND on resume), the whole recording goes
+through REST from byte 0. Once every recording of an ended encounter is delivered, one
+StartProcessing, then `spool.mark_processing_started`: only now may the spool reclaim space.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from edge_recorder.delivery.live import stream_recording
+from edge_recorder.delivery.policy import Action, Phase, decide, missing_recordings
+from edge_recorder.spool import CorruptRecord, EncounterInfo
+from edge_recorder.status import encounter_ref
+from edge_recorder.support.logs import get_logger
+from edge_recorder.uplinks.base import ErrorKind, ProcessingStarted, UplinkError
+
+if TYPE_CHECKING:
+    from edge_recorder.delivery.engine import DeliveryContext
+
+log = get_logger(__name__)
+
+_NETWORK = (ErrorKind.UNAVAILABLE, ErrorKind.AUTH, ErrorKind.FORBIDDEN, ErrorKind.THROTTLED)
+
+
+async def backlog_loop(ctx: DeliveryContext) -> None:
+    from edge_recorder.delivery.engine import raise_if_cancelling, wait_event
+
+    while True:
+        raise_if_cancelling()
+        pause = await _one_pass(ctx)
+        if pause is None:
+            await wait_event(ctx.backlog_wake, _next_due_s(ctx))
+        elif pause > 0:
+            await asyncio.sleep(pause)  # the service is unreachable: the back-off itself
+
+
+async def _one_pass(ctx: DeliveryContext) -> float | None:
+    """Try every due recording, then every encounter ready for processing.
+
+    Returns 0 to start another pass at once, a back-off in seconds when the service is
+    unreachable (so the remaining recordings are not each tried against a dead link),
+    or None when all is done for now."""
+    from edge_recorder.delivery.engine import raise_if_cancelling
+
+    again = False
+    if ctx.uplinks.session_at_start and ctx.online:
+        await _open_sessions(ctx)
+    for info in ctx.spool.pending_recordings(ready_at=ctx.clock()):
+        raise_if_cancelling()
+        if info.state != "closed" or info.id in ctx.claimed:
+            continue
+        await ctx.live_quiet.wait()
+        phase: Phase = "resume" if ctx.state.is_live(info.id) else "rest"
+        ctx.claimed.add(info.id)
+        try:
+            await deliver_closed(ctx, info.id, phase)
+        except UplinkError as err:
+            delay = ctx.apply(info.id, err, phase)
+            if delay is None:
+                again = True  # switched path or resync: go on at once
+            elif err.kind in _NETWORK:
+                return delay
+        except CorruptRecord:
+            continue  # quarantined by the spool, with the reason
+        finally:
+            ctx.claimed.discard(info.id)
+    for enc in ctx.spool.encounters_ready_for_processing(ready_at=ctx.clock()):
+        if ctx.tap_active.intersection(enc.recordings):
+            continue  # its live stream is still reading the audio from the spool
+        if not await start_processing(ctx, enc):
+            break
+    return 0.0 if again else None
+
+
+async def _open_sessions(ctx: DeliveryContext) -> None:
+    """Create the service session of every encounter being recorded (once; idempotent at the
+    uplink). A failure only postpones it: the upload path creates the session anyway."""
+    for info in ctx.spool.pending_recordings():
+        if info.state != "open" or info.encounter in ctx.rest_sessions:
+            continue
+        try:
+            await ctx.uplinks.store_forward.create_session(ctx.identity(info.encounter))
+        except UplinkError as err:
+            if err.kind is not ErrorKind.CONFLICT:
+                log.info("service session not created yet; retried later", error=str(err))
+                return
+        ctx.rest_sessions.add(info.encounter)
+
+
+async def deliver_closed(ctx: DeliveryContext, rid: str, phase: Phase) -> None:
+    if phase == "resume":
+        await stream_recording(ctx, rid, "resume")
+    else:
+        await upload_rest(ctx, rid)
+
+
+async def upload_rest(ctx: DeliveryContext, rid: str) -> None:
+    """REST store-and-forward of one closed recording (idempotent, restartable)."""
+    info = ctx.spool.recording(rid)
+    session = ctx.identity(info.encounter)
+    rest = ctx.uplinks.store_forward
+    if info.encounter not in ctx.rest_sessions:
+        try:
+            await rest.create_session(session)
+        except UplinkError as err:
+            if err.kind is not ErrorKind.CONFLICT:  # "already exists" is what we wanted
+                raise
+        ctx.rest_sessions.add(info.encounter)
+    chunk = ctx.state.rest_chunk_bytes(rid, int(ctx.config.uplink.rest_chunk_bytes))
+
+    async def read(start: int, end: int) -> bytes:
+        await ctx.live_quiet.wait()  # the live recording goes first
+        return ctx.spool.read(rid, start, end - start)
+
+    try:
+        await rest.upload_recording(session, info.seq, info.length, read, chunk_bytes=chunk)
+    except UplinkError as err:
+        if err.kind is ErrorKind.NOT_FOUND:
+            ctx.rest_sessions.discard(info.encounter)  # create the session again next time
+        raise
+    ctx.spool.confirm(rid, info.length)
+    ctx.spool.note_success(rid)
+    ctx.spool.mark_finalized(rid)
+    ctx.succeeded(delivered=True, live_link=False)
+    log.info("recording delivered", recording_id=rid, transport="rest", bytes=info.length)
+
+
+async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
+    """StartProcessing for a fully delivered encounter; False when it failed (back-off set)."""
+    if enc.recordings:
+        try:
+            live = await ctx.live_transport()
+            started = await live.start_processing(ctx.identity(enc.id))
+        except UplinkError as err:
+            decision = decide(err, "processing")
+            ctx.failed(err, decision, encounter_ref=encounter_ref(enc.id))
+            delay = ctx.backoff(enc.attempts + 1, err, decision)
+            ctx.spool.note_encounter_failure(enc.id, decision.reason, ctx.clock() + delay)
+            if decision.action is Action.REDELIVER:
+                for rid in enc.recordings:  # the service lost them: all again, through REST
+                    ctx.spool.reset_confirmed(rid)
+                    ctx.state.clear_live(rid)
+                ctx.rest_sessions.discard(enc.id)
+                return True
+            return False
+        ctx.processing_refs = started.references
+        if ctx.uplinks.holds_copy and not _holds_everything(ctx, enc, started):
+            return True
+    ctx.spool.mark_processing_started(enc.id)
+    ctx.ehr_contexts.pop(enc.id, None)
+    ctx.state.drop(f"{ctx.config.uplink.service}:{enc.id}")
+    ctx.succeeded()
+    ctx.state.prune(r.id for r in ctx.spool.recordings())
+    log.info("encounter handed to processing", recordings=len(enc.recordings))
+    return True
+
+
+def _holds_everything(ctx: DeliveryContext, enc: EncounterInfo, started: ProcessingStarted) -> bool:
+    """Check StartProcessing's answer against the spool before anything may be reclaimed.
+
+    The service holding less than it confirmed means it lost a recording after closing it.
+    When the answer singles out the lost recording(s), they alone go up again (REST, from
+    byte 0; the others stay as they are, so nothing is duplicated) and StartProcessing is
+    called again afterwards. Only once per encounter: a second shortfall, or one that names
+    no recording, quarantines the encounter's audio with an alert (kept, never deleted)."""
+    lengths = {rid: ctx.spool.recording(rid).length for rid in enc.recordings}
+    shortfall = processing_shortfall(
+        started.recording_count, started.total_bytes, list(lengths.values())
+    )
+    if not shortfall:
+        return True
+    retried_key = f"{ctx.config.uplink.service}:{enc.id}:redelivered"
+    lost = missing_recordings(started.recording_count, started.total_bytes, lengths)
+    if lost and ctx.state.get(retried_key) is None:
+        ctx.state.put(retried_key, ",".join(lost))
+        for rid in lost:
+            ctx.spool.reset_confirmed(rid)
+            ctx.state.clear_live(rid)  # the service no longer knows its GUID: REST, from 0
+        log.warning(
+            "service lost recording(s) it had confirmed; delivering them again",
+            recordings=len(lost),
+            reason=shortfall,
+        )
+        return False
+    # The service no longer holds everything it confirmed and the answer does not say what
+    # (or re-delivery did not help): reclaiming the spool now would lose that audio for good.
+    # Keep it, loudly, for an operator (`spool show`, `spool retry` once the service has it).
+    for rid in enc.recordings:
+        ctx.quarantine(rid, shortfall)
+    log.error("processing started without all the audio; nothing deleted", reason=shortfall)
+    return False
+
+
+def _next_due_s(ctx: DeliveryContext) -> float:
+    """Seconds until the earliest back-off expires (bounded by the idle poll)."""
+    from edge_recorder.delivery.engine import IDLE_POLL_S
+
+    now = ctx.clock()
+    dues = [
+        r.next_attempt_at
+        for r in ctx.spool.pending_recordings()
+        if r.state == "closed" and r.id not in ctx.claimed
+    ]
+    dues += [e.next_attempt_at for e in ctx.spool.encounters_ready_for_processing()]
+    soonest = min((d for d in dues if d is not None), default=now + IDLE_POLL_S)
+    return min(IDLE_POLL_S, max(0.0, soonest - now))
+
+
+def processing_shortfall(count: int, total_bytes: int, lengths: list[int]) -> str:
+    """Why StartProcessing's answer shows the service missing delivered audio ('' if not).
+
+    The service may hold more than the spool (bytes sent just before a power cut), never less.
+    """
+    if count >= len(lengths) and total_bytes >= sum(lengths):
+        return ""
+    return (
+        f"service holds {count} recording(s) / {total_bytes} bytes at StartProcessing, "
+        f"the device delivered {len(lengths)} / {sum(lengths)}: audio kept in the spool"
+    )

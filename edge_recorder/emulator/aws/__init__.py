@@ -1,1 +1,0 @@
-"""Emulator of the aws service (see edge_recorder/uplink/aws)."""

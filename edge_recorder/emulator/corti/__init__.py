@@ -1,1 +1,0 @@
-"""Emulator of the corti service (see edge_recorder/uplink/corti)."""

@@ -1,1 +1,0 @@
-"""Emulator of the dice service (see edge_recorder/uplink/dice)."""

@@ -1,0 +1,1 @@
+"""Cross-cutting helpers every layer may use: logging, credentials, readable check results."""

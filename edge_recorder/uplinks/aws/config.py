@@ -1,0 +1,128 @@
+"""`[aws]`: AWS medical scribe streaming (Connect Health / HealthScribe) settings.
+
+Credentials are never configured here: they come from the standard AWS sources (environment,
+shared config/credentials files with `profile`, container or instance role) via botocore.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edge_recorder.config.base import Section, require_tls_outside_loopback
+
+DOMAIN_RE = re.compile(r"(hai-|dom-)[a-z0-9]+")
+SUBSCRIPTION_RE = re.compile(r"sub-[a-zA-Z0-9]{21}")
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+
+
+class ChannelDefinition(BaseModel):
+    """Who speaks on one audio channel (sent in the configurationEvent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: int = Field(0, ge=0, le=1, description="Audio channel number (0 or 1).")
+    participant_role: Literal["CLINICIAN", "PATIENT"] = Field(
+        "CLINICIAN", description="Speaker on this channel."
+    )
+
+
+class AwsScribeConfig(Section):
+    """Region, endpoint and session headers (credentials come from the standard AWS sources)."""
+
+    region: str = Field("us-east-1", description="AWS region of the streaming endpoint.")
+    endpoint_url: str | None = Field(
+        None,
+        description="Override the service endpoint (https://host:port; the emulator). "
+        "TLS is always used: HTTP/2 is negotiated with ALPN.",
+    )
+    ca_file: Path | None = Field(
+        None, description="CA bundle for endpoint_url (the emulator's test CA)."
+    )
+    profile: str | None = Field(
+        None, description="AWS shared-config profile name (else the default chain)."
+    )
+    domain_id: str | None = Field(
+        None, description="Connect Health domain id, (hai-|dom-)[a-z0-9]+, 20-25 chars."
+    )
+    subscription_id: str | None = Field(
+        None, description="Connect Health subscription id, sub- and 21 letters/digits."
+    )
+    language_code: Literal["en-US"] = Field("en-US", description="Language of the audio.")
+    channels: list[ChannelDefinition] = Field(
+        default_factory=list,
+        description="Channel definitions for the configurationEvent (empty: omitted).",
+    )
+    note_template_settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="Clinical note template settings, passed through verbatim "
+        "(Connect Health noteTemplateSettings; HealthScribe e.g. NoteTemplate).",
+    )
+    output_s3_uri: str | None = Field(
+        None,
+        description="Where the service writes its output: s3://bucket/prefix "
+        "(Connect Health outputS3Uri; HealthScribe uses the bucket name).",
+    )
+    resource_access_role_arn: str | None = Field(
+        None, description="HealthScribe only: IAM role the service assumes to write output."
+    )
+    encounter_context: str | None = Field(
+        None,
+        description="Unstructured encounter context sent in the configurationEvent, only "
+        "when set (never logged).",
+    )
+    resume_window_s: float = Field(
+        5 * 3600.0,
+        gt=0,
+        le=5 * 3600.0,
+        description="Resume a broken stream in the same session within this time "
+        "(HealthScribe allows 5 h); later, the recording restarts in a new session.",
+    )
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not REGION_RE.fullmatch(value):
+            raise ValueError(f"aws.region {value!r} is not a region name like us-east-1")
+        return value
+
+    @field_validator("domain_id")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is not None and not (DOMAIN_RE.fullmatch(value) and 20 <= len(value) <= 25):
+            raise ValueError(
+                "aws.domain_id must match (hai-|dom-)[a-z0-9]+ and be 20-25 characters"
+            )
+        return value
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _subscription(cls, value: str | None) -> str | None:
+        if value is not None and not SUBSCRIPTION_RE.fullmatch(value):
+            raise ValueError("aws.subscription_id must be sub- followed by 21 letters/digits")
+        return value
+
+    @field_validator("output_s3_uri")
+    @classmethod
+    def _s3(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", value
+        ):
+            raise ValueError("aws.output_s3_uri must look like s3://bucket/prefix")
+        return value
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> AwsScribeConfig:
+        if self.endpoint_url and not self.endpoint_url.startswith("https://"):
+            require_tls_outside_loopback("aws", "endpoint_url", self.endpoint_url)
+            raise ValueError(
+                "aws.endpoint_url must be https:// (HTTP/2 over TLS; use ca_file for a "
+                "local test CA)"
+            )
+        ids = [c.channel_id for c in self.channels]
+        if len(ids) != len(set(ids)):
+            raise ValueError("aws.channels: each channel_id at most once")
+        return self

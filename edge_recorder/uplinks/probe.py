@@ -1,0 +1,138 @@
+"""`edge-recorder check --probe` rows for AAS: token, live transport, REST host.
+
+Side-effect free: it fetches a token, calls RetrieveConfiguration on the configured live
+transport and sends one GET to the REST host (any HTTP answer proves TLS and routing work).
+It never creates a session or uploads audio, and prints no token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from edge_recorder.config.model import Config
+from edge_recorder.support.checks import CheckResult, register_probe
+from edge_recorder.uplinks.base import SessionIdentity, UplinkError
+
+PROBE_CORRELATION_ID = "edge-recorder-check"
+
+
+async def probe_aas_async(config: Config) -> list[CheckResult]:
+    from edge_recorder.uplinks.registry import aas_uplinks
+
+    aas = config.aas
+    if not (aas.grpc_target or aas.rest_url or aas.ws_url):
+        return [CheckResult("aas", "info", "not configured (aas.grpc_target/rest_url unset)")]
+    try:
+        uplinks = aas_uplinks(config)
+        session = SessionIdentity.from_config(aas, PROBE_CORRELATION_ID)
+    except ValueError as exc:
+        return [CheckResult("aas", "fail", str(exc))]
+    rows: list[CheckResult] = []
+    try:
+        started = time.monotonic()
+        try:
+            await uplinks.check_auth()
+            rows.append(
+                CheckResult(
+                    "aas-token",
+                    "ok",
+                    f"{config.auth.mode} token obtained "
+                    f"in {1000 * (time.monotonic() - started):.0f} ms",
+                )
+            )
+        except UplinkError as err:
+            return [*rows, CheckResult("aas-token", "fail", str(err))]
+        transport = config.uplink.live_transport
+        try:
+            conf = await uplinks.live.retrieve_configuration(session)
+            rows.append(
+                CheckResult(
+                    f"aas-{transport}",
+                    "ok",
+                    f"configuration: max {conf.max_recording_duration_s or '?'} s, "
+                    f"chunk <= {conf.max_chunk_bytes or '?'} bytes, "
+                    f"{len(conf.formats)} formats",
+                )
+            )
+        except UplinkError as err:
+            rows.append(CheckResult(f"aas-{transport}", "fail", str(err)))
+        if aas.rest_url:
+            from edge_recorder.uplinks.aas.rest import AasRestClient
+
+            rest = uplinks.store_forward
+            assert isinstance(rest, AasRestClient)
+            try:
+                status = await rest.reachable()
+                rows.append(
+                    CheckResult("aas-rest", "ok", f"{aas.rest_url} answers (HTTP {status})")
+                )
+            except UplinkError as err:
+                rows.append(CheckResult("aas-rest", "fail", str(err)))
+    finally:
+        await uplinks.aclose()
+    return rows
+
+
+def probe_aas(config: Config) -> list[CheckResult]:
+    return asyncio.run(probe_aas_async(config))
+
+
+register_probe("aas", probe_aas)
+
+
+class _MemoryState:
+    """A probe's throw-away UplinkState: probing must not touch the daemon's delivery.json."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self._values.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        self._values[key] = value
+
+    def drop(self, prefix: str) -> None:
+        self._values = {k: v for k, v in self._values.items() if not k.startswith(prefix)}
+
+
+async def probe_service_async(config: Config) -> list[CheckResult]:
+    """Dice and AWS: obtain a credential, then the side-effect-free online check the delivery
+    engine itself uses (Corti and AAS have their own, more detailed probes)."""
+    from edge_recorder.uplinks.registry import build_uplinks
+
+    service = config.uplink.service
+    if service in ("aas", "corti"):
+        return []
+    try:
+        uplinks = build_uplinks(config, _MemoryState())
+    except (ValueError, OSError) as exc:
+        return [CheckResult(service, "fail", str(exc))]
+    rows: list[CheckResult] = []
+    try:
+        started = time.monotonic()
+        try:
+            await uplinks.check_auth()
+        except UplinkError as err:
+            return [CheckResult(f"{service}-credentials", "fail", str(err))]
+        ms = 1000 * (time.monotonic() - started)
+        rows.append(CheckResult(f"{service}-credentials", "ok", f"obtained in {ms:.0f} ms"))
+        try:
+            conf = await uplinks.live.retrieve_configuration(uplinks.identity(PROBE_CORRELATION_ID))
+            limit = conf.max_recording_duration_s
+            rows.append(
+                CheckResult(f"{service}-endpoint", "ok", f"reachable; limit {limit or '?'} s")
+            )
+        except UplinkError as err:
+            rows.append(CheckResult(f"{service}-endpoint", "fail", str(err)))
+    finally:
+        await uplinks.aclose()
+    return rows
+
+
+def probe_service(config: Config) -> list[CheckResult]:
+    return asyncio.run(probe_service_async(config))
+
+
+register_probe("service", probe_service)
