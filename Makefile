@@ -61,11 +61,12 @@ bootstrap: venv
 lock: bootstrap
 	$(PY) devtools/lockfile.py $(if $(UPGRADE),--upgrade)
 
-## lint: ruff and mypy on the package
+## lint: ruff, mypy and the import contracts (layers, no cycles, the device never imports devtools)
 lint: bootstrap
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy edge_recorder devtools
+	$(VENV)/bin/lint-imports --no-cache
 
 fmt: bootstrap
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edge_recorder.uplinks.registry import SERVICES
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -21,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--service",
-        choices=["aas", "corti", "dice", "aws"],
+        choices=sorted({spec.emulator for spec in SERVICES.values()}),
         default="aas",
         help="which service to emulate (default: aas)",
     )
@@ -55,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--aws-service",
-        choices=["aws-healthscribe", "aws-connect-health"],
+        choices=sorted(name for name, spec in SERVICES.items() if spec.emulator == "aws"),
         default="aws-healthscribe",
         help="aws: which uplink.service the written device config names",
     )

@@ -36,8 +36,10 @@ from devtools.demo.services import (
     log_tail,
     write_toml,
 )
-from devtools.demo.speech import SpeechError
+from devtools.demo.speech import SpeechError, duration_s, speech_wav
 from devtools.demo.timeline import DeliveryWatcher, MqttWatcher, Timeline, watch_leds
+from devtools.demo.verdict import judge, render
+from devtools.faultproxy import FaultProxy
 
 DEVICE_ID = "demo-room-1"
 TOPIC_PREFIX = "edge-recorder"
@@ -149,9 +151,6 @@ class Demo:
     # ------------------------------------------------------------------------ setup
 
     async def _setup(self) -> ControlClient:
-        from devtools.demo.speech import duration_s, speech_wav
-        from devtools.faultproxy import FaultProxy
-
         say, speed = self.timeline.say, self.options.speed
         for line in intro(speed):
             self.timeline.plain(line)
@@ -326,8 +325,6 @@ class Demo:
             await asyncio.sleep(0.2)  # polling with a deadline
 
     async def _verdict(self, cid: str) -> int:
-        from devtools.demo.verdict import judge, render
-
         assert self.emulator is not None
         session = await self.emulator.session(cid)
         held = {

@@ -25,18 +25,30 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edge_recorder.app.extras import load_usable_config
 from edge_recorder.app.recorder import MqttHandler, Recorder
 from edge_recorder.app.service import ServiceNotifier, WatchdogSupervisor, install_signal_handlers
 from edge_recorder.capture.worker import AudioWorker
-from edge_recorder.config.loader import EX_CONFIG, ConfigError, load_usable_config
+from edge_recorder.config.loader import EX_CONFIG, ConfigError, print_config_error
 from edge_recorder.config.model import Config
 from edge_recorder.control.server import ControlError, ControlServer
+from edge_recorder.delivery.engine import DeliveryEngine
 from edge_recorder.encounter import events as ev
 from edge_recorder.encounter.controller import EncounterController, Limits
-from edge_recorder.panel.gpio import NullPanel, Panel, PanelError, PanelOutput, make_pin_factory
+from edge_recorder.fleet.reporter import FleetReporter
+from edge_recorder.panel.gpio import (
+    NullPanel,
+    Panel,
+    PanelError,
+    PanelOutput,
+    PinFactory,
+    make_pin_factory,
+)
+from edge_recorder.panel.simulator import PanelSimulator, SimControlServer, is_mock
 from edge_recorder.spool import Spool, SpoolError
 from edge_recorder.status import CommandResult, DeviceStatus
 from edge_recorder.support.logs import get_logger, setup_logging
+from edge_recorder.uplinks.registry import DELIVERY_SECTIONS
 
 log = get_logger(__name__)
 
@@ -44,7 +56,6 @@ TICK_MAX_S = 1.0  # timers are checked at least this often
 HEALTH_EVERY_S = 1.0  # delivery/spool state is polled this often (and spool.sync)
 CAPTURE_MAX_AGE_S = 5.0  # the capture thread's heartbeat may be this old
 READY_WAIT_S = 5.0  # READY=1 waits at most this long for the first capture attempt
-DELIVERY_SECTIONS = {"uplink", "auth", "aas", "corti", "dice", "aws"}  # restart delivery only
 LIVE_SECTIONS = {"log", *DELIVERY_SECTIONS}  # applied by SIGHUP without a restart
 # gRPC's EventEngine client (on by default in grpcio 1.6x-1.8x) runs a live stream's socket
 # I/O on its own thread pool: ~70 extra thread wake-ups a second while streaming, a third of
@@ -60,8 +71,6 @@ def main(config_path: Path) -> int:
     try:
         config = load_usable_config(config_path)
     except ConfigError as error:
-        from edge_recorder.commands._common import print_config_error
-
         print_config_error(error)
         return EX_CONFIG
     setup_logging(config.log.level, config.log.format)
@@ -101,8 +110,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_line = ""
         self._service: dict[str, Any] = {}
-        self._factory: Any = None
-        self._fleet: Any = None
+        self._factory: PinFactory | None = None
+        self._fleet: FleetReporter | None = None
         self._delivery_task: asyncio.Task[None] | None = None
         self._ready = False
 
@@ -203,9 +212,7 @@ class Daemon:
 
     # --- parts --------------------------------------------------------------------------------
 
-    def _make_delivery(self, cfg: Config) -> Any:
-        from edge_recorder.delivery.engine import DeliveryEngine
-
+    def _make_delivery(self, cfg: Config) -> DeliveryEngine:
         return DeliveryEngine(cfg, self.spool)
 
     async def _stop_delivery(self) -> None:
@@ -229,8 +236,6 @@ class Daemon:
             return NullPanel()
 
     def _make_control(self, cfg: Config) -> ControlServer:
-        from edge_recorder.panel.simulator import PanelSimulator, SimControlServer, is_mock
-
         if self._factory is not None and is_mock(self._factory):
             indicators = self.recorder.indicators
             sim = PanelSimulator(self._factory, cfg.panel, lambda: list(indicators))
@@ -242,8 +247,6 @@ class Daemon:
         if not cfg.mqtt.host:
             return
         try:
-            from edge_recorder.fleet.reporter import FleetReporter
-
             self._fleet = FleetReporter(cfg, self.recorder.status, MqttHandler(self.recorder))
             await self._fleet.start()
             self.recorder.fleet = self._fleet
@@ -283,10 +286,10 @@ class Daemon:
         spool_event: ev.Event = ev.SpoolOk() if alarm is None else ev.SpoolFull(hard=False)
         if alarm in ("spool-full", "disk-reserve"):
             spool_event = ev.SpoolFull(hard=True)
-        refusing = bool(getattr(snap, "refusing", False))
-        reason = getattr(getattr(snap, "last_error", None), "message", "") or ""
+        refusing = snap.refusing
+        reason = snap.last_error.message if snap.last_error is not None else ""
         service_event: ev.Event = ev.ServiceRefused(reason) if refusing else ev.ServiceOk()
-        limits = getattr(snap, "service_limits", None)
+        limits = snap.service_limits
         wanted: dict[str, Any] = {
             "uplink": ev.Uplink(bool(getattr(snap, "online", False)), backlog),
             "spool": spool_event,
@@ -346,7 +349,7 @@ class Daemon:
             loop = asyncio.get_running_loop()
             self._delivery_task = loop.create_task(self.delivery.run(), name="delivery")
             self._service.pop("limits", None)
-            if getattr(self.delivery.snapshot(), "service_limits", None) is None:
+            if self.delivery.snapshot().service_limits is None:
                 self.recorder.dispatch(
                     ev.ServiceLimits(new.aas.max_duration_s, new.aas.warn_before_s)
                 )

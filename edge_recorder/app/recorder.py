@@ -17,8 +17,10 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from edge_recorder.capture.worker import AudioWorker
+from edge_recorder.delivery.engine import DeliverySnapshot
 from edge_recorder.encounter import events as ev
 from edge_recorder.encounter.controller import EncounterController, Outcome
+from edge_recorder.fleet.payloads import EventType
 from edge_recorder.panel.gpio import PanelOutput
 from edge_recorder.spool import Spool, SpoolError, SpoolRefused
 from edge_recorder.status import (
@@ -40,13 +42,17 @@ class Delivery(Protocol):
 
     def wake(self) -> None: ...
 
-    def snapshot(self) -> Any: ...
+    def snapshot(self) -> DeliverySnapshot: ...
 
 
 class Fleet(Protocol):
+    """What the recorder needs from the fleet reporter (edge_recorder.fleet.reporter)."""
+
     def status_changed(self) -> None: ...
 
-    def event(self, event: Any, **kwargs: Any) -> None: ...
+    def event(
+        self, event: EventType, *, encounter_ref: str | None = None, **details: Any
+    ) -> None: ...
 
 
 class Recorder:
@@ -120,13 +126,13 @@ class Recorder:
             snap = self.delivery.snapshot()
         except Exception:  # status must always answer (ctl, STATUS=, MQTT)
             log.exception("delivery snapshot failed")
-            snap = None
+            snap = DeliverySnapshot.unknown()
         base = DeviceStatus(
-            online=bool(getattr(snap, "online", False)),
-            service=str(getattr(snap, "service", "aas")),
-            processing_refs=dict(getattr(snap, "processing_refs", ())),
-            last_delivery_at=getattr(snap, "last_delivery_at", None),
-            last_error=getattr(snap, "last_error", None),
+            online=snap.online,
+            service=snap.service,
+            processing_refs=dict(snap.processing_refs),
+            last_delivery_at=snap.last_delivery_at,
+            last_error=snap.last_error,
             backlog=self.spool.backlog(),
             mic=self.worker.mic,
         )
@@ -245,7 +251,7 @@ class Recorder:
         if self._closing:
             await asyncio.wait(set(self._closing), timeout=timeout_s)
 
-    def _event(self, name: str, *, encounter_ref: str | None = None, **details: Any) -> None:
+    def _event(self, name: EventType, *, encounter_ref: str | None = None, **details: Any) -> None:
         if self.fleet is None:
             return
         severity = details.pop("severity", "info")

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from edge_recorder.audio.frames import (
     AudioFormat,
@@ -37,7 +37,7 @@ from edge_recorder.audio.frames import (
     Overrun,
     SourceEvent,
 )
-from edge_recorder.capture.sources import (
+from edge_recorder.capture.base import (
     CaptureFormatError,
     CaptureStats,
     Handoff,
@@ -51,10 +51,8 @@ from edge_recorder.capture.sources import (
     uses_card_index,
     validate_capture_format,
 )
+from edge_recorder.config.model import AudioConfig
 from edge_recorder.support.logs import get_logger
-
-if TYPE_CHECKING:
-    from edge_recorder.config.model import AudioConfig
 
 log = get_logger(__name__)
 

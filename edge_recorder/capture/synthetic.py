@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_recorder.audio.frames import AudioFormat, EndOfStream, Frames, SourceEvent
-from edge_recorder.capture.sources import CaptureStats, Pacer, period_frames
+from edge_recorder.capture.base import CaptureStats, Pacer, period_frames
 from edge_recorder.capture.wav import to_alsa_bytes
 
 _SPEECH_PEAK = 0.3  # linear full-scale amplitude of the burst envelope's peak

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge_recorder.audio.frames import AudioFormat, EndOfStream, Frames, SampleFormat, SourceEvent
-from edge_recorder.capture.sources import CaptureStats, Pacer, period_frames
+from edge_recorder.capture.base import CaptureStats, Pacer, period_frames
 
 # libsndfile subtype -> (ALSA-style format, numpy dtype soundfile should read into)
 _SUBTYPES: dict[str, tuple[SampleFormat, str]] = {

@@ -25,7 +25,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_recorder.app.service import Heartbeat
 from edge_recorder.audio.frames import (
     AudioSource,
     DeviceBack,
@@ -37,12 +36,14 @@ from edge_recorder.audio.frames import (
 )
 from edge_recorder.audio.pipeline import ChunkResult, Pipeline
 from edge_recorder.audio.vad import VadEngine, make_engine
+from edge_recorder.capture.base import backoff_delays
 from edge_recorder.capture.chunk_reader import read_chunk
-from edge_recorder.capture.sources import backoff_delays, open_source
+from edge_recorder.capture.registry import open_source
 from edge_recorder.config.model import Config
 from edge_recorder.encounter import events as ev
 from edge_recorder.spool import RecordingWriter, Spool, SpoolError, SpoolFull, SpoolRefused
 from edge_recorder.status import MicStatus
+from edge_recorder.support.heartbeat import Heartbeat
 from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)

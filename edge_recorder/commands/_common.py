@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from edge_recorder.config.loader import EX_CONFIG, ConfigError, load_config, load_usable_config
+from edge_recorder.app.extras import load_usable_config
+from edge_recorder.config.loader import EX_CONFIG, ConfigError, load_config, print_config_error
 from edge_recorder.config.model import DEFAULT_CONFIG_PATH, Config
 
 
@@ -26,12 +26,6 @@ def config_path(args: argparse.Namespace) -> Path:
     if explicit is not None:
         return explicit
     return Path(os.environ.get("EDGE_RECORDER_CONFIG", str(DEFAULT_CONFIG_PATH)))
-
-
-def print_config_error(error: ConfigError) -> None:
-    print(f"edge-recorder: invalid configuration ({error.source}):", file=sys.stderr)
-    for line in error.lines:
-        print(f"  {line}", file=sys.stderr)
 
 
 def load_or_exit(args: argparse.Namespace, *, usable: bool = True) -> Config:

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from edge_recorder.audio.frames import EndOfStream, Frames
     from edge_recorder.audio.pipeline import Pipeline, summary
-    from edge_recorder.capture.sources import open_source
+    from edge_recorder.capture.registry import open_source
     from edge_recorder.commands.record import audio_config_for, load_optional_config
 
     config = load_optional_config(args)

@@ -27,17 +27,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_recorder.support.checks import CheckResult, registered_probes, summary
+    from edge_recorder.capture.registry import probe_mic
+    from edge_recorder.fleet.probe import probe_mqtt
+    from edge_recorder.support.checks import CheckResult, Probe, summary
+    from edge_recorder.uplinks.registry import service_spec
 
     config = load_or_exit(args)
     rows: list[CheckResult] = [CheckResult("config", "ok", f"{config_path(args)} is valid")]
     rows.extend(summary(config))
     if args.probe:
-        import edge_recorder.capture.sources  # registers the "mic" probe
-        import edge_recorder.uplinks.corti.probe  # registers the "corti" probe
-        import edge_recorder.uplinks.probe  # noqa: F401  (registers "aas" and "service")
-
-        for name, probe in registered_probes():
+        probes: list[tuple[str, Probe]] = [
+            ("mic", probe_mic),
+            (config.uplink.service, service_spec(config).probe),
+            ("mqtt", probe_mqtt),
+        ]
+        for name, probe in probes:
             try:
                 rows.extend(probe(config))
             except Exception as exc:  # a probe bug must not hide the other results

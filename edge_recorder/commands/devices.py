@@ -131,7 +131,7 @@ def probe_pcm(pcm: CapturePcm, device: str | None = None) -> None:
     """Fill channels/formats/rates by opening the PCM (hw:, no conversion) non-blocking."""
     import alsaaudio
 
-    from edge_recorder.capture.sources import classify_alsa_error
+    from edge_recorder.capture.base import classify_alsa_error
 
     name = device or pcm.pcm.replace("plughw:", "hw:", 1)
     last = ""

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_recorder.audio.frames import DeviceBack, DeviceLost, EndOfStream, Frames, Overrun
     from edge_recorder.audio.pipeline import Pipeline, summary
-    from edge_recorder.capture.sources import open_source
+    from edge_recorder.capture.registry import open_source
     from edge_recorder.config.model import AudioConfig
 
     if args.seconds <= 0:

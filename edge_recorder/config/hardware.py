@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge_recorder.config.base import GpioPin
-from edge_recorder.config.loader import ConfigError, read_toml, register_raw_tree_hook
+from edge_recorder.config.errors import ConfigError, read_toml
 from edge_recorder.config.model import AudioConfig, PanelConfig
 
 PACKAGE_PROFILES = Path(__file__).resolve().parent / "profiles"
@@ -223,6 +223,3 @@ def apply_profile(tree: dict[str, Any]) -> dict[str, Any]:
     if profile.panel and isinstance(panel, dict):
         out["panel"] = _fill(profile.panel, panel)
     return out
-
-
-register_raw_tree_hook(apply_profile)

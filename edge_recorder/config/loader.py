@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import difflib
 import os
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from edge_recorder.config.extras import missing_extra_lines
+from edge_recorder.config.errors import EX_CONFIG, ConfigError, print_config_error, read_toml
+from edge_recorder.config.hardware import apply_profile
 from edge_recorder.config.model import Config, deep_merge, env_overrides
 
-EX_CONFIG = 78
+__all__ = [
+    "EX_CONFIG",
+    "ConfigError",
+    "build_config",
+    "load_config",
+    "print_config_error",
+    "read_toml",
+    "validation_lines",
+]
 
 # Keys that would hold a secret inline; each maps to the reference the user should use instead.
 _INLINE_SECRET_HINTS = {
@@ -29,25 +37,6 @@ _INLINE_SECRET_HINTS = {
     "key": "key_file (or the systemd credential)",
     "private_key": "a *_file key",
 }
-
-# Hooks that adjust the raw tree before validation (hardware profiles register one).
-RawTreeHook = Callable[[dict[str, Any]], dict[str, Any]]
-_raw_tree_hooks: list[RawTreeHook] = []
-
-
-def register_raw_tree_hook(hook: RawTreeHook) -> None:
-    """Let another module (e.g. hardware profiles) expand the raw tree before validation."""
-    if hook not in _raw_tree_hooks:
-        _raw_tree_hooks.append(hook)
-
-
-class ConfigError(Exception):
-    """Invalid configuration; `lines` holds one `key.path: reason` entry per problem."""
-
-    def __init__(self, lines: list[str], source: str = "") -> None:
-        self.lines = lines
-        self.source = source
-        super().__init__("\n".join(lines))
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
@@ -98,24 +87,10 @@ def validation_lines(exc: ValidationError) -> list[str]:
     return [_describe(error) for error in exc.errors(include_url=False)]
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file, turning I/O and syntax problems into ConfigError."""
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: config file not found"], str(path)) from None
-    except PermissionError:
-        raise ConfigError([f"{path}: config file not readable (permission denied)"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: TOML syntax error: {exc}"], str(path)) from None
-
-
 def build_config(raw: dict[str, Any], environ: Mapping[str, str] | None = None) -> Config:
     """Validate a raw tree (plus environment overrides) into a Config or raise ConfigError."""
     tree = deep_merge(raw, env_overrides(dict(os.environ if environ is None else environ)))
-    for hook in _raw_tree_hooks:
-        tree = hook(tree)
+    tree = apply_profile(tree)  # audio.profile = "..." expands into [audio] defaults
     try:
         return Config.model_validate(tree)
     except ValidationError as exc:
@@ -130,18 +105,3 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
     except ConfigError as exc:
         exc.source = str(path) if path else "(defaults)"
         raise
-
-
-def load_usable_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
-    """`load_config`, then refuse a config whose features need an optional extra that is not
-    installed (the daemon, `check` and `record` run the configured features; `ctl` and `spool`
-    only read the config, so they use `load_config`)."""
-    config = load_config(path, environ)
-    lines = missing_extra_lines(config)
-    if lines:
-        raise ConfigError(lines, str(path) if path else "(defaults)")
-    return config
-
-
-# Hardware profiles register their raw-tree hook on import (audio.profile = "...").
-from edge_recorder.config import hardware as _hardware  # noqa: E402, F401

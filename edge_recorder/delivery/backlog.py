@@ -14,8 +14,13 @@ StartProcessing, then `spool.mark_processing_started`: only now may the spool re
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
+from edge_recorder.delivery.context import (
+    IDLE_POLL_S,
+    DeliveryContext,
+    raise_if_cancelling,
+    wait_event,
+)
 from edge_recorder.delivery.live import stream_recording
 from edge_recorder.delivery.policy import Action, Phase, decide, missing_recordings
 from edge_recorder.spool import CorruptRecord, EncounterInfo
@@ -23,17 +28,12 @@ from edge_recorder.status import encounter_ref
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import ErrorKind, ProcessingStarted, UplinkError
 
-if TYPE_CHECKING:
-    from edge_recorder.delivery.engine import DeliveryContext
-
 log = get_logger(__name__)
 
 _NETWORK = (ErrorKind.UNAVAILABLE, ErrorKind.AUTH, ErrorKind.FORBIDDEN, ErrorKind.THROTTLED)
 
 
 async def backlog_loop(ctx: DeliveryContext) -> None:
-    from edge_recorder.delivery.engine import raise_if_cancelling, wait_event
-
     while True:
         raise_if_cancelling()
         pause = await _one_pass(ctx)
@@ -49,7 +49,6 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
     Returns 0 to start another pass at once, a back-off in seconds when the service is
     unreachable (so the remaining recordings are not each tried against a dead link),
     or None when all is done for now."""
-    from edge_recorder.delivery.engine import raise_if_cancelling
 
     again = False
     if ctx.uplinks.session_at_start and ctx.online:
@@ -202,8 +201,6 @@ def _holds_everything(ctx: DeliveryContext, enc: EncounterInfo, started: Process
 
 def _next_due_s(ctx: DeliveryContext) -> float:
     """Seconds until the earliest back-off expires (bounded by the idle poll)."""
-    from edge_recorder.delivery.engine import IDLE_POLL_S
-
     now = ctx.clock()
     dues = [
         r.next_attempt_at

@@ -16,8 +16,13 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from edge_recorder.delivery.context import (
+    IDLE_POLL_S,
+    DeliveryContext,
+    raise_if_cancelling,
+    wait_event,
+)
 from edge_recorder.delivery.policy import (
     Phase,
     data_format,
@@ -29,9 +34,6 @@ from edge_recorder.delivery.policy import (
 from edge_recorder.spool import CorruptRecord
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import ErrorKind, LiveRecording, RecordingRef, UplinkError
-
-if TYPE_CHECKING:
-    from edge_recorder.delivery.engine import DeliveryContext
 
 log = get_logger(__name__)
 
@@ -52,8 +54,6 @@ async def live_loop(ctx: DeliveryContext) -> None:
     RetrieveConfiguration (no side effects): a recording that begins and ends during an
     outage then stays unknown to the service and goes up through REST, and a recording the
     service may know by GUID (its open was sent) is always finished on the live transport."""
-    from edge_recorder.delivery.engine import IDLE_POLL_S, raise_if_cancelling, wait_event
-
     probe_attempts, next_probe = 0, 0.0
     while True:
         raise_if_cancelling()
@@ -170,8 +170,6 @@ async def _send_all(
     ctx: DeliveryContext, rid: str, stream: LiveRecording, progress: _Progress, phase: Phase
 ) -> int:
     """Send from `progress.sent` until the spool closed the recording; returns the close count."""
-    from edge_recorder.delivery.engine import IDLE_POLL_S, raise_if_cancelling
-
     info = ctx.spool.recording(rid)
     live_chunk = live_chunk_bytes(
         info.codec, info.sample_rate, info.channels, ctx.config.encoding.chunk_ms

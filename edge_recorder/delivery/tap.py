@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
+from edge_recorder.delivery.context import (
+    IDLE_POLL_S,
+    DeliveryContext,
+    raise_if_cancelling,
+    wait_event,
+)
 from edge_recorder.delivery.policy import Action, data_format, decide, live_chunk_bytes
 from edge_recorder.spool import CorruptRecord, UnknownRecording
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import DataFormat, RecordingRef, UplinkError
-
-if TYPE_CHECKING:
-    from edge_recorder.delivery.engine import DeliveryContext
 
 log = get_logger(__name__)
 
@@ -31,8 +33,6 @@ TAP_CHUNK_MS = 250  # Corti's recommended real-time chunk
 
 
 async def tap_loop(ctx: DeliveryContext) -> None:
-    from edge_recorder.delivery.engine import IDLE_POLL_S, raise_if_cancelling, wait_event
-
     tap = ctx.uplinks.tap
     if tap is None:
         await asyncio.Event().wait()  # nothing to tap: idle until cancelled
@@ -93,8 +93,6 @@ def _live_edge(length: int, fmt: DataFormat) -> int:
 
 async def _tail(ctx: DeliveryContext, rid: str, offset: int) -> AsyncIterator[bytes]:
     """The recording's bytes from `offset` as capture writes them, until it closes."""
-    from edge_recorder.delivery.engine import IDLE_POLL_S
-
     info = ctx.spool.recording(rid)
     size = live_chunk_bytes(info.codec, info.sample_rate, info.channels, TAP_CHUNK_MS)
     while True:

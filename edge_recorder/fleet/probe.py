@@ -25,7 +25,7 @@ from edge_recorder.fleet.connection import (
     protocol_name,
     settings_from_config,
 )
-from edge_recorder.support.checks import CheckResult, register_probe
+from edge_recorder.support.checks import CheckResult
 
 TIMEOUT_S = 5.0
 
@@ -84,6 +84,3 @@ def _try(settings: ConnectionSettings, protocol: MQTTProtocolVersion, timeout_s:
     finally:
         client.disconnect()
         client.loop_stop()
-
-
-register_probe("mqtt", probe_mqtt)

@@ -73,7 +73,16 @@ class NullPanel:
         return None
 
 
-def make_pin_factory(kind: str, environ: Mapping[str, str] | None = None) -> Any:
+class PinFactory(Protocol):
+    """The part of a gpiozero pin factory the daemon and the simulator use (gpiozero ships
+    no type information)."""
+
+    def close(self) -> None: ...
+
+    def pin(self, spec: int) -> Any: ...
+
+
+def make_pin_factory(kind: str, environ: Mapping[str, str] | None = None) -> PinFactory | None:
     """The gpiozero pin factory: `GPIOZERO_PIN_FACTORY` if set (as gpiozero and `devices`
     do), else `panel.pin_factory`; None lets gpiozero choose ('auto')."""
     env = os.environ if environ is None else environ
@@ -84,12 +93,14 @@ def make_pin_factory(kind: str, environ: Mapping[str, str] | None = None) -> Any
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
         # PWM-capable by default, so 'pwm' and 'rgb' LEDs work in simulation too
-        return MockFactory(pin_class=env.get("GPIOZERO_MOCK_PIN_CLASS") or MockPWMPin)
+        mock: PinFactory = MockFactory(pin_class=env.get("GPIOZERO_MOCK_PIN_CLASS") or MockPWMPin)
+        return mock
     if requested not in _FACTORIES:
         raise PanelError(f"unknown GPIO pin factory {requested!r}")
     module_name, class_name = _FACTORIES[requested]
     try:
-        return getattr(importlib.import_module(module_name), class_name)()
+        factory: PinFactory = getattr(importlib.import_module(module_name), class_name)()
+        return factory
     except Exception as exc:  # ImportError, no /dev/gpiochip, not a Pi...
         raise PanelError(f"GPIO pin factory '{requested}' is not available here: {exc}") from exc
 

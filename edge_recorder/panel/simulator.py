@@ -24,6 +24,7 @@ from typing import Any
 
 from edge_recorder.config.model import ControlConfig, PanelConfig
 from edge_recorder.control.server import ControlServer
+from edge_recorder.panel.gpio import PinFactory
 from edge_recorder.status import CommandHandler, CommandResult
 from edge_recorder.support.logs import get_logger
 
@@ -31,7 +32,7 @@ log = get_logger(__name__)
 MAX_HOLD_S = 30.0
 
 
-def is_mock(factory: Any) -> bool:
+def is_mock(factory: PinFactory) -> bool:
     from gpiozero.pins.mock import MockFactory
 
     return isinstance(factory, MockFactory)
@@ -55,7 +56,7 @@ class PanelSimulator:
 
     def __init__(
         self,
-        factory: Any,
+        factory: PinFactory,
         config: PanelConfig,
         indicators: Callable[[], list[tuple[float, str]]],
     ) -> None:

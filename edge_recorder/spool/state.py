@@ -9,13 +9,19 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from edge_recorder.spool.ledger import EncounterEntry, LedgerData, RecordingEntry
 from edge_recorder.spool.segments import SegmentRef
 
-if TYPE_CHECKING:
-    from edge_recorder.spool.writer import RecordingWriter
+
+class OpenWriter(Protocol):
+    """The open writer of a recording, as the spool's bookkeeping sees it
+    (`writer.RecordingWriter`; typed here so this module need not import the writer)."""
+
+    def close(self, reason: str) -> None: ...
+
+    def flush_if_due(self) -> bool: ...
 
 
 @dataclass
@@ -25,7 +31,7 @@ class LiveRecording:
     segments: list[SegmentRef] = field(default_factory=list)
     end: int = 0  # readable length: bytes fully written
     durable: int = 0  # bytes known fsynced (== end for closed recordings)
-    writer: RecordingWriter | None = None
+    writer: OpenWriter | None = None
     # The newest appended bytes as (offset, bytes), replaced whole by the writer (one atomic
     # assignment): the live stream reads what capture just wrote without decrypting it back.
     recent: tuple[int, bytes] = (0, b"")

@@ -79,15 +79,16 @@ class Spool(SpoolCore):
                 del self.ledger.recordings[entry.id]
                 raise
             live = LiveRecording(entry, rec_uuid)
-            live.writer = RecordingWriter(
+            writer = RecordingWriter(
                 self, live, key=self._key, segments_dir=self.segments_dir,
                 segment_bytes=int(self.config.segment_bytes),
                 fsync_interval_s=self.config.fsync_interval_s, ops=self._ops,
                 monotonic=self._monotonic,
             )  # fmt: skip
+            live.writer = writer
             self._live[entry.id] = live
         self._notifier.notify()
-        return live.writer
+        return writer
 
     def end_encounter(self, correlation_id: str) -> None:
         """No more recordings will come; delivery may start processing once all are stored."""

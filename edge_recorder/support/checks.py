@@ -1,8 +1,8 @@
 """Probes behind `edge-recorder check --probe`: can this device actually do its job?
 
-Each probe is a small function registered here by the module that owns the thing it probes
-(audio registers the mic probe, uplinks register endpoint probes), so `check` grows with the
-product without knowing its parts.
+Each probe is a small function owned by the module that owns the thing it probes (the mic
+probe in capture, the broker probe in fleet, each service's probe named by the uplinks
+registry); `check` runs them all.
 """
 
 from __future__ import annotations
@@ -26,17 +26,6 @@ class CheckResult:
 
 
 Probe = Callable[[Config], list[CheckResult]]
-_probes: list[tuple[str, Probe]] = []
-
-
-def register_probe(name: str, probe: Probe) -> None:
-    """Add a probe run by `check --probe` (idempotent by name)."""
-    if all(existing != name for existing, _ in _probes):
-        _probes.append((name, probe))
-
-
-def registered_probes() -> list[tuple[str, Probe]]:
-    return list(_probes)
 
 
 def summary(config: Config) -> list[CheckResult]:

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 import jwt
 
-from edge_recorder.config.model import AuthConfig
+from edge_recorder.config.services.aas import AuthConfig
 from edge_recorder.support.credentials import SecretUnavailable, read_secret
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import ErrorKind, UplinkError, kind_for_http_status

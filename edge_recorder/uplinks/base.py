@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
 
-from edge_recorder.config.model import AasConfig
+from edge_recorder.config.services.aas import AasConfig
 
 
 class ErrorKind(StrEnum):

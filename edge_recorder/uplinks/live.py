@@ -1,4 +1,5 @@
-"""Book-keeping of one open live recording, shared by the gRPC and WebSocket clients.
+"""Book-keeping of one open live recording, shared by every live client (AAS gRPC and
+WebSocket, Dice).
 
 Transport code only feeds events in (`stored`, `closed`, `failed`); this class answers the
 delivery engine's questions: where to send next, what the server confirmed, and whether the
@@ -12,13 +13,9 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator
 
-from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2 as pb
-from edge_recorder.uplinks.aas import messages as msgs
 from edge_recorder.uplinks.base import (
     Ack,
-    DataFormat,
     ErrorKind,
-    RecordingRef,
     Transport,
     UplinkError,
 )
@@ -182,30 +179,3 @@ class StateReporting:
 
     async def wait_confirmed(self, offset: int, timeout_s: float) -> int:
         return await self._state.wait_confirmed(offset, timeout_s)
-
-
-class LiveRecordingBase(StateReporting):
-    """What the gRPC and WebSocket recordings share: the state they report from.
-
-    Subclasses add the transport: `send`, `close`, `abort` and the response reader.
-    """
-
-    def __init__(
-        self,
-        recording: RecordingRef,
-        data_format: DataFormat,
-        state: LiveRecordingState,
-        timeout_s: float,
-    ) -> None:
-        self.recording = recording
-        self.data_format = data_format
-        self._state = state
-        self._timeout = timeout_s
-
-    def _begin_close(self, reason: str, length_s: float | None) -> pb.RecordingCloseRequest:
-        """Refuse to close a failed stream; otherwise the RecordingClose message to send."""
-        if self._state.error is not None:
-            raise self._state.error
-        self._state.closing = True
-        seconds = msgs.length_seconds(self.data_format, self._state.next_offset, length_s)
-        return msgs.recording_close(self.recording, seconds, reason)

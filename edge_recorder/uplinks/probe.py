@@ -1,112 +1,32 @@
-"""`edge-recorder check --probe` rows for AAS: token, live transport, REST host.
+"""The generic `check --probe` of a service: a credential, then the engine's online check.
 
-Side-effect free: it fetches a token, calls RetrieveConfiguration on the configured live
-transport and sends one GET to the REST host (any HTTP answer proves TLS and routing work).
-It never creates a session or uploads audio, and prints no token.
+Side-effect free (the service's `retrieve_configuration`), with a throw-away UplinkState so
+probing never touches the daemon's delivery.json. Services with more to say (AAS, Corti) have
+a probe of their own in their package; the registry names each service's probe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from edge_recorder.config.model import Config
-from edge_recorder.support.checks import CheckResult, register_probe
-from edge_recorder.uplinks.base import SessionIdentity, UplinkError
+from edge_recorder.support.checks import CheckResult, Probe
+from edge_recorder.uplinks.base import UplinkError, UplinkState
+from edge_recorder.uplinks.bundle import MemoryState, Uplinks
 
 PROBE_CORRELATION_ID = "edge-recorder-check"
 
-
-async def probe_aas_async(config: Config) -> list[CheckResult]:
-    from edge_recorder.uplinks.registry import aas_uplinks
-
-    aas = config.aas
-    if not (aas.grpc_target or aas.rest_url or aas.ws_url):
-        return [CheckResult("aas", "info", "not configured (aas.grpc_target/rest_url unset)")]
-    try:
-        uplinks = aas_uplinks(config)
-        session = SessionIdentity.from_config(aas, PROBE_CORRELATION_ID)
-    except ValueError as exc:
-        return [CheckResult("aas", "fail", str(exc))]
-    rows: list[CheckResult] = []
-    try:
-        started = time.monotonic()
-        try:
-            await uplinks.check_auth()
-            rows.append(
-                CheckResult(
-                    "aas-token",
-                    "ok",
-                    f"{config.auth.mode} token obtained "
-                    f"in {1000 * (time.monotonic() - started):.0f} ms",
-                )
-            )
-        except UplinkError as err:
-            return [*rows, CheckResult("aas-token", "fail", str(err))]
-        transport = config.uplink.live_transport
-        try:
-            conf = await uplinks.live.retrieve_configuration(session)
-            rows.append(
-                CheckResult(
-                    f"aas-{transport}",
-                    "ok",
-                    f"configuration: max {conf.max_recording_duration_s or '?'} s, "
-                    f"chunk <= {conf.max_chunk_bytes or '?'} bytes, "
-                    f"{len(conf.formats)} formats",
-                )
-            )
-        except UplinkError as err:
-            rows.append(CheckResult(f"aas-{transport}", "fail", str(err)))
-        if aas.rest_url:
-            from edge_recorder.uplinks.aas.rest import AasRestClient
-
-            rest = uplinks.store_forward
-            assert isinstance(rest, AasRestClient)
-            try:
-                status = await rest.reachable()
-                rows.append(
-                    CheckResult("aas-rest", "ok", f"{aas.rest_url} answers (HTTP {status})")
-                )
-            except UplinkError as err:
-                rows.append(CheckResult("aas-rest", "fail", str(err)))
-    finally:
-        await uplinks.aclose()
-    return rows
+UplinksBuilder = Callable[[Config, UplinkState], Uplinks]
 
 
-def probe_aas(config: Config) -> list[CheckResult]:
-    return asyncio.run(probe_aas_async(config))
-
-
-register_probe("aas", probe_aas)
-
-
-class _MemoryState:
-    """A probe's throw-away UplinkState: probing must not touch the daemon's delivery.json."""
-
-    def __init__(self) -> None:
-        self._values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self._values.get(key)
-
-    def put(self, key: str, value: str) -> None:
-        self._values[key] = value
-
-    def drop(self, prefix: str) -> None:
-        self._values = {k: v for k, v in self._values.items() if not k.startswith(prefix)}
-
-
-async def probe_service_async(config: Config) -> list[CheckResult]:
-    """Dice and AWS: obtain a credential, then the side-effect-free online check the delivery
-    engine itself uses (Corti and AAS have their own, more detailed probes)."""
-    from edge_recorder.uplinks.registry import build_uplinks
-
+async def probe_service_async(config: Config, build: UplinksBuilder) -> list[CheckResult]:
+    """Obtain a credential, then the side-effect-free online check the delivery engine itself
+    uses: the probe of a service without a more detailed one of its own (Dice, AWS)."""
     service = config.uplink.service
-    if service in ("aas", "corti"):
-        return []
     try:
-        uplinks = build_uplinks(config, _MemoryState())
+        uplinks = build(config, MemoryState())
     except (ValueError, OSError) as exc:
         return [CheckResult(service, "fail", str(exc))]
     rows: list[CheckResult] = []
@@ -131,8 +51,10 @@ async def probe_service_async(config: Config) -> list[CheckResult]:
     return rows
 
 
-def probe_service(config: Config) -> list[CheckResult]:
-    return asyncio.run(probe_service_async(config))
+def generic_probe(build: UplinksBuilder) -> Probe:
+    """The `check --probe` function of a service built by `build`."""
 
+    def probe(config: Config) -> list[CheckResult]:
+        return asyncio.run(probe_service_async(config, build))
 
-register_probe("service", probe_service)
+    return probe

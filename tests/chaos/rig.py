@@ -25,7 +25,8 @@ from devtools.faultproxy import FaultProxy
 from edge_recorder.config.model import Config
 from edge_recorder.delivery.engine import DeliveryEngine
 from edge_recorder.spool import RecordingWriter, Spool, UnknownRecording
-from edge_recorder.uplinks.registry import Uplinks, aas_uplinks
+from edge_recorder.uplinks.aas.factory import aas_uplinks
+from edge_recorder.uplinks.bundle import Uplinks
 from tests.fixtures.emulator import EmulatorHandle
 
 CHUNK = 3200  # 100 ms of 16 kHz mono PCM16

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from devtools.faultproxy import Direction, FaultProxy
+from edge_recorder.uplinks.aas.factory import aas_uplinks
 from edge_recorder.uplinks.base import ErrorKind, LiveStreamer, SessionIdentity, UplinkError
-from edge_recorder.uplinks.registry import aas_uplinks
 from tests.chaos.rig import device_config
 from tests.fixtures.emulator import EmulatorHandle
 from tests.helpers import async_poll_until

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_recorder.app.service import Heartbeat
 from edge_recorder.audio.frames import AudioFormat, DeviceLost, EndOfStream, Frames, SourceEvent
 from edge_recorder.audio.pipeline import Pipeline
 from edge_recorder.capture import worker as audio_worker
@@ -19,6 +18,7 @@ from edge_recorder.capture.worker import AudioWorker
 from edge_recorder.config.model import Config
 from edge_recorder.encounter import events as ev
 from edge_recorder.spool import Spool
+from edge_recorder.support.heartbeat import Heartbeat
 from tests.helpers import poll_until
 
 FMT = AudioFormat(16000, 1, "S16_LE")

@@ -1,4 +1,5 @@
-"""Generated docs: the example file and README reference stay equal to what the model says."""
+"""Generated docs: the example file and the reference in docs/configuration.md stay equal to what
+the model says."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import tomllib
 from pathlib import Path
 
 from devtools.config_doc import (
-    README_BEGIN,
-    README_END,
+    REFERENCE_BEGIN,
+    REFERENCE_END,
+    REFERENCE_PAGE,
     example_toml,
     iter_keys,
     reference_markdown,
@@ -28,13 +30,13 @@ def test_example_documents_every_key(repo_root: Path) -> None:
         assert key in parsed.get(section, {}) or f"# {key} =" in text, path
 
 
-def test_readme_reference_is_current(repo_root: Path) -> None:
-    readme = (repo_root / "README.md").read_text()
-    start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
-    assert readme[start:end] == reference_markdown(), "README config reference is stale: make docs"
+def test_reference_page_is_current(repo_root: Path) -> None:
+    page = (repo_root / REFERENCE_PAGE).read_text()
+    start, end = page.index(REFERENCE_BEGIN), page.index(REFERENCE_END) + len(REFERENCE_END)
+    assert page[start:end] == reference_markdown(), f"{REFERENCE_PAGE} is stale: run `make docs`"
 
 
-def test_readme_lists_every_key(repo_root: Path) -> None:
-    readme = (repo_root / "README.md").read_text()
-    missing = [path for path, _ in iter_keys() if f"`{path}`" not in readme]
+def test_reference_page_lists_every_key(repo_root: Path) -> None:
+    page = (repo_root / REFERENCE_PAGE).read_text()
+    missing = [path for path, _ in iter_keys() if f"`{path}`" not in page]
     assert missing == []

@@ -10,6 +10,7 @@ from typing import Any
 
 from edge_recorder.app.daemon import status_line
 from edge_recorder.app.recorder import MqttHandler, Recorder
+from edge_recorder.delivery.engine import DeliverySnapshot
 from edge_recorder.encounter import events as ev
 from edge_recorder.encounter.controller import EncounterController, Limits
 from edge_recorder.panel.gpio import NullPanel
@@ -79,8 +80,8 @@ class FakeDelivery:
     def wake(self) -> None:
         self.wakes += 1
 
-    def snapshot(self) -> Any:
-        return None
+    def snapshot(self) -> DeliverySnapshot:
+        return DeliverySnapshot.unknown()
 
 
 def make(**worker: Any) -> tuple[Recorder, FakeWorker, FakeSpool, FakeDelivery, list[str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from edge_recorder.config.extras import EXTRA_MODULES, missing_extra_lines, needed_extras
+from edge_recorder.app.extras import EXTRA_MODULES, missing_extra_lines, needed_extras
 from edge_recorder.config.loader import build_config
 
 ROOT = Path(__file__).resolve().parents[2]

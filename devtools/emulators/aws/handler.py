@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from devtools.emulators.aws.faults import AwsFault, AwsFaults
 from devtools.emulators.aws.sessions import RESUME_WINDOW_S, Session, SessionStore, StreamRecord
 from devtools.emulators.aws.verify import EventChain, SignatureError, verify_request
+from edge_recorder.config.services.aws import DOMAIN_RE, SUBSCRIPTION_RE
 from edge_recorder.uplinks.aws import eventstream as es
-from edge_recorder.uplinks.aws.config import DOMAIN_RE, SUBSCRIPTION_RE
 from edge_recorder.uplinks.aws.protocol import CONNECT_HEALTH, PROFILE_BY_PATH, ServiceProfile
 from edge_recorder.uplinks.aws.signing import Credentials
 

@@ -15,11 +15,12 @@ from typing import Any, get_args
 from aiohttp import web
 
 from devtools.emulators.common.bodies import json_object
+from devtools.emulators.corti.context import CTX, CortiContext
 from devtools.emulators.corti.settings import TEMPLATES
 from devtools.emulators.corti.store import AudioRejected, Interaction, inspect_audio, now
 from devtools.emulators.corti.tokens import Caller, TokenRejected
+from edge_recorder.config.services.corti import EncounterType
 from edge_recorder.support.logs import get_logger
-from edge_recorder.uplinks.corti.config import EncounterType
 
 log = get_logger(__name__)
 
@@ -46,9 +47,7 @@ def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
-def _ctx(request: web.Request) -> Any:
-    from devtools.emulators.corti.app import CTX
-
+def _ctx(request: web.Request) -> CortiContext:
     return request.app[CTX]
 
 
@@ -159,7 +158,7 @@ async def create_transcript(request: web.Request) -> web.Response:
         errors.append({"key": "recordingId", "message": "no such recording in this interaction"})
     if not isinstance(lang, str) or not lang:
         errors.append({"key": "primaryLanguage", "message": "is required"})
-    if errors:
+    if errors or not isinstance(rid, str):
         return problem(400, "invalid transcript request", errors)
     ctx = _ctx(request)
     rec = ctx.store.recordings[rid]

@@ -4,48 +4,15 @@ real-time WebSocket (`/audio-bridge/v2/…/streams`) and the inspection API (`/_
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from devtools.emulators.common.faults import Faults
+from devtools.emulators.corti import api, inspect, streams
+from devtools.emulators.corti.context import CTX, CortiContext
 from devtools.emulators.corti.settings import CortiEmulatorSettings
 from devtools.emulators.corti.store import CortiStore
-from devtools.emulators.corti.tokens import Issuer, token_endpoint
-
-
-@dataclass
-class Drop:
-    path: str
-    count: int
-    after_store: bool = False  # store the upload, then drop before answering (lost answer)
-
-
-@dataclass
-class CortiContext:
-    settings: CortiEmulatorSettings
-    store: CortiStore
-    issuer: Issuer
-    faults: Faults = field(default_factory=Faults)
-    drops: list[Drop] = field(default_factory=list)
-    base_url: str = ""
-    token_count: int = 0
-
-    @property
-    def ws_base(self) -> str:
-        return self.base_url.replace("http://", "ws://", 1) + "/audio-bridge/v2"
-
-    def take_drop(self, path: str, after_store: bool = False) -> bool:
-        for drop in self.drops:
-            if drop.path in path and drop.after_store == after_store:
-                drop.count -= 1
-                if drop.count <= 0:
-                    self.drops.remove(drop)
-                return True
-        return False
-
-
-CTX = web.AppKey("corti", CortiContext)
+from devtools.emulators.corti.token_route import token_endpoint
+from devtools.emulators.corti.tokens import Issuer
 
 
 class CortiEmulator:
@@ -75,8 +42,6 @@ class CortiEmulator:
         return self.ctx.ws_base
 
     def make_app(self) -> web.Application:
-        from devtools.emulators.corti import api, inspect, streams
-
         app = web.Application(
             middlewares=[api.guard], client_max_size=self.settings.max_upload_bytes + 1024 * 1024
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from devtools.emulators.common.bodies import json_object
-from devtools.emulators.corti.app import CTX, Drop
+from devtools.emulators.corti.context import CTX, Drop
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from devtools.emulators.corti.api import problem
-from devtools.emulators.corti.app import CTX
+from devtools.emulators.corti.context import CTX
 from devtools.emulators.corti.store import now
 from devtools.emulators.corti.tokens import TokenRejected
 

@@ -2,7 +2,7 @@
 
 Why: onnxruntime costs the daemon ~29 MB of peak RSS (goal: 120 MB in all) to run a network
 of ~310k parameters. This module runs the same graph as `silero_vad_16k_sequence.onnx`, from
-its weights extracted to `silero_vad_16k.npz` by `audio/models/extract_weights.py` (which
+its weights extracted to `silero_vad_16k.npz` by `devtools/silero_weights.py` (which
 checks the graph is the one implemented here), and matches onnxruntime within float32
 rounding (tests/unit/test_silero_numpy.py).
 

@@ -24,6 +24,7 @@ from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2_grpc as pb
 from edge_recorder.config.model import Config
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.aas import messages as msgs
+from edge_recorder.uplinks.aas.recording import LiveRecordingBase
 from edge_recorder.uplinks.auth import TokenProvider, call_with_token
 from edge_recorder.uplinks.base import (
     DataFormat,
@@ -35,7 +36,7 @@ from edge_recorder.uplinks.base import (
     UplinkError,
     lost_recording_error,
 )
-from edge_recorder.uplinks.live import LiveRecordingBase, LiveRecordingState
+from edge_recorder.uplinks.live import LiveRecordingState
 
 log = get_logger(__name__)
 

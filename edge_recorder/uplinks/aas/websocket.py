@@ -21,6 +21,7 @@ from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2 as pb
 from edge_recorder.config.model import Config
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.aas import messages as msgs
+from edge_recorder.uplinks.aas.recording import LiveRecordingBase
 from edge_recorder.uplinks.aas.rest import error_from_response, service_ssl_context
 from edge_recorder.uplinks.aas.ws_framing import (
     Closed,
@@ -43,7 +44,7 @@ from edge_recorder.uplinks.base import (
     UplinkError,
     lost_recording_error,
 )
-from edge_recorder.uplinks.live import LiveRecordingBase, LiveRecordingState
+from edge_recorder.uplinks.live import LiveRecordingState
 
 log = get_logger(__name__)
 WS_API_VERSION = "1"

@@ -14,8 +14,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
+from edge_recorder.config.services.aws import AwsScribeConfig
 from edge_recorder.support.logs import get_logger
-from edge_recorder.uplinks.aws.config import AwsScribeConfig
 from edge_recorder.uplinks.aws.credentials import CredentialSource
 from edge_recorder.uplinks.aws.protocol import ServiceProfile
 from edge_recorder.uplinks.aws.stream import AudioSpec, AwsStream, Endpoint

@@ -15,7 +15,7 @@ from edge_recorder.uplinks.aws.credentials import CredentialSource
 from edge_recorder.uplinks.aws.protocol import PROFILES, check_sample_rate, media_encoding
 from edge_recorder.uplinks.aws.stream import AudioSpec
 from edge_recorder.uplinks.base import SessionIdentity, UplinkState
-from edge_recorder.uplinks.registry import Uplinks
+from edge_recorder.uplinks.bundle import Uplinks
 
 
 def aws_uplinks(config: Config, state: UplinkState) -> Uplinks:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from edge_recorder.uplinks.aws.config import AwsScribeConfig
+from edge_recorder.config.services.aws import AwsScribeConfig
 from edge_recorder.uplinks.base import ErrorKind
 
 

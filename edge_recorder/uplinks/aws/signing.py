@@ -25,6 +25,7 @@ from edge_recorder.uplinks.aws.eventstream import (
     encode_headers,
     encode_message,
 )
+from edge_recorder.uplinks.aws.transport import await_crt
 
 STREAMING_BODY = "STREAMING-AWS4-HMAC-SHA256-EVENTS"
 
@@ -72,8 +73,6 @@ async def sign_request(
         signed_body_value=STREAMING_BODY,
         signed_body_header_type=crt_auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
     )
-    from edge_recorder.uplinks.aws.transport import await_crt
-
     signed = await await_crt(crt_auth.aws_sign_request(request, config))
     return [(str(k), str(v)) for k, v in signed.headers]
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from edge_recorder.config.services.aws import AwsScribeConfig
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.aws import eventstream as es
-from edge_recorder.uplinks.aws.config import AwsScribeConfig
 from edge_recorder.uplinks.aws.protocol import (
     ServiceProfile,
     configuration_event,

@@ -14,11 +14,11 @@ from edge_recorder.support.credentials import read_secret
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.auth import ClientCredentialsProvider, make_ssl_context
 from edge_recorder.uplinks.base import SessionIdentity, UplinkState
+from edge_recorder.uplinks.bundle import Uplinks
 from edge_recorder.uplinks.corti.processing import CortiWorkflow
 from edge_recorder.uplinks.corti.rest import CortiRest
 from edge_recorder.uplinks.corti.tap import CortiTap
 from edge_recorder.uplinks.corti.uploader import CortiUploader
-from edge_recorder.uplinks.registry import Uplinks
 
 log = get_logger(__name__)
 

@@ -11,13 +11,12 @@ import asyncio
 import time
 
 from edge_recorder.config.model import Config
-from edge_recorder.support.checks import CheckResult, register_probe
+from edge_recorder.support.checks import CheckResult
 from edge_recorder.uplinks.base import UplinkError
+from edge_recorder.uplinks.corti.factory import rest_client, token_provider
 
 
 async def probe_corti_async(config: Config) -> list[CheckResult]:
-    from edge_recorder.uplinks.corti.factory import rest_client, token_provider
-
     corti = config.corti
     if config.uplink.service != "corti" and not corti.tenant:
         return [CheckResult("corti", "info", "not configured (uplink.service is not corti)")]
@@ -57,6 +56,3 @@ async def probe_corti_async(config: Config) -> list[CheckResult]:
 
 def probe_corti(config: Config) -> list[CheckResult]:
     return asyncio.run(probe_corti_async(config))
-
-
-register_probe("corti", probe_corti)

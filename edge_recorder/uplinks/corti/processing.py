@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from edge_recorder.config.services.corti import CortiConfig
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import (
     DataFormat,
@@ -26,7 +27,6 @@ from edge_recorder.uplinks.base import (
     UplinkError,
     UplinkState,
 )
-from edge_recorder.uplinks.corti.config import CortiConfig
 from edge_recorder.uplinks.corti.rest import CortiRest, Transcript
 from edge_recorder.uplinks.corti.state import Encounter
 from edge_recorder.uplinks.corti.uploader import lost_interaction

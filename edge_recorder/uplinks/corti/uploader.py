@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
+from edge_recorder.config.services.corti import CortiConfig
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import (
     ChunkReader,
@@ -25,7 +26,6 @@ from edge_recorder.uplinks.base import (
     UplinkState,
 )
 from edge_recorder.uplinks.corti import flac
-from edge_recorder.uplinks.corti.config import CortiConfig
 from edge_recorder.uplinks.corti.parts import Part, UploadPlan, plan_flac, plan_pcm, wav_header
 from edge_recorder.uplinks.corti.rest import UPLOAD_PIECE, CortiRest
 from edge_recorder.uplinks.corti.state import Encounter

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from edge_recorder.config.services.dice import DiceConfig
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.auth import TokenProvider, call_with_token
 from edge_recorder.uplinks.base import (
@@ -42,7 +43,6 @@ from edge_recorder.uplinks.base import (
     kind_for_http_status,
 )
 from edge_recorder.uplinks.dice import messages as m
-from edge_recorder.uplinks.dice.config import DiceConfig
 from edge_recorder.uplinks.dice.notes import NoteWriter
 from edge_recorder.uplinks.dice.stream import DiceStream
 

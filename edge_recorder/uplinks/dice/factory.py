@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from edge_recorder.config.model import Config
+from edge_recorder.spool.crypto import load_key
 from edge_recorder.support.credentials import read_secret
 from edge_recorder.uplinks.auth import make_ssl_context
 from edge_recorder.uplinks.base import SessionIdentity, UplinkState
+from edge_recorder.uplinks.bundle import Uplinks
 from edge_recorder.uplinks.dice.client import DiceClient
 from edge_recorder.uplinks.dice.notes import NoteWriter
 from edge_recorder.uplinks.dice.tokens import PasswordGrantTokens
-from edge_recorder.uplinks.registry import Uplinks
 
 PASSWORD_CREDENTIAL = "dice-password"  # noqa: S105 - a credential name, not a secret
 
@@ -38,8 +39,6 @@ def dice_uplinks(config: Config, state: UplinkState) -> Uplinks:
     )
     notes = None
     if dice.save_notes:
-        from edge_recorder.spool.crypto import load_key
-
         key_file = config.spool.key_file
         notes = NoteWriter(
             config.spool.dir / "notes",

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_recorder.uplinks.dice.config import DiceConfig
+from edge_recorder.config.services.dice import DiceConfig
 
 SEC_TITLES = frozenset(
     {

@@ -22,10 +22,10 @@ from typing import Any
 
 import aiohttp
 
+from edge_recorder.config.services.dice import DiceConfig
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import ErrorKind, UplinkError
 from edge_recorder.uplinks.dice import messages as m
-from edge_recorder.uplinks.dice.config import DiceConfig
 from edge_recorder.uplinks.live import LiveRecordingState, StateReporting
 
 log = get_logger(__name__)

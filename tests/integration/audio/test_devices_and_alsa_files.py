@@ -106,7 +106,7 @@ def test_alsa_snippets_parse_in_real_libasound() -> None:
 
 PROBE = """
 import json, sys
-from edge_recorder.capture.sources import probe_mic
+from edge_recorder.capture.registry import probe_mic
 from edge_recorder.config.loader import build_config
 config = build_config({"audio": {"device": sys.argv[1]}}, environ={})
 print(json.dumps([row.__dict__ for row in probe_mic(config)]))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge_recorder.delivery.state import DeliveryState
-from edge_recorder.uplinks.registry import Uplinks
+from edge_recorder.uplinks.bundle import Uplinks
 from tests.fixtures.corti_emulator import CortiHandle, corti_emulator, make_corti_emulator
 
 __all__ = ["corti_emulator", "make_corti_emulator", "state", "uplinks"]

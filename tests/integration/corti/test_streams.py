@@ -9,8 +9,8 @@ import pytest
 
 from edge_recorder.delivery.state import DeliveryState
 from edge_recorder.uplinks.base import ErrorKind, UplinkError
+from edge_recorder.uplinks.bundle import Uplinks
 from edge_recorder.uplinks.corti.stream import CortiStream, stream_configuration, stream_url
-from edge_recorder.uplinks.registry import Uplinks
 from tests.fixtures.corti_emulator import CortiHandle
 
 RATE = 32000  # 16 kHz pcm16 bytes per second

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edge_recorder.config.services.dice import DiceConfig
 from edge_recorder.uplinks.base import SessionIdentity
+from edge_recorder.uplinks.bundle import MemoryState
 from edge_recorder.uplinks.dice.client import DiceClient
-from edge_recorder.uplinks.dice.config import DiceConfig
 from edge_recorder.uplinks.dice.notes import NoteWriter
 from edge_recorder.uplinks.dice.tokens import PasswordGrantTokens
 from tests.fixtures.dice_emulator import DiceEmulatorHandle, MakeDiceEmulator
@@ -21,23 +22,6 @@ from tests.fixtures.dice_emulator import make_dice_emulator as make_dice_emulato
 
 RATE = 16000
 SECOND = RATE * 2
-
-
-class MemoryState:
-    """`UplinkState` in memory (the engine's DeliveryState persists; here the logic counts)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def put(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-    def drop(self, prefix: str) -> None:
-        for key in [k for k in self.values if k.startswith(prefix)]:
-            del self.values[key]
 
 
 def speechlike(seconds: float, seed: int = 1) -> bytes:

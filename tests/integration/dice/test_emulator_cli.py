@@ -48,8 +48,8 @@ async def test_serve_prints_one_line_and_writes_a_working_device_config(
             device.read_text() + f'\n[spool]\ndir = "{tmp_path / "spool"}"\n'
         )
         config = load_config(tmp_path / "full.toml")
+        from edge_recorder.uplinks.bundle import MemoryState
         from edge_recorder.uplinks.dice.factory import dice_uplinks
-        from tests.integration.dice.conftest import MemoryState
 
         uplinks = dice_uplinks(config, MemoryState())
         try:

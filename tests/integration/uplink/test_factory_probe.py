@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from edge_recorder.uplinks.aas.factory import aas_uplinks
 from edge_recorder.uplinks.aas.grpc_stream import AasGrpcClient
+from edge_recorder.uplinks.aas.probe import probe_aas_async
 from edge_recorder.uplinks.aas.rest import AasRestClient
 from edge_recorder.uplinks.aas.websocket import AasWebSocketClient
 from edge_recorder.uplinks.base import DataFormat, RecordingRef
-from edge_recorder.uplinks.probe import probe_aas_async
-from edge_recorder.uplinks.registry import aas_uplinks
 from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.uplink.conftest import device_config, new_session
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from edge_recorder.uplinks.aas.factory import aas_uplinks
 from edge_recorder.uplinks.base import DataFormat, RecordingRef, UplinkError
-from edge_recorder.uplinks.registry import aas_uplinks
 from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.uplink.conftest import (
     CHUNK_100MS,

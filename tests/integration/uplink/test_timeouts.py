@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from edge_recorder.uplinks.aas.factory import aas_uplinks
 from edge_recorder.uplinks.auth import ClientCredentialsProvider
 from edge_recorder.uplinks.base import DataFormat, ErrorKind, RecordingRef, UplinkError
-from edge_recorder.uplinks.registry import aas_uplinks
 from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.uplink.conftest import device_config, new_session
 

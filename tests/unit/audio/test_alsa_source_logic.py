@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from edge_recorder.audio.frames import AudioFormat, DeviceBack, DeviceLost, EndOfStream, Frames
 from edge_recorder.capture.alsa import AlsaSource, DeviceError
-from edge_recorder.capture.sources import CaptureFormatError
+from edge_recorder.capture.base import CaptureFormatError
 
 FMT = AudioFormat(16000, 1, "S16_LE")
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from edge_recorder.audio.frames import AudioFormat, Frames, Overrun
 from edge_recorder.capture.alsa import AlsaSource, busy_holders
-from edge_recorder.capture.sources import (
+from edge_recorder.capture.base import (
     CaptureFormatError,
     Handoff,
     Pacer,

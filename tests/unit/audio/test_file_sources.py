@@ -11,7 +11,7 @@ import soundfile
 
 from edge_recorder.audio.frames import AudioFormat, EndOfStream, Frames
 from edge_recorder.capture.alsa import AlsaSource
-from edge_recorder.capture.sources import open_source
+from edge_recorder.capture.registry import open_source
 from edge_recorder.capture.synthetic import SyntheticSource
 from edge_recorder.capture.wav import WavSource
 from edge_recorder.config.model import AudioConfig

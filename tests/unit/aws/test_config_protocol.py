@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from edge_recorder.config.loader import ConfigError, build_config
+from edge_recorder.config.services.aws import AwsScribeConfig
 from edge_recorder.uplinks.aws import protocol as p
-from edge_recorder.uplinks.aws.config import AwsScribeConfig
 from edge_recorder.uplinks.aws.factory import aws_uplinks
 from edge_recorder.uplinks.base import ErrorKind
 

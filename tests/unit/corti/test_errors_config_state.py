@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from edge_recorder.config.model import Config
+from edge_recorder.config.services.corti import CortiConfig
 from edge_recorder.uplinks.base import ErrorKind
-from edge_recorder.uplinks.corti.config import CortiConfig
 from edge_recorder.uplinks.corti.errors import error_for_response, problem_message
 from edge_recorder.uplinks.corti.parts import UploadPlan
 from edge_recorder.uplinks.corti.state import Encounter

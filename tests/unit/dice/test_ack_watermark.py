@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from edge_recorder.config.services.dice import DiceConfig
 from edge_recorder.uplinks.base import Ack, ErrorKind, UplinkError
 from edge_recorder.uplinks.dice import messages as m
-from edge_recorder.uplinks.dice.config import DiceConfig
 from edge_recorder.uplinks.dice.stream import DiceStream
 
 SECOND = 32000

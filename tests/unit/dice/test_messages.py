@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from edge_recorder.config.services.dice import DiceConfig
 from edge_recorder.uplinks.dice import messages as m
 from edge_recorder.uplinks.dice.client import add_to_summary
-from edge_recorder.uplinks.dice.config import DiceConfig
 
 
 def test_stream_request_carries_the_configured_settings_and_one_track() -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_recorder.config.model import AasConfig
+from edge_recorder.config.services.aas import AasConfig
 from edge_recorder.uplinks.aas.grpc_stream import error_from_status
 from edge_recorder.uplinks.aas.rest import chunk_metadata, error_from_response
 from edge_recorder.uplinks.auth import _lifetime, _refresh_at, is_rejected_token

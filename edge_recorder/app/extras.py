@@ -10,10 +10,13 @@ Only finds modules, never imports them: importing onnxruntime alone costs ~30 MB
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from edge_recorder.config.loader import ConfigError, load_config
 from edge_recorder.config.model import Config
+from edge_recorder.uplinks.registry import SERVICES
 
 #: `pyproject.toml` extra -> the top-level modules it provides (a test keeps the two in step).
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
@@ -36,8 +39,9 @@ def needed_extras(config: Config) -> list[NeededExtra]:
     needed: list[NeededExtra] = []
     if config.vad.engine == "silero" and config.vad.silero_backend == "onnxruntime":
         needed.append(NeededExtra("vad.silero_backend", "onnxruntime", "onnx"))
-    if config.uplink.service.startswith("aws-"):
-        needed.append(NeededExtra("uplink.service", config.uplink.service, "aws"))
+    extra = SERVICES[config.uplink.service].extra
+    if extra is not None:
+        needed.append(NeededExtra("uplink.service", config.uplink.service, extra))
     return needed
 
 
@@ -57,3 +61,14 @@ def missing_extra_lines(
                 f"extra-{need.extra}.txt lock export)"
             )
     return lines
+
+
+def load_usable_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """`load_config`, then refuse a config whose features need an optional extra that is not
+    installed (the daemon, `check` and `record` run the configured features; `ctl` and `spool`
+    only read the config, so they use `load_config`)."""
+    config = load_config(path, environ)
+    lines = missing_extra_lines(config)
+    if lines:
+        raise ConfigError(lines, str(path) if path else "(defaults)")
+    return config

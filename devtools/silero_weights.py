@@ -6,7 +6,7 @@ arrays instead. This script is developer tooling only: it needs the `onnx` packa
 NOT a runtime (or test) dependency:
 
     .venv/bin/pip install onnx
-    .venv/bin/python edge_recorder/audio/models/extract_weights.py
+    .venv/bin/python devtools/silero_weights.py
 
 It checks that the graph is the one the numpy engine implements (op sequence, conv
 attributes, padding, LSTM settings) and refuses to write anything if it is not, so a model
@@ -107,7 +107,7 @@ def extract(source: Path) -> dict[str, np.ndarray]:
         "silero_vad_version": SILERO_VERSION,
         "onnx_opset": int(model.opset_import[0].version),
         "lstm_gate_order": "iofc",
-        "generator": "edge_recorder/audio/models/extract_weights.py",
+        "generator": "devtools/silero_weights.py",
     }
     arrays = {
         "stft_basis": init["stft.forward_basis_buffer"][:, 0, :],  # (258, 256): 129 re, 129 im

@@ -17,20 +17,15 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 
 from edge_recorder.audio.frames import (
     AudioFormat,
-    AudioSource,
     Frames,
     Overrun,
     SampleFormat,
     SourceEvent,
 )
-from edge_recorder.support.checks import CheckResult, register_probe
-
-if TYPE_CHECKING:
-    from edge_recorder.config.model import AudioConfig, Config
 
 CAPTURE_RATES = (8000, 48000)  # inclusive bounds for live capture
 CAPTURE_CHANNELS = (1, 8)
@@ -254,63 +249,3 @@ class Pacer:
             return False
         self._stopped.wait(wait)
         return not self._stopped.is_set()
-
-
-def open_source(audio: AudioConfig) -> AudioSource:
-    """The capture source the config asks for (not started yet).
-
-    Raises CaptureFormatError for a format that cannot be captured, and OSError (or a
-    soundfile error) for an unreadable WAV file, before any thread starts.
-    """
-    if audio.source == "wav":
-        from edge_recorder.capture.wav import WavSource
-
-        if audio.wav_path is None:
-            raise CaptureFormatError("audio.wav_path is required for audio.source = 'wav'")
-        return WavSource(audio.wav_path, speed=audio.speed, period_ms=audio.period_ms)
-    if audio.source == "synthetic":
-        from edge_recorder.capture.synthetic import SyntheticSource
-
-        fmt = validate_capture_format(audio.format, audio.rate, audio.channels)
-        return SyntheticSource(fmt, speed=audio.speed, period_ms=audio.period_ms)
-    from edge_recorder.capture.alsa import AlsaSource
-
-    return AlsaSource.from_config(audio)
-
-
-def probe_mic(config: Config) -> list[CheckResult]:
-    """`check --probe` row: open the configured mic and capture ~0.5 s, or say why not."""
-    import numpy as np
-
-    from edge_recorder.audio.frames import DeviceLost
-
-    audio = config.audio
-    if audio.source != "alsa":
-        return [CheckResult("mic", "info", f"source = {audio.source}: no microphone to probe")]
-    try:
-        source = open_source(audio)
-    except CaptureFormatError as exc:
-        return [CheckResult("mic", "fail", str(exc))]
-    wanted = source.format.rate // 2
-    got: list[Frames] = []
-    deadline = time.monotonic() + 3.0
-    source.start()
-    try:
-        while sum(f.count for f in got) < wanted and time.monotonic() < deadline:
-            item = source.read(timeout=0.2)
-            if isinstance(item, DeviceLost):
-                return [CheckResult("mic", "fail", item.message)]
-            if isinstance(item, Frames):
-                got.append(item)
-    finally:
-        source.stop()
-    if not got:
-        return [CheckResult("mic", "fail", f"{audio.device} opened but delivered no audio")]
-    samples = np.concatenate([f.as_float32() for f in got])[:wanted]  # whole periods: trim
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    level = f"{20 * np.log10(rms):.1f} dBFS" if rms > 0 else "digital silence (muted?)"
-    status: Literal["ok", "warn"] = "ok" if rms > 0 else "warn"
-    return [CheckResult("mic", status, f"{audio.device}: {len(samples)} frames, level {level}")]
-
-
-register_probe("mic", probe_mic)

@@ -1,0 +1,88 @@
+"""The AAS sections: `[auth]` (how the device gets its bearer token) and `[aas]` (endpoints
+and the partner identity the service expects)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from edge_recorder.config.base import (
+    PositiveSeconds,
+    Seconds,
+    Section,
+    host_of,
+    is_loopback_host,
+)
+
+
+class AuthConfig(Section):
+    """How the device gets its bearer token. The secret itself lives in a file or credential."""
+
+    mode: Literal["client_credentials", "static_token"] = Field(
+        "client_credentials", description="OAuth2 client credentials, or a token file (dev)."
+    )
+    token_url: str | None = Field(None, description="OAuth2 token endpoint (https).")
+    client_id: str = Field("", description="OAuth2 client id (not a secret).")
+    client_secret_file: Path | None = Field(
+        None,
+        description="File holding the client secret; default: systemd credential "
+        "'aas-client-secret'.",
+    )
+    scope: str | None = Field(None, description="OAuth2 scope to request.")
+    audience: str | None = Field(None, description="Audience/resource to request.")
+    token_file: Path | None = Field(None, description="Static bearer token file (static_token).")
+    refresh_margin_s: Seconds = Field(60.0, description="Refresh this long before expiry.")
+    ca_file: Path | None = Field(None, description="CA bundle for the token endpoint.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuthConfig:
+        url = self.token_url
+        if url and not url.startswith("https://") and not is_loopback_host(host_of(url)):
+            raise ValueError("auth.token_url must use https:// outside loopback")
+        return self
+
+
+class AasConfig(Section):
+    """Ambient audio streaming service endpoints and the partner identity it expects."""
+
+    grpc_target: str = Field("", description="gRPC target host:port.")
+    rest_url: str = Field("", description="REST base URL.")
+    ws_url: str = Field("", description="WebSocket base URL (wss://host).")
+    tls: bool = Field(True, description="Use TLS (required outside loopback).")
+    ca_file: Path | None = Field(None, description="CA bundle for the service.")
+    client_cert_file: Path | None = Field(None, description="Client certificate (mTLS).")
+    client_key_file: Path | None = Field(None, description="Client private key (mTLS).")
+    customer_id: UUID | None = Field(None, description="Customer (organisation) UUID.")
+    partner_id: UUID | None = Field(None, description="Partner UUID.")
+    product_id: UUID | None = Field(None, description="Product UUID.")
+    ehr_instance_id: str | None = Field(None, description="EHR instance id, when several.")
+    external_user_id: str | None = Field(
+        None, description="Practitioner id sent as external-user-id with S2S tokens."
+    )
+    user_guid: str | None = Field(None, description="Practitioner GUID (alternative to above).")
+    locale: str = Field("en-US", description="Recording and report locale.")
+    actions: list[str] = Field(
+        default_factory=lambda: ["generate-draft"], description="Processing actions."
+    )
+    max_duration_s: PositiveSeconds = Field(
+        5400.0, description="Fallback maximum encounter length when the service is unreachable."
+    )
+    warn_before_s: Seconds = Field(300.0, description="Fallback warning lead before the maximum.")
+    rest_api_version: str = Field("2025-07-15", description="REST audio api-version.")
+    sessions_api_version: str = Field("2", description="Partner API version (ambient-sessions).")
+
+    @model_validator(mode="after")
+    def _tls_outside_loopback(self) -> AasConfig:
+        if not self.tls:
+            for key in ("grpc_target", "rest_url", "ws_url"):
+                value = getattr(self, key)
+                if value and not is_loopback_host(host_of(value)):
+                    raise ValueError(f"aas.tls = false is only allowed for loopback ({key})")
+        for key in ("rest_url", "ws_url"):
+            value = getattr(self, key)
+            if value and "://" not in value:
+                raise ValueError(f"aas.{key} must be a URL with a scheme")
+        return self

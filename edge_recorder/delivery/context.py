@@ -1,0 +1,204 @@
+"""What the delivery tasks (live, backlog, tap) share: the context and two wait helpers.
+
+Only touched from the event loop thread. The engine (`engine.py`) builds one `DeliveryContext`
+and runs the tasks over it; each task module imports this one, never the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from edge_recorder.config.model import Config
+from edge_recorder.delivery.policy import (
+    DEFAULT_MAX_CHUNK_BYTES,
+    Action,
+    Decision,
+    Phase,
+    backoff_s,
+    decide,
+)
+from edge_recorder.delivery.state import DeliveryState
+from edge_recorder.spool import Spool
+from edge_recorder.status import ErrorInfo
+from edge_recorder.support.logs import get_logger
+from edge_recorder.uplinks.base import (
+    ErrorKind,
+    LiveStreamer,
+    ServiceConfiguration,
+    SessionIdentity,
+    UplinkError,
+)
+from edge_recorder.uplinks.bundle import Uplinks
+
+log = get_logger(__name__)
+
+CONFIG_REFRESH_S = 3600.0  # RetrieveConfiguration is re-read this often while online
+REDIAL_AFTER = 2  # consecutive live-transport failures before a fresh connection
+_LINK_KINDS = (ErrorKind.UNAVAILABLE, ErrorKind.SERVER, ErrorKind.PROTOCOL)
+IDLE_POLL_S = 2.0  # upper bound on any idle wait, so `spool retry` requests are seen soon
+
+
+@dataclass
+class DeliveryContext:
+    """State the live and backlog tasks share; only touched from the event loop thread."""
+
+    config: Config
+    spool: Spool
+    uplinks: Uplinks
+    clock: Callable[[], float]
+    state: DeliveryState
+    rand: Callable[[], float] = random.random
+    claimed: set[str] = field(default_factory=set)  # recordings a task is working on
+    ehr_contexts: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # by encounter
+    resync: set[str] = field(default_factory=set)  # reopen these at offset 0 (offsets disagree)
+    rest_sessions: set[str] = field(default_factory=set)  # PUT /ambient-sessions done
+    live_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    backlog_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    live_quiet: asyncio.Event = field(default_factory=asyncio.Event)  # live needs no bandwidth
+    tap_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    tapped: set[str] = field(default_factory=set)  # recordings the live tap has streamed from
+    tap_active: set[str] = field(default_factory=set)  # the live tap is streaming these now
+    online: bool = False
+    refusing: bool = False
+    last_delivery_at: datetime | None = None
+    last_error: ErrorInfo | None = None
+    processing_refs: tuple[tuple[str, str], ...] = ()
+    service: ServiceConfiguration | None = None
+    service_at: float | None = None
+    link_failures: int = 0  # consecutive transport failures on the live connection
+    redial: bool = False  # drop the live connection before the next call
+
+    def __post_init__(self) -> None:
+        self.live_quiet.set()
+
+    # ---- identity and sizes ----------------------------------------------------------------
+    def identity(self, correlation_id: str) -> SessionIdentity:
+        """The service's identity for an encounter: the configured one, with the practitioner
+        and EHR instance of the encounter's start context when it came with one (kept sealed
+        in the spool, so a restart or a long outage does not lose it)."""
+        base = self.uplinks.identity(correlation_id)
+        if correlation_id not in self.ehr_contexts:
+            self.ehr_contexts[correlation_id] = self.spool.encounter_context(correlation_id)
+        ehr = self.ehr_contexts[correlation_id]
+        if not ehr:
+            return base
+        return replace(
+            base,
+            external_user_id=str(ehr.get("external_user_id") or "") or base.external_user_id,
+            ehr_instance_id=str(ehr.get("ehr_instance_id") or "") or base.ehr_instance_id,
+        )
+
+    @property
+    def max_chunk(self) -> int:
+        limit = self.service.max_chunk_bytes if self.service else None
+        return min(limit or DEFAULT_MAX_CHUNK_BYTES, 1024 * 1024)
+
+    async def refresh_service_config(self, correlation_id: str, force: bool = False) -> None:
+        """RetrieveConfiguration when stale (or forced): also the "are we online?" probe."""
+        now = time.monotonic()
+        fresh = self.service_at is not None and now - self.service_at < CONFIG_REFRESH_S
+        if fresh and not force:
+            return
+        live = await self.live_transport()
+        self.service = await live.retrieve_configuration(self.identity(correlation_id))
+        self.service_at = now
+        self.succeeded()
+
+    async def live_transport(self) -> LiveStreamer:
+        """The live streamer, on a fresh connection after repeated transport failures: a
+        connection that survived a dead spell can be unusable yet never closed (seen with a
+        black-holed TCP link that came back), and only a new one recovers."""
+        if self.redial:
+            self.redial = False
+            log.info("dropping the live connection; the next call dials a new one")
+            await self.uplinks.live.aclose()
+        return self.uplinks.live
+
+    # ---- outcome book-keeping --------------------------------------------------------------
+    def succeeded(self, delivered: bool = False, live_link: bool = True) -> None:
+        """A call worked; only one on the live connection proves that connection healthy (a
+        REST upload between failing gRPC calls must not stop the redial count)."""
+        self.online, self.refusing = True, False
+        if live_link:
+            self.link_failures = 0
+        if delivered:
+            self.last_delivery_at = datetime.now(UTC)
+
+    def failed(self, error: UplinkError, decision: Decision, **where: Any) -> None:
+        if error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.AUTH, ErrorKind.FORBIDDEN):
+            self.online = False
+        if error.transport in ("grpc", "websocket", "http2") and error.kind in _LINK_KINDS:
+            self.link_failures += 1
+            if self.link_failures >= REDIAL_AFTER:
+                self.redial, self.link_failures = True, 0
+        self.refusing = decision.refusing
+        self.last_error = ErrorInfo(
+            code=f"delivery_{error.kind.value}", message=decision.reason[:300], at=datetime.now(UTC)
+        )
+        level = log.warning if decision.alert else log.info
+        level("delivery failed", action=decision.action.value, reason=decision.reason, **where)
+
+    def quarantine(self, recording_id: str, reason: str) -> None:
+        self.spool.quarantine(recording_id, reason)
+        self.last_error = ErrorInfo(
+            code="delivery_quarantined", message=reason[:300], at=datetime.now(UTC)
+        )
+
+    def backoff(self, attempts: int, error: UplinkError, decision: Decision) -> float:
+        up = self.config.uplink
+        initial = up.retry_max_s if decision.refusing else up.retry_initial_s
+        return backoff_s(
+            attempts, initial, up.retry_max_s, retry_after_s=error.retry_after_s, rand=self.rand
+        )
+
+    def apply(self, recording_id: str, error: UplinkError, phase: Phase) -> float | None:
+        """Act on a failed attempt at a recording; returns the back-off delay, or None when
+        the next attempt may start at once (switched path or resync)."""
+        decision = decide(error, phase)
+        self.failed(error, decision, recording_id=recording_id, phase=phase)
+        if decision.action is Action.QUARANTINE:
+            self.quarantine(recording_id, decision.reason)
+            return None
+        if decision.action is Action.STORE_FORWARD and (
+            phase == "resume" or recording_id not in self.resync
+        ):
+            self.spool.reset_confirmed(recording_id)
+            self.resync.add(recording_id)  # a live (open) recording is restarted from byte 0
+            if phase == "resume":
+                self.state.clear_live(recording_id)  # a closed one goes through REST
+            return None
+        if decision.action is Action.RESYNC and recording_id not in self.resync:
+            self.resync.add(recording_id)
+            return None
+        attempts = self.spool.recording(recording_id).attempts + 1
+        delay = self.backoff(attempts, error, decision)
+        self.spool.note_failure(recording_id, decision.reason, self.clock() + delay)
+        return delay
+
+    def wake(self) -> None:
+        self.live_wake.set()
+        self.backlog_wake.set()
+        self.tap_wake.set()
+
+
+def raise_if_cancelling() -> None:
+    """Honour a cancellation some library swallowed (Python 3.11's `asyncio.wait_for` returns
+    the result when it completes together with a cancel): the engine must stop when told."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait for `event` (then clear it) or `timeout_s`, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(timeout_s, 0.0)):
+            await event.wait()
+    event.clear()

@@ -1,0 +1,38 @@
+"""Uplinks for `uplink.service = "aas"`: gRPC (or WebSocket) live, REST store-and-forward."""
+
+from __future__ import annotations
+
+from edge_recorder.config.model import Config
+from edge_recorder.uplinks.aas.grpc_stream import AasGrpcClient
+from edge_recorder.uplinks.aas.rest import AasRestClient
+from edge_recorder.uplinks.aas.websocket import AasWebSocketClient
+from edge_recorder.uplinks.auth import TokenProvider, token_provider_from_config
+from edge_recorder.uplinks.base import LiveStreamer, SessionIdentity, UplinkState
+from edge_recorder.uplinks.bundle import Uplinks
+
+
+def live_streamer(config: Config, tokens: TokenProvider) -> LiveStreamer:
+    """The live transport `uplink.live_transport` names (gRPC by default)."""
+    if config.uplink.live_transport == "websocket":
+        return AasWebSocketClient.from_config(config, tokens)
+    return AasGrpcClient.from_config(config, tokens)
+
+
+def aas_uplinks(config: Config, state: UplinkState | None = None) -> Uplinks:
+    """Token provider, live streamer and REST uploader for `config` (no I/O until used).
+
+    Raises ValueError with the offending key when the config lacks what a transport needs.
+    """
+    tokens = token_provider_from_config(config.auth, timeout_s=config.uplink.connect_timeout_s)
+
+    def identity(correlation_id: str) -> SessionIdentity:
+        return SessionIdentity.from_config(config.aas, correlation_id)
+
+    return Uplinks(
+        service="aas",
+        live=live_streamer(config, tokens),
+        store_forward=AasRestClient.from_config(config, tokens),
+        identity=identity,
+        check_auth=tokens.token,
+        tokens=tokens,
+    )

@@ -1,0 +1,50 @@
+"""The plug-in registries are the one list of services and capture sources: the config's
+choices, the extras, the emulators and the reload rule all agree with them."""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from pathlib import Path
+from typing import get_args
+
+from edge_recorder.capture.registry import SOURCES
+from edge_recorder.config.model import AudioConfig, UplinkConfig
+from edge_recorder.uplinks.registry import DELIVERY_SECTIONS, SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_uplink_service_choices_are_the_registry() -> None:
+    assert set(get_args(UplinkConfig.model_fields["service"].annotation)) == set(SERVICES)
+
+
+def test_capture_source_choices_are_the_registry() -> None:
+    assert set(get_args(AudioConfig.model_fields["source"].annotation)) == set(SOURCES)
+
+
+def test_each_service_names_a_real_extra_and_emulator() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for name, spec in SERVICES.items():
+        assert spec.extra is None or spec.extra in extras, name
+        assert importlib.util.find_spec(f"devtools.emulators.{spec.emulator}"), name
+        assert "uplink" in spec.config_sections, name
+
+
+def test_every_service_section_restarts_delivery_on_reload() -> None:
+    assert {"uplink", "auth", "aas", "corti", "dice", "aws"} == DELIVERY_SECTIONS
+
+
+def test_the_aws_libraries_load_only_when_aws_is_configured() -> None:
+    """The registry must import without the `aws` extra: a device without it still runs AAS."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edge_recorder.uplinks.registry, edge_recorder.app.daemon;"
+        "print(sorted(m for m in ('awscrt', 'botocore', 'onnxruntime') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
