@@ -19,8 +19,8 @@ from edge_recorder.config.model import Config
 from edge_recorder.fleet import payloads
 from edge_recorder.fleet.reporter import FleetReporter
 from edge_recorder.fleet.sysinfo import SystemInfo
-from tests.fixtures.mosquitto import Collector, Mosquitto, free_port
 from tests.integration.fleet.fakes import FakeDaemon, FakeSystem
+from tests.support.mosquitto import Collector, Mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX, DEVICE = "bench", "exam-1"

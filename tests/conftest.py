@@ -18,7 +18,7 @@ settings.register_profile(
 )
 settings.load_profile("edge-recorder")
 
-pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.mosquitto"]
+pytest_plugins = ["tests.support.emulator", "tests.support.mosquitto"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

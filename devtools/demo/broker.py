@@ -2,7 +2,7 @@
 
 One process in the foreground, its config and log in a work directory, a free port, and a
 wait with a deadline until it accepts connections (never a fixed sleep). Subclasses add
-config lines (TLS, password files: see tests/fixtures/mosquitto.py).
+config lines (TLS, password files: see tests/support/mosquitto.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pure rules of the delivery engine: how long to back off, what an error means, message sizes.
 
-No I/O and no clock here, so every rule is tested directly (tests/unit/test_delivery_policy.py).
+No I/O and no clock here, so every rule is tested directly (tests/unit/delivery/test_policy.py).
 The engine asks `decide(error, phase)` and does what the `Decision` says; the uplinks already
 turned every transport failure into an `UplinkError` with a `kind`, and already refreshed the
 token once after a 401 (so an AUTH error reaching the engine means the refresh did not help).

@@ -49,7 +49,6 @@ from edge_recorder.audio.vad import make_engine
 from edge_recorder.capture.wav import WavSource
 from edge_recorder.config.loader import load_config
 from edge_recorder.spool import Spool
-from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.daemon.conftest import (
     SENTENCE,
     DaemonProcess,
@@ -57,6 +56,7 @@ from tests.integration.daemon.conftest import (
     write_config,
 )
 from tests.integration.systemd.conftest import NotifySocket
+from tests.support.emulator import EmulatorHandle
 
 SPEED = 8.0
 _OPENED = re.compile(r'msg="recording audio opened" recording_id=(?P<id>\S+) seq=(?P<seq>\d+)')

@@ -29,7 +29,7 @@ from typing import Any
 from devtools.emulators.aas.app import Emulator
 from devtools.emulators.aas.settings import EmulatorSettings
 from tests.chaos.daemon_rig import DaemonRig, make_speech_wav, make_speech_wav16
-from tests.fixtures.emulator import EmulatorHandle
+from tests.support.emulator import EmulatorHandle
 
 NETWORK = ("cut", "reset", "blackhole")
 FAILS = ("grpc:500", "grpc:429", "grpc:401", "rest:500", "rest:429", "rest:401")

@@ -27,7 +27,7 @@ from edge_recorder.delivery.engine import DeliveryEngine
 from edge_recorder.spool import RecordingWriter, Spool, UnknownRecording
 from edge_recorder.uplinks.aas.factory import aas_uplinks
 from edge_recorder.uplinks.bundle import Uplinks
-from tests.fixtures.emulator import EmulatorHandle
+from tests.support.emulator import EmulatorHandle
 
 CHUNK = 3200  # 100 ms of 16 kHz mono PCM16
 RATE = 16000

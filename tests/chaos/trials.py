@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from devtools.emulators.aas.app import Emulator
 from devtools.emulators.aas.settings import EmulatorSettings
 from tests.chaos.rig import Recording, Rig
-from tests.fixtures.emulator import EmulatorHandle
+from tests.support.emulator import EmulatorHandle
 
 FAULTS = (
     "cut",

@@ -15,8 +15,8 @@ from devtools.faultproxy import Direction, FaultProxy
 from edge_recorder.uplinks.aas.factory import aas_uplinks
 from edge_recorder.uplinks.base import ErrorKind, LiveStreamer, SessionIdentity, UplinkError
 from tests.chaos.rig import device_config
-from tests.fixtures.emulator import EmulatorHandle
-from tests.helpers import async_poll_until
+from tests.support.emulator import EmulatorHandle
+from tests.support.helpers import async_poll_until
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -4,7 +4,7 @@ Why: onnxruntime costs the daemon ~29 MB of peak RSS (goal: 120 MB in all) to ru
 of ~310k parameters. This module runs the same graph as `silero_vad_16k_sequence.onnx`, from
 its weights extracted to `silero_vad_16k.npz` by `devtools/silero_weights.py` (which
 checks the graph is the one implemented here), and matches onnxruntime within float32
-rounding (tests/unit/test_silero_numpy.py).
+rounding (tests/unit/audio/test_silero_numpy.py).
 
 The graph, per 576-sample input (the 512-sample window prefixed with 64 samples of context):
 reflect-pad 128 each side; STFT as a conv with a Hann-windowed DFT basis (256 taps, hop 128),

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-ALSA_CONF = ROOT / "tests" / "fixtures" / "alsa" / "fakemic.conf"
-SHIM_SOURCE = ROOT / "tests" / "fixtures" / "alsa_shim" / "alsa_fault_shim.c"
+ALSA_CONF = ROOT / "tests" / "support" / "alsa" / "fakemic.conf"
+SHIM_SOURCE = ROOT / "tests" / "support" / "alsa_shim" / "alsa_fault_shim.c"
 CHILD = Path(__file__).with_name("capture_child.py")
 SYSTEM_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
 

@@ -13,7 +13,7 @@ import numpy as np
 from tests.conftest import RunCli
 from tests.integration.audio.conftest import ROOT, SYSTEM_ALSA_CONF, alsa_env
 
-FAKE_PROC = ROOT / "tests" / "fixtures" / "alsa" / "proc"
+FAKE_PROC = ROOT / "tests" / "support" / "alsa" / "proc"
 
 
 def test_devices_runs_without_a_sound_card_and_says_so(run_cli: RunCli) -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[3]
-ALSA_CONF = ROOT / "tests" / "fixtures" / "alsa" / "fakemic.conf"
-SHIM_SOURCE = ROOT / "tests" / "fixtures" / "alsa_shim" / "alsa_fault_shim.c"
+ALSA_CONF = ROOT / "tests" / "support" / "alsa" / "fakemic.conf"
+SHIM_SOURCE = ROOT / "tests" / "support" / "alsa_shim" / "alsa_fault_shim.c"
 SYSTEM_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
 RATE = 16000
 PERIOD_FRAMES = 320  # audio.period_ms = 20 at 16 kHz: one snd_pcm_readi

@@ -25,9 +25,9 @@ import tomli_w
 
 from devtools.demo.verdict import reencode
 from edge_recorder.config.loader import load_config
-from tests.fixtures.emulator import EmulatorHandle
-from tests.helpers import wait_for
 from tests.integration.systemd.conftest import NotifySocket
+from tests.support.emulator import EmulatorHandle
+from tests.support.helpers import wait_for
 
 SPEED = 8.0  # the WAV plays 8x faster than real time
 SENTENCE = "The patient reports a mild headache since Tuesday, no fever, and sleeps well."

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from devtools.faultproxy import FaultProxy
-from tests.fixtures.aws_emulator import ACCESS_KEY, SECRET_KEY, AwsEmulatorHandle
-from tests.fixtures.aws_emulator import aws_emulator as aws_emulator  # fixture by name
 from tests.integration.daemon.conftest import (
     StartDaemon,
     assert_pieces_tile,
@@ -29,6 +27,8 @@ from tests.integration.daemon.conftest import (
     wait_for,
     write_config,
 )
+from tests.support.aws_emulator import ACCESS_KEY, SECRET_KEY, AwsEmulatorHandle
+from tests.support.aws_emulator import aws_emulator as aws_emulator  # fixture by name
 
 BYTES_PER_S = 32000  # 16 kHz PCM16 mono
 _OPENED = re.compile(

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from devtools.faultproxy import FaultProxy
-from tests.fixtures.corti_emulator import CortiHandle, corti_emulator, make_corti_emulator
 from tests.integration.daemon.conftest import (
     StartDaemon,
     closed_recordings,
@@ -18,6 +17,7 @@ from tests.integration.daemon.conftest import (
     wait_for,
     write_config,
 )
+from tests.support.corti_emulator import CortiHandle, corti_emulator, make_corti_emulator
 
 __all__ = ["corti_emulator", "make_corti_emulator"]
 

@@ -18,9 +18,6 @@ from typing import Any
 from devtools.faultproxy import FaultProxy
 from edge_recorder.spool.crypto import load_key
 from edge_recorder.uplinks.dice.notes import read_note
-from tests.fixtures.dice_emulator import DiceEmulatorHandle
-from tests.fixtures.dice_emulator import dice_emulator as dice_emulator  # fixture by name
-from tests.fixtures.dice_emulator import make_dice_emulator as make_dice_emulator
 from tests.integration.daemon.conftest import (
     StartDaemon,
     assert_pieces_tile,
@@ -31,6 +28,9 @@ from tests.integration.daemon.conftest import (
     wait_for,
     write_config,
 )
+from tests.support.dice_emulator import DiceEmulatorHandle
+from tests.support.dice_emulator import dice_emulator as dice_emulator  # fixture by name
+from tests.support.dice_emulator import make_dice_emulator as make_dice_emulator
 
 BYTES_PER_S = 32000  # 16 kHz PCM16 mono
 _OPENED = re.compile(

@@ -13,7 +13,6 @@ import pytest
 import soundfile
 
 from edge_recorder.panel.patterns import PATTERNS
-from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.daemon.conftest import (
     StartDaemon,
     closed_recordings,
@@ -23,6 +22,7 @@ from tests.integration.daemon.conftest import (
     wait_for,
     write_config,
 )
+from tests.support.emulator import EmulatorHandle
 
 
 async def delivered(emu: EmulatorHandle, cid: str, count: int) -> dict[str, Any] | None:

@@ -17,8 +17,6 @@ import pytest
 import soundfile
 
 from tests.conftest import RunCli
-from tests.fixtures.emulator import EmulatorHandle
-from tests.fixtures.mosquitto import free_port
 from tests.integration.daemon.conftest import (
     DaemonProcess,
     StartDaemon,
@@ -28,6 +26,8 @@ from tests.integration.daemon.conftest import (
     wait_for,
     write_config,
 )
+from tests.support.emulator import EmulatorHandle
+from tests.support.mosquitto import free_port
 
 
 def offline(tree: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import pytest
 from edge_recorder.audio.frames import AudioFormat, Frames
 from edge_recorder.audio.pipeline import Pipeline
 from edge_recorder.config.loader import load_config
-from tests.fixtures.emulator import EmulatorHandle
 from tests.integration.daemon.alsa_feed import (
     FRAME_BYTES,
     PERIOD_FRAMES,
@@ -36,6 +35,7 @@ from tests.integration.daemon.conftest import (
     wait_for,
     write_config,
 )
+from tests.support.emulator import EmulatorHandle
 
 BACKOFF_S = 0.5  # AlsaSource's first re-open delay; audio.reopen_backoff_max_s caps it here
 

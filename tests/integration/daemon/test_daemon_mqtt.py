@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.mosquitto import Collector, Mosquitto, Received
 from tests.integration.daemon.conftest import StartDaemon, daemon_config, write_config
+from tests.support.mosquitto import Collector, Mosquitto, Received
 
 
 async def test_mqtt_presence_status_events_and_commands(

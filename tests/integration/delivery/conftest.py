@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.chaos.rig import Rig
-from tests.fixtures.emulator import EmulatorHandle, MakeEmulator
+from tests.support.emulator import EmulatorHandle, MakeEmulator
 
 MakeRig = Callable[..., Awaitable[Rig]]
 

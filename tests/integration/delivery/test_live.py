@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.chaos.rig import Rig
-from tests.helpers import async_poll_until
+from tests.support.helpers import async_poll_until
 
 
 async def _finish(rig: Rig, timeout_s: float = 30.0) -> None:

@@ -7,8 +7,8 @@ import uuid
 import aiohttp
 
 from tests.chaos.rig import CHUNK, Rig
-from tests.helpers import async_poll_until
 from tests.integration.delivery.conftest import MakeRig
+from tests.support.helpers import async_poll_until
 
 
 async def _finish(rig: Rig, timeout_s: float = 30.0) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2 as pb
 from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2_grpc as pb_grpc
-from tests.fixtures.emulator import (
+from tests.support.emulator import (
     CUSTOMER_ID,
     EXTERNAL_USER_ID,
     PARTNER_ID,

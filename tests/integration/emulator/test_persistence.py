@@ -8,14 +8,14 @@ import wave
 import grpc
 
 from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2_grpc as pb_grpc
-from tests.fixtures.emulator import sha256
-from tests.helpers import wait_for
 from tests.integration.emulator.conftest import (
     chunk_request,
     close_request,
     grpc_metadata,
     open_request,
 )
+from tests.support.emulator import sha256
+from tests.support.helpers import wait_for
 
 AUDIO = b"\x10\x00\x20\x00" * 2000
 

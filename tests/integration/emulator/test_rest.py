@@ -6,7 +6,6 @@ import wave
 
 import pytest
 
-from tests.fixtures.emulator import CUSTOMER_ID, PRODUCT_ID
 from tests.integration.emulator.conftest import (
     AUDIO_QS,
     chunk_form,
@@ -14,6 +13,7 @@ from tests.integration.emulator.conftest import (
     finalize_body,
     rest_headers,
 )
+from tests.support.emulator import CUSTOMER_ID, PRODUCT_ID
 
 FINALIZE = "/audio/finalizeUpload" + AUDIO_QS
 STORE = "/audio/storeChunk" + AUDIO_QS

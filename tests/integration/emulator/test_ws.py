@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from tests.fixtures.emulator import CUSTOMER_ID, PARTNER_ID, PRODUCT_ID, EmulatorHandle
+from tests.support.emulator import CUSTOMER_ID, PARTNER_ID, PRODUCT_ID, EmulatorHandle
 
 AUDIO = bytes(range(256)) * 16  # 4096 bytes
 

@@ -14,9 +14,9 @@ import pytest
 
 from edge_recorder.config.model import Config
 from edge_recorder.fleet.reporter import FleetReporter
-from tests.fixtures.mosquitto import Collector, Mosquitto
 from tests.integration.fleet.checks import validate_published
 from tests.integration.fleet.fakes import FakeDaemon, FakeSystem
+from tests.support.mosquitto import Collector, Mosquitto
 
 PREFIX = "test-fleet"
 DEVICE = "exam-1"

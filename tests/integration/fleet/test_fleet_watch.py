@@ -15,9 +15,9 @@ from edge_recorder.fleet import payloads
 from edge_recorder.fleet.payloads import StatusMeta, availability_payload, status_payload
 from edge_recorder.status import DeviceStatus, MicStatus
 from tests.conftest import ROOT
-from tests.fixtures.mosquitto import free_port
 from tests.integration.fleet.conftest import DEVICE, PREFIX
 from tests.integration.fleet.fakes import FakeSystem
+from tests.support.mosquitto import free_port
 
 MIC = MicStatus(present=True, device="hw:CARD=Array", level_dbfs=-40.0)
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.helpers import async_poll_until
 from tests.integration.fleet.conftest import DEVICE, PREFIX
+from tests.support.helpers import async_poll_until
 
 AVAIL = f"{PREFIX}/{DEVICE}/availability"
 STATUS = f"{PREFIX}/{DEVICE}/status"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from edge_recorder.config.model import Config
 from edge_recorder.fleet.probe import probe_mqtt
-from tests.fixtures.mosquitto import free_port, make_tls_files
-from tests.helpers import async_poll_until
+from tests.support.helpers import async_poll_until
+from tests.support.mosquitto import free_port, make_tls_files
 
 
 async def test_probe_connects_without_kicking_the_daemon(

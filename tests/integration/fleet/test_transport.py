@@ -9,9 +9,9 @@ from pathlib import Path
 
 from devtools.faultproxy import FaultProxy
 from edge_recorder.fleet.reporter import MAX_INFLIGHT
-from tests.fixtures.mosquitto import make_tls_files
-from tests.helpers import async_poll_until
 from tests.integration.fleet.conftest import DEVICE, PREFIX
+from tests.support.helpers import async_poll_until
+from tests.support.mosquitto import make_tls_files
 
 BASE = f"{PREFIX}/{DEVICE}"
 

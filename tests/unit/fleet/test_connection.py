@@ -9,8 +9,8 @@ import pytest
 from edge_recorder.config.model import Config
 from edge_recorder.fleet.connection import FleetSetupError, settings_from_config
 from edge_recorder.fleet.reporter import FleetReporter
-from tests.fixtures.mosquitto import make_tls_files
 from tests.integration.fleet.fakes import FakeDaemon
+from tests.support.mosquitto import make_tls_files
 
 
 def config(**mqtt: object) -> Config:

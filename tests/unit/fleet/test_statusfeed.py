@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from edge_recorder.fleet.statusfeed import StatusFeed, _news
 from edge_recorder.status import DeviceStatus
-from tests.helpers import async_poll_until
+from tests.support.helpers import async_poll_until
 
 T0 = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
 

@@ -1,5 +1,0 @@
-"""Fixtures of the AWS emulator (imported by name: no pytest_plugins outside the root)."""
-
-from tests.fixtures.aws_emulator import aws_client, aws_emulator, aws_env
-
-__all__ = ["aws_client", "aws_emulator", "aws_env"]

@@ -1,0 +1,120 @@
+"""The delivery engine over the in-memory service that ships with the uplinks
+(`edge_recorder.uplinks.fakes`): the engine's own rules, without an emulator or a network."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_recorder.config.model import Config
+from edge_recorder.delivery.engine import DeliveryEngine
+from edge_recorder.spool import Spool
+from edge_recorder.uplinks.fakes import FakeService, fake_uplinks
+from tests.support.helpers import async_poll_until
+
+AUDIO = bytes(range(256)) * 50  # 12,800 bytes: 0.4 s of 16 kHz PCM16
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return Config.model_validate(
+        {
+            "spool": {
+                "dir": str(tmp_path / "spool"),
+                "key_file": str(tmp_path / "spool.key"),
+                "reserve_free_bytes": 0,
+            },
+            "uplink": {"retry_initial_s": 0.05, "retry_max_s": 0.2},
+        }
+    )
+
+
+@pytest.fixture
+def spool(config: Config) -> Iterator[Spool]:
+    opened = Spool.open(config.spool, environ={})
+    yield opened
+    opened.close()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    config: Config, spool: Spool, service: FakeService, *, live_enabled: bool = True
+) -> AsyncIterator[DeliveryEngine]:
+    engine = DeliveryEngine(config, spool, uplinks=fake_uplinks(service, live_enabled=live_enabled))
+    task = asyncio.create_task(engine.run())
+    try:
+        yield engine
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await engine.aclose()
+
+
+def record(spool: Spool, cid: str, seq: int = 1, data: bytes = AUDIO) -> str:
+    rid = str(uuid.uuid4())
+    writer = spool.begin_recording(cid, seq, rid, codec="pcm16", sample_rate=16000)
+    writer.append(data)
+    writer.close("stopped")
+    return rid
+
+
+def reclaimed(spool: Spool, cid: str) -> bool:
+    return not [r for r in spool.recordings() if r.encounter == cid]
+
+
+async def test_a_finished_encounter_arrives_byte_exact_and_is_processed_once(
+    config: Config, spool: Spool
+) -> None:
+    service = FakeService()
+    record(spool, "enc-1", 1)
+    record(spool, "enc-1", 2, AUDIO[::-1])
+    spool.end_encounter("enc-1")
+    async with running(config, spool, service) as engine:
+        engine.wake()
+        await async_poll_until(lambda: reclaimed(spool, "enc-1"), what="enc-1 reclaimed")
+        assert engine.snapshot().online
+    assert service.held("enc-1") == {1: AUDIO, 2: AUDIO[::-1]}
+    assert service.processing_calls == 1
+    assert service.processing["enc-1"].total_bytes == 2 * len(AUDIO)
+
+
+async def test_without_live_delivery_every_recording_goes_store_and_forward(
+    config: Config, spool: Spool
+) -> None:
+    service = FakeService()
+    record(spool, "enc-2")
+    spool.end_encounter("enc-2")
+    async with running(config, spool, service, live_enabled=False) as engine:
+        engine.wake()
+        await async_poll_until(lambda: reclaimed(spool, "enc-2"), what="enc-2 reclaimed")
+    assert service.uploads == 1
+    assert service.held("enc-2") == {1: AUDIO}
+
+
+async def test_offline_keeps_the_audio_and_says_so_then_delivers_when_back(
+    config: Config, spool: Spool
+) -> None:
+    service = FakeService(offline=True)
+    record(spool, "enc-3")
+    spool.end_encounter("enc-3")
+    async with running(config, spool, service) as engine:
+        engine.wake()
+        await async_poll_until(
+            lambda: engine.snapshot().last_error is not None, what="an error reported"
+        )
+        snap = engine.snapshot()
+        assert not snap.online
+        assert snap.last_error is not None and snap.last_error.code == "delivery_unavailable"
+        assert not reclaimed(spool, "enc-3")
+        assert service.recordings == {}
+        service.offline = False
+        engine.wake()
+        await async_poll_until(lambda: reclaimed(spool, "enc-3"), what="enc-3 reclaimed")
+    assert service.held("enc-3") == {1: AUDIO}
+    assert service.processing_calls == 1
