@@ -38,7 +38,7 @@ async def backlog_loop(ctx: DeliveryContext) -> None:
         raise_if_cancelling()
         pause = await _one_pass(ctx)
         if pause is None:
-            await wait_event(ctx.backlog_wake, _next_due_s(ctx))
+            await wait_event(ctx.wakeups.backlog_wake, _next_due_s(ctx))
         elif pause > 0:
             await asyncio.sleep(pause)  # the service is unreachable: the back-off itself
 
@@ -51,15 +51,15 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
     or None when all is done for now."""
 
     again = False
-    if ctx.uplinks.session_at_start and ctx.online:
+    if ctx.uplinks.session_at_start and ctx.link.online:
         await _open_sessions(ctx)
     for info in ctx.spool.pending_recordings(ready_at=ctx.clock()):
         raise_if_cancelling()
-        if info.state != "closed" or info.id in ctx.claimed:
+        if info.state != "closed" or info.id in ctx.work.claimed:
             continue
-        await ctx.live_quiet.wait()
+        await ctx.wakeups.live_quiet.wait()
         phase: Phase = "resume" if ctx.state.is_live(info.id) else "rest"
-        ctx.claimed.add(info.id)
+        ctx.work.claimed.add(info.id)
         try:
             await deliver_closed(ctx, info.id, phase)
         except UplinkError as err:
@@ -71,9 +71,9 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
         except CorruptRecord:
             continue  # quarantined by the spool, with the reason
         finally:
-            ctx.claimed.discard(info.id)
+            ctx.work.claimed.discard(info.id)
     for enc in ctx.spool.encounters_ready_for_processing(ready_at=ctx.clock()):
-        if ctx.tap_active.intersection(enc.recordings):
+        if ctx.work.tap_active.intersection(enc.recordings):
             continue  # its live stream is still reading the audio from the spool
         if not await start_processing(ctx, enc):
             break
@@ -84,7 +84,7 @@ async def _open_sessions(ctx: DeliveryContext) -> None:
     """Create the service session of every encounter being recorded (once; idempotent at the
     uplink). A failure only postpones it: the upload path creates the session anyway."""
     for info in ctx.spool.pending_recordings():
-        if info.state != "open" or info.encounter in ctx.rest_sessions:
+        if info.state != "open" or info.encounter in ctx.work.rest_sessions:
             continue
         try:
             await ctx.uplinks.store_forward.create_session(ctx.identity(info.encounter))
@@ -92,7 +92,7 @@ async def _open_sessions(ctx: DeliveryContext) -> None:
             if err.kind is not ErrorKind.CONFLICT:
                 log.info("service session not created yet; retried later", error=str(err))
                 return
-        ctx.rest_sessions.add(info.encounter)
+        ctx.work.rest_sessions.add(info.encounter)
 
 
 async def deliver_closed(ctx: DeliveryContext, rid: str, phase: Phase) -> None:
@@ -107,24 +107,24 @@ async def upload_rest(ctx: DeliveryContext, rid: str) -> None:
     info = ctx.spool.recording(rid)
     session = ctx.identity(info.encounter)
     rest = ctx.uplinks.store_forward
-    if info.encounter not in ctx.rest_sessions:
+    if info.encounter not in ctx.work.rest_sessions:
         try:
             await rest.create_session(session)
         except UplinkError as err:
             if err.kind is not ErrorKind.CONFLICT:  # "already exists" is what we wanted
                 raise
-        ctx.rest_sessions.add(info.encounter)
+        ctx.work.rest_sessions.add(info.encounter)
     chunk = ctx.state.rest_chunk_bytes(rid, int(ctx.config.uplink.rest_chunk_bytes))
 
     async def read(start: int, end: int) -> bytes:
-        await ctx.live_quiet.wait()  # the live recording goes first
+        await ctx.wakeups.live_quiet.wait()  # the live recording goes first
         return ctx.spool.read(rid, start, end - start)
 
     try:
         await rest.upload_recording(session, info.seq, info.length, read, chunk_bytes=chunk)
     except UplinkError as err:
         if err.kind is ErrorKind.NOT_FOUND:
-            ctx.rest_sessions.discard(info.encounter)  # create the session again next time
+            ctx.work.rest_sessions.discard(info.encounter)  # create the session again next time
         raise
     ctx.spool.confirm(rid, info.length)
     ctx.spool.note_success(rid)
@@ -148,14 +148,14 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
                 for rid in enc.recordings:  # the service lost them: all again, through REST
                     ctx.spool.reset_confirmed(rid)
                     ctx.state.clear_live(rid)
-                ctx.rest_sessions.discard(enc.id)
+                ctx.work.rest_sessions.discard(enc.id)
                 return True
             return False
-        ctx.processing_refs = started.references
+        ctx.link.processing_refs = started.references
         if ctx.uplinks.holds_copy and not _holds_everything(ctx, enc, started):
             return True
     ctx.spool.mark_processing_started(enc.id)
-    ctx.ehr_contexts.pop(enc.id, None)
+    ctx.work.ehr_contexts.pop(enc.id, None)
     ctx.state.drop(f"{ctx.config.uplink.service}:{enc.id}")
     ctx.succeeded()
     ctx.state.prune(r.id for r in ctx.spool.recordings())
@@ -205,7 +205,7 @@ def _next_due_s(ctx: DeliveryContext) -> float:
     dues = [
         r.next_attempt_at
         for r in ctx.spool.pending_recordings()
-        if r.state == "closed" and r.id not in ctx.claimed
+        if r.state == "closed" and r.id not in ctx.work.claimed
     ]
     dues += [e.next_attempt_at for e in ctx.spool.encounters_ready_for_processing()]
     soonest = min((d for d in dues if d is not None), default=now + IDLE_POLL_S)

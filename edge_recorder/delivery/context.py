@@ -46,25 +46,34 @@ IDLE_POLL_S = 2.0  # upper bound on any idle wait, so `spool retry` requests are
 
 
 @dataclass
-class DeliveryContext:
-    """State the live and backlog tasks share; only touched from the event loop thread."""
+class WorkSets:
+    """Which recordings and encounters a task is working on, so the tasks never collide."""
 
-    config: Config
-    spool: Spool
-    uplinks: Uplinks
-    clock: Callable[[], float]
-    state: DeliveryState
-    rand: Callable[[], float] = random.random
     claimed: set[str] = field(default_factory=set)  # recordings a task is working on
     ehr_contexts: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # by encounter
     resync: set[str] = field(default_factory=set)  # reopen these at offset 0 (offsets disagree)
     rest_sessions: set[str] = field(default_factory=set)  # PUT /ambient-sessions done
+    tapped: set[str] = field(default_factory=set)  # recordings the live tap has streamed from
+    tap_active: set[str] = field(default_factory=set)  # the live tap is streaming these now
+
+
+@dataclass
+class Wakeups:
+    """The events that wake each task (new audio, a closed recording, the network back)."""
+
     live_wake: asyncio.Event = field(default_factory=asyncio.Event)
     backlog_wake: asyncio.Event = field(default_factory=asyncio.Event)
     live_quiet: asyncio.Event = field(default_factory=asyncio.Event)  # live needs no bandwidth
     tap_wake: asyncio.Event = field(default_factory=asyncio.Event)
-    tapped: set[str] = field(default_factory=set)  # recordings the live tap has streamed from
-    tap_active: set[str] = field(default_factory=set)  # the live tap is streaming these now
+
+    def __post_init__(self) -> None:
+        self.live_quiet.set()
+
+
+@dataclass
+class LinkHealth:
+    """What the service and the link to it look like now: what status and the LEDs show."""
+
     online: bool = False
     refusing: bool = False
     last_delivery_at: datetime | None = None
@@ -75,8 +84,21 @@ class DeliveryContext:
     link_failures: int = 0  # consecutive transport failures on the live connection
     redial: bool = False  # drop the live connection before the next call
 
-    def __post_init__(self) -> None:
-        self.live_quiet.set()
+
+@dataclass
+class DeliveryContext:
+    """What the live, backlog and tap tasks share; only touched from the event loop thread:
+    the engine's inputs, and its state split by concern (`work`, `wakeups`, `link`)."""
+
+    config: Config
+    spool: Spool
+    uplinks: Uplinks
+    clock: Callable[[], float]
+    state: DeliveryState
+    rand: Callable[[], float] = random.random
+    work: WorkSets = field(default_factory=WorkSets)
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    link: LinkHealth = field(default_factory=LinkHealth)
 
     # ---- identity and sizes ----------------------------------------------------------------
     def identity(self, correlation_id: str) -> SessionIdentity:
@@ -84,9 +106,9 @@ class DeliveryContext:
         and EHR instance of the encounter's start context when it came with one (kept sealed
         in the spool, so a restart or a long outage does not lose it)."""
         base = self.uplinks.identity(correlation_id)
-        if correlation_id not in self.ehr_contexts:
-            self.ehr_contexts[correlation_id] = self.spool.encounter_context(correlation_id)
-        ehr = self.ehr_contexts[correlation_id]
+        if correlation_id not in self.work.ehr_contexts:
+            self.work.ehr_contexts[correlation_id] = self.spool.encounter_context(correlation_id)
+        ehr = self.work.ehr_contexts[correlation_id]
         if not ehr:
             return base
         return replace(
@@ -97,26 +119,26 @@ class DeliveryContext:
 
     @property
     def max_chunk(self) -> int:
-        limit = self.service.max_chunk_bytes if self.service else None
+        limit = self.link.service.max_chunk_bytes if self.link.service else None
         return min(limit or DEFAULT_MAX_CHUNK_BYTES, 1024 * 1024)
 
     async def refresh_service_config(self, correlation_id: str, force: bool = False) -> None:
         """RetrieveConfiguration when stale (or forced): also the "are we online?" probe."""
         now = time.monotonic()
-        fresh = self.service_at is not None and now - self.service_at < CONFIG_REFRESH_S
+        fresh = self.link.service_at is not None and now - self.link.service_at < CONFIG_REFRESH_S
         if fresh and not force:
             return
         live = await self.live_transport()
-        self.service = await live.retrieve_configuration(self.identity(correlation_id))
-        self.service_at = now
+        self.link.service = await live.retrieve_configuration(self.identity(correlation_id))
+        self.link.service_at = now
         self.succeeded()
 
     async def live_transport(self) -> LiveStreamer:
         """The live streamer, on a fresh connection after repeated transport failures: a
         connection that survived a dead spell can be unusable yet never closed (seen with a
         black-holed TCP link that came back), and only a new one recovers."""
-        if self.redial:
-            self.redial = False
+        if self.link.redial:
+            self.link.redial = False
             log.info("dropping the live connection; the next call dials a new one")
             await self.uplinks.live.aclose()
         return self.uplinks.live
@@ -125,21 +147,21 @@ class DeliveryContext:
     def succeeded(self, delivered: bool = False, live_link: bool = True) -> None:
         """A call worked; only one on the live connection proves that connection healthy (a
         REST upload between failing gRPC calls must not stop the redial count)."""
-        self.online, self.refusing = True, False
+        self.link.online, self.link.refusing = True, False
         if live_link:
-            self.link_failures = 0
+            self.link.link_failures = 0
         if delivered:
-            self.last_delivery_at = datetime.now(UTC)
+            self.link.last_delivery_at = datetime.now(UTC)
 
     def failed(self, error: UplinkError, decision: Decision, **where: Any) -> None:
         if error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.AUTH, ErrorKind.FORBIDDEN):
-            self.online = False
+            self.link.online = False
         if error.transport in ("grpc", "websocket", "http2") and error.kind in _LINK_KINDS:
-            self.link_failures += 1
-            if self.link_failures >= REDIAL_AFTER:
-                self.redial, self.link_failures = True, 0
-        self.refusing = decision.refusing
-        self.last_error = ErrorInfo(
+            self.link.link_failures += 1
+            if self.link.link_failures >= REDIAL_AFTER:
+                self.link.redial, self.link.link_failures = True, 0
+        self.link.refusing = decision.refusing
+        self.link.last_error = ErrorInfo(
             code=f"delivery_{error.kind.value}", message=decision.reason[:300], at=datetime.now(UTC)
         )
         level = log.warning if decision.alert else log.info
@@ -147,7 +169,7 @@ class DeliveryContext:
 
     def quarantine(self, recording_id: str, reason: str) -> None:
         self.spool.quarantine(recording_id, reason)
-        self.last_error = ErrorInfo(
+        self.link.last_error = ErrorInfo(
             code="delivery_quarantined", message=reason[:300], at=datetime.now(UTC)
         )
 
@@ -167,15 +189,15 @@ class DeliveryContext:
             self.quarantine(recording_id, decision.reason)
             return None
         if decision.action is Action.STORE_FORWARD and (
-            phase == "resume" or recording_id not in self.resync
+            phase == "resume" or recording_id not in self.work.resync
         ):
             self.spool.reset_confirmed(recording_id)
-            self.resync.add(recording_id)  # a live (open) recording is restarted from byte 0
+            self.work.resync.add(recording_id)  # a live (open) recording is restarted from byte 0
             if phase == "resume":
                 self.state.clear_live(recording_id)  # a closed one goes through REST
             return None
-        if decision.action is Action.RESYNC and recording_id not in self.resync:
-            self.resync.add(recording_id)
+        if decision.action is Action.RESYNC and recording_id not in self.work.resync:
+            self.work.resync.add(recording_id)
             return None
         attempts = self.spool.recording(recording_id).attempts + 1
         delay = self.backoff(attempts, error, decision)
@@ -183,9 +205,9 @@ class DeliveryContext:
         return delay
 
     def wake(self) -> None:
-        self.live_wake.set()
-        self.backlog_wake.set()
-        self.tap_wake.set()
+        self.wakeups.live_wake.set()
+        self.wakeups.backlog_wake.set()
+        self.wakeups.tap_wake.set()
 
 
 def raise_if_cancelling() -> None:

@@ -101,7 +101,7 @@ class DeliveryEngine:
         """Deliver until cancelled; service, network and spool errors never escape."""
         ctx = self._ctx
         if self._config_error is not None:
-            ctx.last_error = ErrorInfo(
+            ctx.link.last_error = ErrorInfo(
                 code="delivery_config", message=self._config_error, at=datetime.now(UTC)
             )
             log.error("delivery disabled: configuration incomplete", reason=self._config_error)
@@ -119,20 +119,20 @@ class DeliveryEngine:
     def snapshot(self) -> DeliverySnapshot:
         ctx = self._ctx
         limits = None
-        if ctx.service and ctx.service.max_recording_duration_s:
-            warn = ctx.service.warn_before_s
+        if ctx.link.service and ctx.link.service.max_recording_duration_s:
+            warn = ctx.link.service.warn_before_s
             limits = (
-                float(ctx.service.max_recording_duration_s),
+                float(ctx.link.service.max_recording_duration_s),
                 float(warn if warn is not None else ctx.config.aas.warn_before_s),
             )
         return DeliverySnapshot(
-            online=ctx.online,
-            last_delivery_at=ctx.last_delivery_at,
-            last_error=ctx.last_error,
-            refusing=ctx.refusing,
+            online=ctx.link.online,
+            last_delivery_at=ctx.link.last_delivery_at,
+            last_error=ctx.link.last_error,
+            refusing=ctx.link.refusing,
             service_limits=limits,
             service=ctx.config.uplink.service,
-            processing_refs=ctx.processing_refs,
+            processing_refs=ctx.link.processing_refs,
         )
 
     async def aclose(self) -> None:

@@ -58,13 +58,13 @@ async def live_loop(ctx: DeliveryContext) -> None:
     while True:
         raise_if_cancelling()
         rid = _pick_live(ctx)
-        if rid is None and (ctx.service is not None or time.monotonic() < next_probe):
-            ctx.live_quiet.set()
-            await wait_event(ctx.live_wake, IDLE_POLL_S)
+        if rid is None and (ctx.link.service is not None or time.monotonic() < next_probe):
+            ctx.wakeups.live_quiet.set()
+            await wait_event(ctx.wakeups.live_wake, IDLE_POLL_S)
             continue
-        if rid is None or not ctx.online:
+        if rid is None or not ctx.link.online:
             try:  # reachable again? (also learns the service's limits while idle)
-                await ctx.refresh_service_config("device", force=not ctx.online)
+                await ctx.refresh_service_config("device", force=not ctx.link.online)
                 probe_attempts = 0
             except UplinkError as err:
                 probe_attempts += 1
@@ -75,7 +75,7 @@ async def live_loop(ctx: DeliveryContext) -> None:
                 if rid is not None:
                     await asyncio.sleep(wait_s)  # the back-off itself
             continue
-        ctx.claimed.add(rid)
+        ctx.work.claimed.add(rid)
         delay: float | None = None
         try:
             await stream_recording(ctx, rid, "live")
@@ -84,9 +84,9 @@ async def live_loop(ctx: DeliveryContext) -> None:
         except CorruptRecord:
             pass  # the spool quarantined it and said why
         finally:
-            ctx.claimed.discard(rid)
-            ctx.live_quiet.set()
-            ctx.backlog_wake.set()
+            ctx.work.claimed.discard(rid)
+            ctx.wakeups.live_quiet.set()
+            ctx.wakeups.backlog_wake.set()
         raise_if_cancelling()
         if delay:
             await asyncio.sleep(delay)  # the back-off itself
@@ -96,7 +96,7 @@ def _pick_live(ctx: DeliveryContext) -> str | None:
     if not (ctx.config.uplink.live and ctx.uplinks.live_enabled):
         return None
     for info in ctx.spool.pending_recordings():
-        if info.state == "open" and info.live and info.id not in ctx.claimed:
+        if info.state == "open" and info.live and info.id not in ctx.work.claimed:
             return info.id
     return None
 
@@ -106,13 +106,13 @@ async def stream_recording(ctx: DeliveryContext, rid: str, phase: Phase) -> None
     info = ctx.spool.recording(rid)
     await ctx.refresh_service_config(info.encounter)
     fmt = data_format(info.codec, info.sample_rate, info.channels)
-    starting = 0 if rid in ctx.resync else info.confirmed
+    starting = 0 if rid in ctx.work.resync else info.confirmed
     ctx.state.mark_live(rid)  # before the open: the service may know it from now on
     live = await ctx.live_transport()
     stream = await live.open_recording(
         ctx.identity(info.encounter), RecordingRef(rid, info.seq), fmt, starting_offset=starting
     )
-    ctx.resync.discard(rid)
+    ctx.work.resync.discard(rid)
     ctx.succeeded()
     final: int | None = None
     try:
@@ -183,15 +183,15 @@ async def _send_all(
         if available > 0:
             size = message_bytes(available, live_chunk, ctx.max_chunk)
             if phase == "live":
-                _set(ctx.live_quiet, available <= 2 * live_chunk)
+                _set(ctx.wakeups.live_quiet, available <= 2 * live_chunk)
             else:
-                await ctx.live_quiet.wait()  # the live recording goes first
+                await ctx.wakeups.live_quiet.wait()  # the live recording goes first
             data = ctx.spool.read(rid, progress.sent, size)
             await stream.send(progress.sent, data)
             progress.sent += len(data)
             continue
         if phase == "live":
-            ctx.live_quiet.set()
+            ctx.wakeups.live_quiet.set()
         if info.state == "closed":
             return await stream.close("stop")
         if not info.live:
@@ -241,7 +241,7 @@ def _finished(ctx: DeliveryContext, rid: str, final: int) -> None:
     ctx.spool.note_success(rid)
     ctx.spool.mark_finalized(rid)
     ctx.succeeded(delivered=True)
-    ctx.backlog_wake.set()  # its encounter may now be ready for processing
+    ctx.wakeups.backlog_wake.set()  # its encounter may now be ready for processing
     log.info("recording delivered", recording_id=rid, transport="live", bytes=info.length)
 
 

@@ -42,19 +42,19 @@ async def tap_loop(ctx: DeliveryContext) -> None:
     while True:
         raise_if_cancelling()
         rid = _pick(ctx, done)
-        if rid is None or not ctx.online:
-            await wait_event(ctx.tap_wake, IDLE_POLL_S)
+        if rid is None or not ctx.link.online:
+            await wait_event(ctx.wakeups.tap_wake, IDLE_POLL_S)
             continue
         current: str = rid
         info = ctx.spool.recording(current)
         fmt = data_format(info.codec, info.sample_rate, info.channels)
-        start = _live_edge(info.length, fmt) if current in ctx.tapped else 0
-        ctx.tapped.add(current)
+        start = _live_edge(info.length, fmt) if current in ctx.work.tapped else 0
+        ctx.work.tapped.add(current)
 
         async def read(begin: int, end: int, rid: str = current) -> bytes:
             return ctx.spool.read(rid, begin, end - begin)
 
-        ctx.tap_active.add(current)  # its encounter waits for this stream before processing
+        ctx.work.tap_active.add(current)  # its encounter waits for this stream before processing
         try:
             chunks = _tail(ctx, current, start)
             session, ref = ctx.identity(info.encounter), RecordingRef(current, info.seq)
@@ -74,8 +74,8 @@ async def tap_loop(ctx: DeliveryContext) -> None:
         except (CorruptRecord, UnknownRecording):
             done.add(current)  # quarantined (the spool said why) or purged meanwhile
         finally:
-            ctx.tap_active.discard(current)
-            ctx.backlog_wake.set()
+            ctx.work.tap_active.discard(current)
+            ctx.wakeups.backlog_wake.set()
 
 
 def _pick(ctx: DeliveryContext, done: set[str]) -> str | None:
