@@ -1,6 +1,6 @@
 """systemd supervision: sd_notify messages, a progress-checked watchdog, and signal wiring.
 
-The daemon talks to systemd through one small `Notifier` protocol, so tests can bind their own
+The daemon talks to systemd through one small `NotifySender` protocol, so tests can bind their own
 NOTIFY_SOCKET (the real notifier) or record messages (the fake). The watchdog is the part that
 matters: systemd restarts the service when `WATCHDOG=1` stops, so the ping is sent only when
 the event loop is alive (the ping is sent *from* the loop) and every registered critical thread
@@ -31,7 +31,7 @@ log = get_logger(__name__)
 Callback = Callable[[], Awaitable[object] | object]
 
 
-class Notifier(Protocol):
+class NotifySender(Protocol):
     """Sends one sd_notify message (newline-separated `KEY=value` assignments)."""
 
     def notify(self, message: str) -> bool: ...
@@ -95,8 +95,8 @@ def _one_line(text: str) -> str:
 class ServiceNotifier:
     """The messages the daemon sends, named for when it sends them."""
 
-    def __init__(self, notifier: Notifier | None = None, clock: Clock = time.monotonic) -> None:
-        self._notifier: Notifier = notifier if notifier is not None else SystemdNotifier()
+    def __init__(self, notifier: NotifySender | None = None, clock: Clock = time.monotonic) -> None:
+        self._notifier: NotifySender = notifier if notifier is not None else SystemdNotifier()
         self._clock = clock
 
     def _send(self, *assignments: str) -> bool:

@@ -25,7 +25,7 @@ from edge_recorder.spool.maintenance import (
 from edge_recorder.spool.policy import SpaceLimits, SpaceStatus, check_append, space_status
 from edge_recorder.spool.reader import RecordingReader
 from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef, list_segments
-from edge_recorder.spool.state import LiveRecording, Notifier
+from edge_recorder.spool.state import ChangeSignal, SpooledRecording
 from edge_recorder.status import BacklogStatus
 from edge_recorder.support.logs import get_logger
 
@@ -56,9 +56,9 @@ class SpoolCore:
         self._dir_lock = SpoolLock(config.dir)
         self._key = b""
         self.ledger = LedgerData()
-        self._live: dict[str, LiveRecording] = {}
+        self._live: dict[str, SpooledRecording] = {}
         self._readers: dict[str, tuple[threading.Lock, RecordingReader]] = {}
-        self._notifier = Notifier()
+        self._notifier = ChangeSignal()
         self._used = 0
         self._dirty_since: float | None = None
 
@@ -150,14 +150,14 @@ class SpoolCore:
         check_append(self._limits, self._used, self._free(), disk_bytes)
 
     def _account(
-        self, live: LiveRecording, disk_bytes: int, new_segment: SegmentRef | None
+        self, live: SpooledRecording, disk_bytes: int, new_segment: SegmentRef | None
     ) -> None:
         self._used += disk_bytes
         if new_segment is not None:
             live.segments.append(new_segment)
         self._notifier.notify()
 
-    def _writer_closed(self, live: LiveRecording, reason: str) -> None:
+    def _writer_closed(self, live: SpooledRecording, reason: str) -> None:
         with self.lock:
             e = live.entry
             e.state, e.length, e.closed_at, e.close_reason = (
@@ -214,7 +214,7 @@ class SpoolCore:
     def _free(self) -> int:
         return self._ops.free_bytes(str(self.dir))
 
-    def _get(self, recording_id: str) -> LiveRecording:
+    def _get(self, recording_id: str) -> SpooledRecording:
         try:
             return self._live[recording_id]
         except KeyError:
@@ -226,7 +226,7 @@ class SpoolCore:
         except KeyError:
             raise UnknownRecording(f"no encounter {correlation_id} in the spool") from None
 
-    def _ordered(self) -> list[LiveRecording]:
+    def _ordered(self) -> list[SpooledRecording]:
         order = {c: e.order for c, e in self.ledger.encounters.items()}
         return sorted(
             self._live.values(), key=lambda lv: (order.get(lv.entry.encounter, -1), lv.entry.seq)
@@ -241,11 +241,11 @@ class SpoolCore:
             with guard:
                 reader.close()
 
-    def _forget(self, live: LiveRecording) -> None:
+    def _forget(self, live: SpooledRecording) -> None:
         self._close_reader(live.entry.id)
         self._live.pop(live.entry.id, None)
 
-    def _reclaim(self, live: LiveRecording) -> None:
+    def _reclaim(self, live: SpooledRecording) -> None:
         """Acknowledged audio: files first, then the ledger (a crash in between is finished
         at the next start, since the entry still says 'reclaimable')."""
         self._forget(live)

@@ -11,7 +11,7 @@ from edge_recorder.spool.fileops import FileOps, fsync_dir
 from edge_recorder.spool.ledger import EncounterEntry, LedgerData, RecordingEntry
 from edge_recorder.spool.recovery import RecoveryResult, recover_tail
 from edge_recorder.spool.segments import SegmentRef
-from edge_recorder.spool.state import LiveRecording
+from edge_recorder.spool.state import SpooledRecording
 from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
@@ -19,7 +19,7 @@ log = get_logger(__name__)
 ORPHAN_ENCOUNTER = "orphaned-segments"
 
 
-def _apply_recovery(ledger: LedgerData, live: LiveRecording, ops: FileOps) -> None:
+def _apply_recovery(ledger: LedgerData, live: SpooledRecording, ops: FileOps) -> None:
     rid = live.entry.id
     try:
         result = recover_tail(live, ops)
@@ -38,12 +38,12 @@ def _apply_recovery(ledger: LedgerData, live: LiveRecording, ops: FileOps) -> No
 
 def recover_all(
     ledger: LedgerData, groups: dict[str, list[SegmentRef]], ops: FileOps
-) -> dict[str, LiveRecording]:
+) -> dict[str, SpooledRecording]:
     """Runtime state for every ledger recording; consumes their entries from `groups`."""
-    lives: dict[str, LiveRecording] = {}
+    lives: dict[str, SpooledRecording] = {}
     for entry in ledger.recordings.values():
         rec_uuid = uuid.UUID(entry.id)
-        live = LiveRecording(entry, rec_uuid, groups.pop(rec_uuid.hex, []))
+        live = SpooledRecording(entry, rec_uuid, groups.pop(rec_uuid.hex, []))
         if entry.state == "closed":
             live.end = live.durable = entry.length or 0
             missing = live.end > 0 and not live.segments
@@ -58,10 +58,10 @@ def recover_all(
 
 def adopt_orphans(
     ledger: LedgerData, groups: dict[str, list[SegmentRef]], ops: FileOps, now: float
-) -> dict[str, LiveRecording]:
+) -> dict[str, SpooledRecording]:
     """Segments the ledger does not know (a lost ledger) become quarantined recordings of a
     placeholder encounter: kept and reported, never deleted silently."""
-    lives: dict[str, LiveRecording] = {}
+    lives: dict[str, SpooledRecording] = {}
     for hex_id, refs in sorted(groups.items()):
         if ORPHAN_ENCOUNTER not in ledger.encounters:
             ledger.encounters[ORPHAN_ENCOUNTER] = EncounterEntry(
@@ -73,7 +73,7 @@ def adopt_orphans(
             id=str(rec_uuid), encounter=ORPHAN_ENCOUNTER, seq=0, codec="unknown",
             sample_rate=0, created_at=now, state="open",
         )  # fmt: skip
-        live = LiveRecording(entry, rec_uuid, refs)
+        live = SpooledRecording(entry, rec_uuid, refs)
         _apply_recovery(ledger, live, ops)
         entry.state, entry.length, entry.closed_at = "closed", live.end, now
         entry.close_reason = "orphan"
@@ -86,7 +86,7 @@ def adopt_orphans(
     return lives
 
 
-def delete_segments(live: LiveRecording, segments_dir: Path, ops: FileOps) -> int:
+def delete_segments(live: SpooledRecording, segments_dir: Path, ops: FileOps) -> int:
     """Unlink a recording's segment files and make that durable; returns bytes freed.
     Missing files are fine (a delete interrupted earlier)."""
     freed = 0

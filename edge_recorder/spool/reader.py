@@ -19,7 +19,7 @@ from edge_recorder.spool.crypto import SegmentCipher
 from edge_recorder.spool.errors import CorruptRecord
 from edge_recorder.spool.records import SEGMENT_HEADER_BYTES, SegmentHeader, read_record
 from edge_recorder.spool.segments import SegmentRef
-from edge_recorder.spool.state import LiveRecording
+from edge_recorder.spool.state import SpooledRecording
 
 
 @dataclass
@@ -35,7 +35,7 @@ class _Open:
 class RecordingReader:
     """Not thread-safe; the spool keeps one per recording and serialises its use."""
 
-    def __init__(self, live: LiveRecording, key: bytes) -> None:
+    def __init__(self, live: SpooledRecording, key: bytes) -> None:
         self._live = live
         self._key = key
         self._open: _Open | None = None

@@ -24,7 +24,7 @@ from edge_recorder.spool.records import (
     find_valid_record_after,
     iter_records,
 )
-from edge_recorder.spool.state import LiveRecording
+from edge_recorder.spool.state import SpooledRecording
 
 
 @dataclass
@@ -46,7 +46,7 @@ def _segment_is_torn(path: Path, uuid_bytes: bytes, base: int, size: int) -> boo
         return True if find_valid_record_after(f, 0, size) is None else None
 
 
-def recover_tail(live: LiveRecording, ops: FileOps) -> RecoveryResult:
+def recover_tail(live: SpooledRecording, ops: FileOps) -> RecoveryResult:
     """Find the readable end of a crash-open recording and repair its last segment."""
     result = RecoveryResult(end=0)
     while live.segments:

@@ -25,7 +25,7 @@ class OpenWriter(Protocol):
 
 
 @dataclass
-class LiveRecording:
+class SpooledRecording:
     entry: RecordingEntry
     uuid: uuid.UUID
     segments: list[SegmentRef] = field(default_factory=list)
@@ -68,7 +68,7 @@ class RecordingInfo:
     disk_bytes: int
 
     @classmethod
-    def of(cls, live: LiveRecording) -> RecordingInfo:
+    def of(cls, live: SpooledRecording) -> RecordingInfo:
         e = live.entry
         return cls(
             id=e.id, encounter=e.encounter, seq=e.seq, codec=e.codec,
@@ -107,7 +107,7 @@ class EncounterInfo:
         )  # fmt: skip
 
 
-class Notifier:
+class ChangeSignal:
     """Wakes everyone waiting for spool changes; waiters re-check their own condition.
 
     Writers may run in a capture thread while the delivery engine awaits in an event loop, so

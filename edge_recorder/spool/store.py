@@ -21,7 +21,7 @@ from edge_recorder.spool.ledger import EncounterEntry, RecordingEntry, RetryStat
 from edge_recorder.spool.maintenance import delete_segments, forget_purged, purge_targets
 from edge_recorder.spool.policy import check_new_encounter
 from edge_recorder.spool.reader import RecordingReader
-from edge_recorder.spool.state import EncounterInfo, LiveRecording, RecordingInfo
+from edge_recorder.spool.state import EncounterInfo, RecordingInfo, SpooledRecording
 from edge_recorder.spool.writer import RecordingWriter
 from edge_recorder.support.logs import get_logger
 
@@ -78,7 +78,7 @@ class Spool(SpoolCore):
             except SpoolError:
                 del self.ledger.recordings[entry.id]
                 raise
-            live = LiveRecording(entry, rec_uuid)
+            live = SpooledRecording(entry, rec_uuid)
             writer = RecordingWriter(
                 self, live, key=self._key, segments_dir=self.segments_dir,
                 segment_bytes=int(self.config.segment_bytes),

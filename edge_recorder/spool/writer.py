@@ -24,7 +24,7 @@ from edge_recorder.spool.records import (
     pack_record,
 )
 from edge_recorder.spool.segments import SegmentRef, SegmentWriter
-from edge_recorder.spool.state import LiveRecording
+from edge_recorder.spool.state import SpooledRecording
 from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
@@ -38,10 +38,10 @@ class WriterHost(Protocol):
     def _check_append(self, disk_bytes: int) -> None: ...
 
     def _account(
-        self, live: LiveRecording, disk_bytes: int, new_segment: SegmentRef | None
+        self, live: SpooledRecording, disk_bytes: int, new_segment: SegmentRef | None
     ) -> None: ...
 
-    def _writer_closed(self, live: LiveRecording, reason: str) -> None: ...
+    def _writer_closed(self, live: SpooledRecording, reason: str) -> None: ...
 
 
 RECENT_BYTES = 64 * 1024  # ~2 s of 16 kHz PCM16: what a live stream that keeps up asks for
@@ -51,7 +51,7 @@ class RecordingWriter:
     def __init__(
         self,
         host: WriterHost,
-        live: LiveRecording,
+        live: SpooledRecording,
         *,
         key: bytes,
         segments_dir: Path,

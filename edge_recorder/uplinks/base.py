@@ -7,14 +7,11 @@ waiting and trying again can help. That keeps the engine's retry policy pure log
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
-
-from edge_recorder.config.services.aas import AasConfig
 
 
 class ErrorKind(StrEnum):
@@ -144,35 +141,6 @@ class SessionIdentity:
         """An encounter for a service that needs no AAS partner identity (Corti, Dice, AWS)."""
         return cls(correlation_id, customer_id="", partner_id="", product_id="", locale=locale)
 
-    @classmethod
-    def from_config(
-        cls,
-        aas: AasConfig,
-        correlation_id: str,
-        *,
-        external_user_id: str | None = None,
-        ehr_instance_id: str | None = None,
-    ) -> SessionIdentity:
-        """Identity from `[aas]`; an encounter's EHR context may override the user and EHR."""
-        missing = [
-            name
-            for name in ("customer_id", "partner_id", "product_id")
-            if getattr(aas, name) is None
-        ]
-        if missing:
-            raise ValueError("aas." + ", aas.".join(missing) + " must be set to deliver audio")
-        return cls(
-            correlation_id=correlation_id,
-            customer_id=str(aas.customer_id),
-            partner_id=str(aas.partner_id),
-            product_id=str(aas.product_id),
-            external_user_id=external_user_id or aas.external_user_id,
-            user_guid=aas.user_guid,
-            ehr_instance_id=ehr_instance_id or aas.ehr_instance_id,
-            locale=aas.locale,
-            actions=tuple(aas.actions),
-        )
-
 
 @dataclass(frozen=True)
 class RecordingRef:
@@ -234,50 +202,6 @@ class ProcessingStarted:
     recording_count: int
     total_bytes: int
     references: tuple[tuple[str, str], ...] = ()
-
-
-# ---------------------------------------------------------------------------------------------
-# REST chunk numbering: pure, so a retry after a crash sends identical chunks
-
-
-def chunk_id_for_offset(offset: int, chunk_bytes: int) -> int:
-    """REST chunk id holding byte `offset`: chunk 1 is metadata-only, audio starts at 2."""
-    if offset < 0 or chunk_bytes <= 0:
-        raise ValueError("offset must be >= 0 and chunk_bytes > 0")
-    return 2 + offset // chunk_bytes
-
-
-def total_chunks(length: int, chunk_bytes: int) -> int:
-    """`totalChunks` for a recording of `length` bytes; counts the metadata chunk 1 too."""
-    if length < 0 or chunk_bytes <= 0:
-        raise ValueError("length must be >= 0 and chunk_bytes > 0")
-    return 1 + math.ceil(length / chunk_bytes)
-
-
-@dataclass(frozen=True)
-class ChunkSpan:
-    """One REST chunk: its id and the byte range [start, end) of the recording it carries."""
-
-    chunk_id: int
-    start: int
-    end: int
-    is_last: bool
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-
-def chunk_plan(length: int, chunk_bytes: int) -> list[ChunkSpan]:
-    """Every chunk of a closed recording, chunk 1 (metadata, empty) first."""
-    count = total_chunks(length, chunk_bytes)
-    spans = [ChunkSpan(1, 0, 0, count == 1)]
-    for chunk_id in range(2, count + 1):
-        start = (chunk_id - 2) * chunk_bytes
-        spans.append(
-            ChunkSpan(chunk_id, start, min(start + chunk_bytes, length), chunk_id == count)
-        )
-    return spans
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edge_recorder.config.model import Config
 from edge_recorder.uplinks.aas.grpc_stream import AasGrpcClient
+from edge_recorder.uplinks.aas.identity import aas_identity
 from edge_recorder.uplinks.aas.rest import AasRestClient
 from edge_recorder.uplinks.aas.websocket import AasWebSocketClient
 from edge_recorder.uplinks.auth import TokenProvider, token_provider_from_config
@@ -26,7 +27,7 @@ def aas_uplinks(config: Config, state: UplinkState | None = None) -> Uplinks:
     tokens = token_provider_from_config(config.auth, timeout_s=config.uplink.connect_timeout_s)
 
     def identity(correlation_id: str) -> SessionIdentity:
-        return SessionIdentity.from_config(config.aas, correlation_id)
+        return aas_identity(config.aas, correlation_id)
 
     return Uplinks(
         service="aas",

@@ -13,8 +13,9 @@ import time
 from edge_recorder.config.model import Config
 from edge_recorder.support.checks import CheckResult
 from edge_recorder.uplinks.aas.factory import aas_uplinks
+from edge_recorder.uplinks.aas.identity import aas_identity
 from edge_recorder.uplinks.aas.rest import AasRestClient
-from edge_recorder.uplinks.base import SessionIdentity, UplinkError
+from edge_recorder.uplinks.base import UplinkError
 from edge_recorder.uplinks.probe import PROBE_CORRELATION_ID
 
 
@@ -24,7 +25,7 @@ async def probe_aas_async(config: Config) -> list[CheckResult]:
         return [CheckResult("aas", "info", "not configured (aas.grpc_target/rest_url unset)")]
     try:
         uplinks = aas_uplinks(config)
-        session = SessionIdentity.from_config(aas, PROBE_CORRELATION_ID)
+        session = aas_identity(aas, PROBE_CORRELATION_ID)
     except ValueError as exc:
         return [CheckResult("aas", "fail", str(exc))]
     rows: list[CheckResult] = []

@@ -1,7 +1,7 @@
 """AAS REST store-and-forward: `PUT /ambient-sessions`, `PUT /audio/storeChunk`, finalize.
 
 For recordings that closed while offline or were recovered after a restart. Chunk ids come
-from spool byte offsets (`base.chunk_id_for_offset`), so every retry, even after a crash,
+from spool byte offsets (`chunks.chunk_id_for_offset`), so every retry, even after a crash,
 re-sends byte-identical chunks under the same ids and the service can treat them as
 idempotent. Each call carries a fresh `x-correlation-id` trace id (not the session's
 correlationId), and every failure is an `UplinkError` carrying the server's own message.
@@ -20,15 +20,14 @@ import aiohttp
 
 from edge_recorder.config.model import Config
 from edge_recorder.support.logs import get_logger
+from edge_recorder.uplinks.aas.chunks import ChunkSpan, chunk_plan
 from edge_recorder.uplinks.auth import TokenProvider, call_with_token, make_ssl_context
 from edge_recorder.uplinks.base import (
     ChunkReader,
-    ChunkSpan,
     ErrorKind,
     FinalizeResult,
     SessionIdentity,
     UplinkError,
-    chunk_plan,
     kind_for_http_status,
     retry_after_s,
 )

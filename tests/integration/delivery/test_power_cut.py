@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from edge_recorder.delivery.state import DeliveryState
-from edge_recorder.uplinks.base import DataFormat, RecordingRef, SessionIdentity
+from edge_recorder.uplinks.aas.identity import aas_identity
+from edge_recorder.uplinks.base import DataFormat, RecordingRef
 from tests.chaos.rig import CHUNK, pcm
 from tests.integration.delivery.conftest import MakeRig
 
@@ -24,7 +25,7 @@ async def test_server_bytes_beyond_the_spool_are_kept_and_the_recording_closes_t
     # Before the cut the device had streamed one more chunk than its spool kept on disk.
     lost_tail = pcm(99, CHUNK)
     uplinks = rig.uplinks()
-    session = SessionIdentity.from_config(rig.config.aas, rec.cid)
+    session = aas_identity(rig.config.aas, rec.cid)
     stream = await uplinks.live.open_recording(session, RecordingRef(rec.rid, 1), DataFormat())
     await stream.send(0, bytes(rec.data) + lost_tail)
     await stream.wait_confirmed(len(rec.data) + CHUNK, 5)

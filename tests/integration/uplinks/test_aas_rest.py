@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from edge_recorder.uplinks.aas.chunks import chunk_plan
 from edge_recorder.uplinks.aas.rest import AasRestClient
 from edge_recorder.uplinks.auth import ClientCredentialsProvider
-from edge_recorder.uplinks.base import ErrorKind, UplinkError, chunk_plan
+from edge_recorder.uplinks.base import ErrorKind, UplinkError
 from tests.integration.uplinks.conftest import device_config, new_session, pcm_audio
 from tests.support.emulator import EmulatorHandle, MakeEmulator, sha256
 

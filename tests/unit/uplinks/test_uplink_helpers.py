@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_recorder.config.services.aas import AasConfig
+from edge_recorder.uplinks.aas.chunks import chunk_id_for_offset, chunk_plan, total_chunks
 from edge_recorder.uplinks.aas.grpc_stream import error_from_status
+from edge_recorder.uplinks.aas.identity import aas_identity
 from edge_recorder.uplinks.aas.rest import chunk_metadata, error_from_response
 from edge_recorder.uplinks.auth import _lifetime, _refresh_at, is_rejected_token
 from edge_recorder.uplinks.base import (
@@ -21,10 +23,7 @@ from edge_recorder.uplinks.base import (
     RecordingRef,
     SessionIdentity,
     UplinkError,
-    chunk_id_for_offset,
-    chunk_plan,
     kind_for_http_status,
-    total_chunks,
 )
 from edge_recorder.uplinks.live import LiveRecordingState
 
@@ -101,7 +100,7 @@ def test_bad_chunk_arguments_are_refused() -> None:
 
 def test_session_identity_from_config_needs_partner_ids() -> None:
     with pytest.raises(ValueError, match=r"aas.customer_id, aas.partner_id, aas.product_id"):
-        SessionIdentity.from_config(AasConfig(), "enc-1")
+        aas_identity(AasConfig(), "enc-1")
     aas = AasConfig(
         customer_id=uuid.UUID(int=1),
         partner_id=uuid.UUID(int=2),
@@ -109,10 +108,10 @@ def test_session_identity_from_config_needs_partner_ids() -> None:
         external_user_id="cfg-user",
         locale="de-DE",
     )
-    ident = SessionIdentity.from_config(aas, "enc-2", external_user_id="ehr-user")
+    ident = aas_identity(aas, "enc-2", external_user_id="ehr-user")
     assert ident.external_user_id == "ehr-user"
     assert ident.locale == "de-DE" and ident.actions == ("generate-draft",)
-    assert SessionIdentity.from_config(aas, "enc-3").external_user_id == "cfg-user"
+    assert aas_identity(aas, "enc-3").external_user_id == "cfg-user"
     assert "ehr-user" not in repr(ident)  # practitioner ids never ride along in a repr
 
 
