@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,9 @@ class Daemon:
         self.notifier = ServiceNotifier()
         self.watchdog = WatchdogSupervisor.from_environment(self.notifier)
         self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._last_line = ""
-        self._service: dict[str, Any] = {}
+        self._service: dict[str, ev.Event] = {}  # the last health event sent, by kind
         self._factory: PinFactory | None = None
         self._fleet: FleetReporter | None = None
         self._delivery_task: asyncio.Task[None] | None = None
@@ -206,7 +207,7 @@ class Daemon:
         self.notifier.stopping("stopping: spool flushed")
         await asyncio.to_thread(self.notifier.flush, 1.0)
 
-    def _spawn(self, *coros: Any) -> None:
+    def _spawn(self, *coros: Coroutine[Any, Any, None]) -> None:
         loop = asyncio.get_running_loop()
         self._tasks.extend(loop.create_task(coro) for coro in coros)
 
@@ -290,8 +291,8 @@ class Daemon:
         reason = snap.last_error.message if snap.last_error is not None else ""
         service_event: ev.Event = ev.ServiceRefused(reason) if refusing else ev.ServiceOk()
         limits = snap.service_limits
-        wanted: dict[str, Any] = {
-            "uplink": ev.Uplink(bool(getattr(snap, "online", False)), backlog),
+        wanted: dict[str, ev.Event] = {
+            "uplink": ev.Uplink(snap.online, backlog),
             "spool": spool_event,
             "service": service_event,
         }
