@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from devtools.emulators.aws.app import AwsEmulator, AwsEmulatorSettings
-from devtools.emulators.aws.cli import TEST_DOMAIN, TEST_SUBSCRIPTION
+from devtools.emulators.aws.cli import TEST_DOMAIN, TEST_OUTPUT, TEST_SUBSCRIPTION
 from edge_recorder.config.services.aws import AwsScribeConfig
 from edge_recorder.uplinks.aws.client import AwsScribeClient
 from edge_recorder.uplinks.aws.credentials import CredentialSource
@@ -83,6 +83,7 @@ class AwsEmulatorHandle:
             "ca_file": self.ca_file,
             "domain_id": TEST_DOMAIN,
             "subscription_id": TEST_SUBSCRIPTION,
+            "output_s3_uri": TEST_OUTPUT,
         }
         values.update(overrides)
         return AwsScribeConfig(**values)

@@ -18,6 +18,7 @@ import tomli_w
 from devtools.emulators.aws.app import AwsEmulator, AwsEmulatorSettings
 
 TEST_DOMAIN = "dom-emulator0000000001"
+TEST_OUTPUT = "s3://edge-recorder-emulator/notes"  # where Connect Health would write the note
 TEST_SUBSCRIPTION = "sub-EMULATOR0000000000001"
 
 HEADER = (
@@ -38,6 +39,7 @@ def device_sections(emu: AwsEmulator, service: str) -> dict[str, Any]:
             "ca_file": str(emu.ca_file),
             "domain_id": TEST_DOMAIN,
             "subscription_id": TEST_SUBSCRIPTION,
+            "output_s3_uri": TEST_OUTPUT,
             "language_code": "en-US",
         },
     }

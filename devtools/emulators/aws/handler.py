@@ -3,6 +3,8 @@ body bytes into stored audio and answer events (transcript segments or an except
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
 import math
@@ -10,7 +12,9 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from devtools.emulators.aws import model
 from devtools.emulators.aws.faults import AwsFault, AwsFaults
 from devtools.emulators.aws.sessions import RESUME_WINDOW_S, Session, SessionStore, StreamRecord
 from devtools.emulators.aws.verify import EventChain, SignatureError, verify_request
@@ -30,6 +34,10 @@ class Rejected(Exception):
     def __init__(self, status: int, error_type: str, message: str) -> None:
         super().__init__(message)
         self.status, self.error_type = status, error_type
+
+
+class ModelViolation(Exception):
+    """An event that AWS's model for the service does not allow (a ValidationException)."""
 
 
 @dataclass
@@ -68,7 +76,7 @@ class StreamHandler:
     # ---- request ---------------------------------------------------------------------------
     def start(self, method: str, authority: str, path: str, headers: dict[str, str]) -> None:
         """Validate and sign-check the request; raises Rejected."""
-        profile = PROFILE_BY_PATH.get(path)
+        profile = PROFILE_BY_PATH.get(path.split("?", 1)[0])  # AWS's SDKs send a bare `?`
         if method != "POST" or profile is None:
             raise Rejected(404, "ResourceNotFoundException", f"no such operation {method} {path}")
         self.profile = profile
@@ -95,8 +103,11 @@ class StreamHandler:
         problems = []
         if len(sid) != 36 or not SESSION_RE.fullmatch(sid):
             problems.append("session-id must be a 36-character UUID")
-        if lang != "en-US":
-            problems.append("language-code must be en-US")
+        languages = (
+            model.enum("MedicalScribeLanguageCode") if profile is CONNECT_HEALTH else ["en-US"]
+        )
+        if lang not in languages:
+            problems.append("language-code must be " + " or ".join(languages))
         low, high = profile.rate_range
         if not rate_text.isdigit() or not low <= int(rate_text) <= high:
             problems.append(f"sample-rate must be {low}-{high}")
@@ -120,6 +131,8 @@ class StreamHandler:
             (p + "language-code", lang),
             ("x-amzn-request-id", str(uuid.uuid4())),
         ]
+        if profile is CONNECT_HEALTH:  # the model's output headers
+            self.response_headers += [(p + "domain-id", domain), (p + "subscription-id", sub)]
         self._fault = self.faults.take("exception") or self.faults.take("drop")
 
     def _session_for(
@@ -159,6 +172,8 @@ class StreamHandler:
                     break
         except es.FramingError as exc:
             self._exception(out, "BadRequestException", str(exc), "validationException")
+        except ModelViolation as exc:
+            self._exception(out, "ValidationException", str(exc), "validationException")
         except SignatureError as exc:
             self._exception(out, exc.exception_type, str(exc), exc.exception_type)
         return out
@@ -205,32 +220,42 @@ class StreamHandler:
     def _event(self, msg: es.Message, out: Output) -> None:
         assert self.session is not None and self.record is not None
         conf, audio, control, _ = self.profile.events
+        audio_types = {audio, "audioEvent"} if self.profile is CONNECT_HEALTH else {audio}
         etype = msg.headers.get(":event-type")
-        if msg.headers.get(":message-type") != "event" or etype not in (conf, audio, control):
+        if msg.headers.get(":message-type") != "event" or etype not in {
+            conf,
+            control,
+            *audio_types,
+        }:
             raise es.FramingError(f"unexpected event {etype!r}")
         self.record.events += 1
         if not self._configured:
             if etype != conf:
                 raise es.FramingError(f"the first event must be {conf}")
-            doc = json.loads(msg.payload or b"null")
-            if not isinstance(doc, dict):
-                raise es.FramingError(f"{conf} must be a JSON object")
+            doc = self._json_event(msg, conf)
             self.session.configuration = doc
             self._configured = True
             return
         if etype == conf:
             raise es.FramingError(f"{conf} only once, first")
         if etype == control:
-            doc = json.loads(msg.payload or b"{}")
+            doc = self._json_event(msg, control)
             if doc.get("type", doc.get("Type")) != "END_OF_SESSION":
                 raise es.FramingError("sessionControlEvent type must be END_OF_SESSION")
             self.session.completed = True
             self._segments(out, tail=True)
             self.store.save(self.session)
             return
+        payload = msg.payload
+        if etype == "audioEvent" and self.profile is CONNECT_HEALTH:
+            # The JSON audio event: {"audioChunk": "<base64>"}; the bytes are what it encodes.
+            try:
+                payload = base64.b64decode(self._json_event(msg, "audioEvent")["audioChunk"])
+            except binascii.Error as exc:
+                raise ModelViolation(f"audioEvent.audioChunk is not base64: {exc}") from None
         if self.session.completed:
             raise es.FramingError("audio after END_OF_SESSION")
-        self.store.append(self.session, self.record, msg.payload)
+        self.store.append(self.session, self.record, payload)
         limit = self._max_audio_s or self.profile.max_audio_s
         seconds = self.session.seconds(self.session.audio_bytes)
         if limit is not None and seconds is not None and seconds > limit:
@@ -247,6 +272,20 @@ class StreamHandler:
             self._exception(out, fault.exception, "injected fault", fault.exception)
             return
         self._segments(out, tail=False)
+
+    def _json_event(self, msg: es.Message, etype: str) -> dict[str, Any]:
+        """A JSON event's body, checked against AWS's model for Connect Health."""
+        try:
+            doc = json.loads(msg.payload or b"null")
+        except ValueError as exc:
+            raise es.FramingError(f"{etype} must be JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise es.FramingError(f"{etype} must be a JSON object")
+        if self.profile is CONNECT_HEALTH:
+            problems = model.validate(doc, model.input_event_shapes()[etype], etype)
+            if problems:
+                raise ModelViolation("; ".join(problems[:8]))
+        return doc
 
     def _segments(self, out: Output, tail: bool) -> None:
         assert self.session is not None
@@ -288,8 +327,10 @@ class StreamHandler:
         return es.event(self.profile.events[3], json.dumps(body).encode(), "application/json")
 
     def _exception(self, out: Output, name: str, message: str, connect_name: str) -> None:
-        etype = connect_name if self.profile is CONNECT_HEALTH else name
-        out.frames.append(es.exception(etype, message))
+        if self.profile is CONNECT_HEALTH:
+            out.frames.append(es.exception(connect_name, message, key="message"))
+        else:
+            out.frames.append(es.exception(name, message))
         out.end = out.early = True
         if self.session is not None and self.record is not None:
             self.store.end_stream(self.session, self.record, "rejected")

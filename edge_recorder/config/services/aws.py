@@ -30,6 +30,25 @@ class ChannelDefinition(BaseModel):
     )
 
 
+# The clinical note templates the services offer (Connect Health's `ManagedNoteTemplate` and
+# `CustomTemplateBase` enums; tests/unit/uplinks/aws checks them against AWS's published model).
+NoteTemplate = Literal[
+    "HISTORY_AND_PHYSICAL", "GIRPP", "DAP", "SIRP", "BIRP", "BEHAVIORAL_SOAP", "PHYSICAL_SOAP"
+]
+CUSTOM_TEMPLATE_BASES = ("HISTORY_AND_PHYSICAL", "GIRPP", "DAP", "SIRP", "BIRP", "BEHAVIORAL_SOAP")
+
+
+class TemplateSection(BaseModel):
+    """One section of a custom note template (Connect Health `templateInstructions`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    header: str = Field(
+        ..., pattern=r"^[a-zA-Z0-9_]+$", description="Section header (letters, digits, _)."
+    )
+    instruction: str = Field(..., min_length=1, description="What the section should hold.")
+
+
 class AwsScribeConfig(Section):
     """Region, endpoint and session headers (credentials come from the standard AWS sources)."""
 
@@ -51,15 +70,30 @@ class AwsScribeConfig(Section):
     subscription_id: str | None = Field(
         None, description="Connect Health subscription id, sub- and 21 letters/digits."
     )
-    language_code: Literal["en-US"] = Field("en-US", description="Language of the audio.")
+    language_code: Literal["en-US", "multi"] = Field(
+        "en-US",
+        description="Language of the audio (Connect Health also takes 'multi': several "
+        "languages in one session).",
+    )
     channels: list[ChannelDefinition] = Field(
         default_factory=list,
         description="Channel definitions for the configurationEvent (empty: omitted).",
     )
-    note_template_settings: dict[str, str] = Field(
-        default_factory=dict,
-        description="Clinical note template settings, passed through verbatim "
-        "(Connect Health noteTemplateSettings; HealthScribe e.g. NoteTemplate).",
+    note_template: NoteTemplate = Field(
+        "HISTORY_AND_PHYSICAL",
+        description="Clinical note template the service writes (Connect Health "
+        "managedTemplate.templateType; HealthScribe NoteTemplate).",
+    )
+    note_template_sections: list[TemplateSection] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Connect Health: sections of a custom template built on note_template "
+        "(1-20; empty: the managed template as it is).",
+    )
+    medical_coding: bool | None = Field(
+        None,
+        description="Connect Health: ask for medical code generation after the stream "
+        "(unset: the service's default).",
     )
     output_s3_uri: str | None = Field(
         None,
@@ -123,6 +157,14 @@ class AwsScribeConfig(Section):
                 "local test CA)"
             )
         ids = [c.channel_id for c in self.channels]
-        if len(ids) != len(set(ids)):
-            raise ValueError("aws.channels: each channel_id at most once")
+        if self.channels and sorted(ids) != [0, 1]:
+            raise ValueError(
+                "aws.channels: define both channels (channel_id 0 and 1) or none: the services "
+                "take exactly two channel definitions"
+            )
+        if self.note_template_sections and self.note_template not in CUSTOM_TEMPLATE_BASES:
+            raise ValueError(
+                f"aws.note_template = {self.note_template!r} cannot carry custom sections "
+                f"(custom templates build on {', '.join(CUSTOM_TEMPLATE_BASES)})"
+            )
         return self

@@ -9,6 +9,7 @@ checks both CRCs; tests cross-check this encoder against it.
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from collections.abc import Iterator, Mapping
@@ -75,16 +76,15 @@ def event(event_type: str, payload: bytes, content_type: str) -> bytes:
     return encode_message(headers, payload)
 
 
-def exception(exception_type: str, message: str) -> bytes:
-    """An exception message as the services send it (JSON body with a Message)."""
-    import json
-
+def exception(exception_type: str, message: str, key: str = "Message") -> bytes:
+    """An exception message as the services send it: a JSON body whose text is `Message`
+    (Transcribe streaming) or `message` (Connect Health's model)."""
     headers: dict[str, HeaderValue] = {
         ":message-type": "exception",
         ":exception-type": exception_type,
         ":content-type": "application/json",
     }
-    return encode_message(headers, json.dumps({"Message": message}).encode())
+    return encode_message(headers, json.dumps({key: message}).encode())
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,12 @@ from __future__ import annotations
 from edge_recorder.config.model import Config
 from edge_recorder.uplinks.aws.client import AwsScribeClient
 from edge_recorder.uplinks.aws.credentials import CredentialSource
-from edge_recorder.uplinks.aws.protocol import PROFILES, check_sample_rate, media_encoding
+from edge_recorder.uplinks.aws.protocol import (
+    PROFILES,
+    check_sample_rate,
+    configuration_event,
+    media_encoding,
+)
 from edge_recorder.uplinks.aws.stream import AudioSpec
 from edge_recorder.uplinks.base import SessionIdentity, UplinkState
 from edge_recorder.uplinks.bundle import Uplinks
@@ -30,6 +35,7 @@ def aws_uplinks(config: Config, state: UplinkState) -> Uplinks:
         missing = [k for k in ("domain_id", "subscription_id") if getattr(cfg, k) is None]
         if missing:
             raise ValueError("aws." + ", aws.".join(missing) + " must be set for Connect Health")
+    configuration_event(profile, cfg)  # what the service requires is configured (else ValueError)
     spec = AudioSpec(
         encoding=encoding,
         sample_rate=rate,

@@ -36,7 +36,9 @@ CONNECT_HEALTH = ServiceProfile(
     header_prefix="x-amzn-medscribe-",
     rate_range=(8000, 48000),
     encodings=("pcm", "flac"),
-    events=("configurationEvent", "audioEvent", "sessionControlEvent", "transcriptEvent"),
+    # Audio goes as `binaryAudioEvent` (the raw bytes as the event payload): AWS's model also
+    # has `audioEvent`, whose `audioChunk` is base64 inside JSON, a third more bytes for nothing.
+    events=("configurationEvent", "binaryAudioEvent", "sessionControlEvent", "transcriptEvent"),
     max_audio_s=None,  # the seed documents no duration limit
 )
 HEALTHSCRIBE = ServiceProfile(
@@ -98,27 +100,22 @@ def request_headers(
 
 
 def configuration_event(profile: ServiceProfile, cfg: AwsScribeConfig) -> bytes:
-    """The JSON body of the configurationEvent (encounter context only when configured)."""
+    """The JSON body of the configurationEvent (encounter context only when configured).
+
+    ValueError names the key when the config lacks what the service requires."""
     body: dict[str, Any]
     if profile is CONNECT_HEALTH:
-        body = {}
+        body = {"postStreamActionSettings": _connect_health_post_stream(cfg)}
         if cfg.channels:
             body["channelDefinitions"] = [
                 {"channelId": c.channel_id, "participantRole": c.participant_role}
                 for c in cfg.channels
             ]
-        post: dict[str, Any] = {}
-        if cfg.note_template_settings:
-            post["clinicalNoteGenerationSettings"] = {
-                "noteTemplateSettings": dict(cfg.note_template_settings)
-            }
-        if cfg.output_s3_uri:
-            post["outputS3Uri"] = cfg.output_s3_uri
-        if post:
-            body["postStreamActionSettings"] = post
         if cfg.encounter_context:
             body["encounterContext"] = {"unstructuredContext": cfg.encounter_context}
     else:
+        if cfg.language_code != "en-US":
+            raise ValueError("aws.language_code: aws-healthscribe takes en-US only")
         body = {}
         if cfg.channels:
             body["ChannelDefinitions"] = [
@@ -127,14 +124,43 @@ def configuration_event(profile: ServiceProfile, cfg: AwsScribeConfig) -> bytes:
             ]
         if cfg.resource_access_role_arn:
             body["ResourceAccessRoleArn"] = cfg.resource_access_role_arn
-        note: dict[str, Any] = dict(cfg.note_template_settings)
+        note: dict[str, Any] = {"NoteTemplate": cfg.note_template}
         if cfg.output_s3_uri:
             note["OutputBucketName"] = cfg.output_s3_uri.removeprefix("s3://").split("/")[0]
-        if note:
-            body["PostStreamAnalyticsSettings"] = {"ClinicalNoteGenerationSettings": note}
+        body["PostStreamAnalyticsSettings"] = {"ClinicalNoteGenerationSettings": note}
         if cfg.encounter_context:
             body["EncounterContext"] = {"UnstructuredContext": cfg.encounter_context}
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _connect_health_post_stream(cfg: AwsScribeConfig) -> dict[str, Any]:
+    """`postStreamActionSettings`, which Connect Health requires (with its output location
+    and note settings)."""
+    if not cfg.output_s3_uri:
+        raise ValueError(
+            "aws.output_s3_uri must be set for aws-connect-health: the service requires "
+            "postStreamActionSettings.outputS3Uri (where it writes the note)"
+        )
+    template: dict[str, Any]
+    if cfg.note_template_sections:
+        template = {
+            "customTemplate": {
+                "templateType": cfg.note_template,
+                "templateInstructions": [
+                    {"sectionHeader": s.header, "sectionInstruction": s.instruction}
+                    for s in cfg.note_template_sections
+                ],
+            }
+        }
+    else:
+        template = {"managedTemplate": {"templateType": cfg.note_template}}
+    post: dict[str, Any] = {
+        "outputS3Uri": cfg.output_s3_uri,
+        "clinicalNoteGenerationSettings": {"noteTemplateSettings": template},
+    }
+    if cfg.medical_coding is not None:
+        post["medicalCodeGenerationSettings"] = {"enabled": cfg.medical_coding}
+    return post
 
 
 def end_of_session(profile: ServiceProfile) -> bytes:

@@ -14,7 +14,16 @@ from edge_recorder.uplinks.aws import protocol as p
 from edge_recorder.uplinks.aws.factory import aws_uplinks
 from edge_recorder.uplinks.base import ErrorKind
 
-GOOD = {"domain_id": "dom-abcdefghij0123456", "subscription_id": "sub-ABCDEFGHIJ0123456789a"}
+GOOD = {
+    "domain_id": "dom-abcdefghij0123456",
+    "subscription_id": "sub-ABCDEFGHIJ0123456789a",
+    "output_s3_uri": "s3://notes-bkt/dev",
+}
+SECTION = {"header": "Plan", "instruction": "What happens next, as a list."}
+TWO_CHANNELS = [
+    {"channel_id": 0, "participant_role": "CLINICIAN"},
+    {"channel_id": 1, "participant_role": "PATIENT"},
+]
 
 
 def errors_for(aws: dict[str, Any]) -> str:
@@ -34,7 +43,13 @@ def errors_for(aws: dict[str, Any]) -> str:
         ({"region": "Mars"}, "region name"),
         ({"output_s3_uri": "bucket/x"}, "s3://bucket/prefix"),
         ({"resume_window_s": 6 * 3600}, "resume_window_s"),
-        ({"channels": [{"channel_id": 0}, {"channel_id": 0}]}, "each channel_id at most once"),
+        ({"channels": [{"channel_id": 0}, {"channel_id": 0}]}, "define both channels"),
+        ({"channels": [{"channel_id": 1}]}, "take exactly two channel definitions"),
+        (
+            {"note_template": "PHYSICAL_SOAP", "note_template_sections": [SECTION]},
+            "cannot carry custom sections",
+        ),
+        ({"note_template_settings": {"NoteTemplate": "GIRPP"}}, "note_template_settings"),
         ({"secret_access_key": "x"}, "secret_access_key"),  # no credentials in config text
     ],
 )
@@ -43,21 +58,21 @@ def test_validation_messages(aws: dict[str, Any], message: str) -> None:
 
 
 def test_connect_health_headers_and_configuration_event() -> None:
-    cfg = AwsScribeConfig(
-        **GOOD,
-        channels=[{"channel_id": 0, "participant_role": "CLINICIAN"}],
-        note_template_settings={"templateType": "SOAP"},
-        output_s3_uri="s3://notes-bkt/dev",
-    )
+    cfg = AwsScribeConfig(**GOOD, channels=TWO_CHANNELS, note_template="DAP")
     headers = dict(p.request_headers(p.CONNECT_HEALTH, cfg, "h", "sid", 16000, "pcm"))
     assert headers["x-amzn-medscribe-domain-id"] == GOOD["domain_id"]
     assert headers["x-amzn-medscribe-sample-rate"] == "16000"
     assert headers["x-amzn-medscribe-media-encoding"] == "pcm"
     body = json.loads(p.configuration_event(p.CONNECT_HEALTH, cfg))
     assert body == {
-        "channelDefinitions": [{"channelId": 0, "participantRole": "CLINICIAN"}],
+        "channelDefinitions": [
+            {"channelId": 0, "participantRole": "CLINICIAN"},
+            {"channelId": 1, "participantRole": "PATIENT"},
+        ],
         "postStreamActionSettings": {
-            "clinicalNoteGenerationSettings": {"noteTemplateSettings": {"templateType": "SOAP"}},
+            "clinicalNoteGenerationSettings": {
+                "noteTemplateSettings": {"managedTemplate": {"templateType": "DAP"}}
+            },
             "outputS3Uri": "s3://notes-bkt/dev",
         },
     }  # no encounterContext unless configured
@@ -65,11 +80,31 @@ def test_connect_health_headers_and_configuration_event() -> None:
     assert json.loads(p.configuration_event(p.CONNECT_HEALTH, with_context))["encounterContext"]
 
 
+def test_connect_health_requires_where_the_note_goes() -> None:
+    cfg = AwsScribeConfig(**{**GOOD, "output_s3_uri": None})
+    with pytest.raises(ValueError, match=r"aws\.output_s3_uri must be set"):
+        p.configuration_event(p.CONNECT_HEALTH, cfg)
+
+
+def test_a_custom_template_and_medical_coding_reach_the_event() -> None:
+    cfg = AwsScribeConfig(
+        **GOOD, note_template="GIRPP", note_template_sections=[SECTION], medical_coding=True
+    )
+    post = json.loads(p.configuration_event(p.CONNECT_HEALTH, cfg))["postStreamActionSettings"]
+    assert post["clinicalNoteGenerationSettings"]["noteTemplateSettings"] == {
+        "customTemplate": {
+            "templateType": "GIRPP",
+            "templateInstructions": [
+                {"sectionHeader": "Plan", "sectionInstruction": "What happens next, as a list."}
+            ],
+        }
+    }
+    assert post["medicalCodeGenerationSettings"] == {"enabled": True}
+
+
 def test_healthscribe_configuration_event_shape() -> None:
     cfg = AwsScribeConfig(
-        output_s3_uri="s3://notes-bkt/dev",
-        resource_access_role_arn="arn:r",
-        note_template_settings={"NoteTemplate": "GIRPP"},
+        output_s3_uri="s3://notes-bkt/dev", resource_access_role_arn="arn:r", note_template="GIRPP"
     )
     body = json.loads(p.configuration_event(p.HEALTHSCRIBE, cfg))
     assert body["ResourceAccessRoleArn"] == "arn:r"
@@ -79,6 +114,8 @@ def test_healthscribe_configuration_event_shape() -> None:
     }
     assert json.loads(p.end_of_session(p.HEALTHSCRIBE)) == {"Type": "END_OF_SESSION"}
     assert json.loads(p.end_of_session(p.CONNECT_HEALTH)) == {"type": "END_OF_SESSION"}
+    with pytest.raises(ValueError, match="en-US only"):
+        p.configuration_event(p.HEALTHSCRIBE, cfg.model_copy(update={"language_code": "multi"}))
 
 
 def test_segments_parse_without_keeping_text() -> None:

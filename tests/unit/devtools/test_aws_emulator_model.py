@@ -1,0 +1,111 @@
+"""The Connect Health emulator judges requests and events by AWS's published model: what the
+SDKs send is accepted (a bare `?` query, `multi`, the JSON or the binary audio event), what the
+model forbids is refused. Requests and events are signed for real (the device's signer)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from devtools.emulators.aws.faults import AwsFaults
+from devtools.emulators.aws.handler import Output, Rejected, StreamHandler
+from devtools.emulators.aws.sessions import SessionStore
+from edge_recorder.config.services.aws import AwsScribeConfig
+from edge_recorder.uplinks.aws import eventstream as es
+from edge_recorder.uplinks.aws import protocol as p
+from edge_recorder.uplinks.aws.signing import (
+    Credentials,
+    EventSigner,
+    request_signature,
+    sign_request,
+)
+
+CREDS = Credentials("AKIDEMULATORTEST", "emulator-secret")
+HOST = "streaming.health-agent.us-east-1.api.aws"
+CFG = AwsScribeConfig(
+    domain_id="dom-abcdefghij0123456",
+    subscription_id="sub-ABCDEFGHIJ0123456789a",
+    output_s3_uri="s3://notes-bkt/dev",
+)
+AUDIO = bytes(range(256)) * 25
+
+
+@pytest.fixture
+def handler(tmp_path: Path) -> StreamHandler:
+    return StreamHandler(SessionStore(tmp_path), AwsFaults(), CREDS, 1.0, lambda sid: None)
+
+
+async def start(
+    handler: StreamHandler, path: str = "/medical-scribe-stream/", cfg: AwsScribeConfig = CFG
+) -> EventSigner:
+    headers = p.request_headers(p.CONNECT_HEALTH, cfg, HOST, str(uuid.uuid4()), 16000, "pcm")
+    now = dt.datetime.now(dt.UTC)
+    signed = await sign_request("POST", path, headers, CREDS, "us-east-1", "health-agent", now)
+    handler.start("POST", HOST, path, {k.lower(): v for k, v in signed})
+    return EventSigner(CREDS, "us-east-1", "health-agent", request_signature(signed))
+
+
+def send(handler: StreamHandler, signer: EventSigner, etype: str, payload: bytes) -> Output:
+    ctype = "application/octet-stream" if etype == "binaryAudioEvent" else "application/json"
+    return handler.feed(signer.envelope(es.event(etype, payload, ctype)))
+
+
+def configure(handler: StreamHandler, signer: EventSigner) -> None:
+    out = send(handler, signer, "configurationEvent", p.configuration_event(p.CONNECT_HEALTH, CFG))
+    assert out.frames == [] and not out.end
+
+
+def exception_of(out: Output) -> tuple[str, dict[str, str]]:
+    (frame,) = out.frames
+    (msg,) = list(es.Decoder().feed(frame))
+    return str(msg.headers[":exception-type"]), json.loads(msg.payload)
+
+
+async def test_a_bare_query_and_multi_are_what_the_sdks_send(handler: StreamHandler) -> None:
+    await start(
+        handler, "/medical-scribe-stream/?", CFG.model_copy(update={"language_code": "multi"})
+    )
+    headers = dict(handler.response_headers)
+    assert headers["x-amzn-medscribe-language-code"] == "multi"
+    assert headers["x-amzn-medscribe-domain-id"] == CFG.domain_id
+    assert headers["x-amzn-medscribe-subscription-id"] == CFG.subscription_id
+
+
+async def test_an_unknown_language_is_a_validation_error(handler: StreamHandler) -> None:
+    cfg = CFG.model_construct(**{**CFG.model_dump(), "language_code": "de-DE"})
+    with pytest.raises(Rejected) as err:
+        await start(handler, cfg=cfg)
+    assert err.value.status == 400 and "en-US or multi" in str(err.value)
+
+
+async def test_binary_and_json_audio_events_store_the_same_bytes(handler: StreamHandler) -> None:
+    signer = await start(handler)
+    configure(handler, signer)
+    send(handler, signer, "binaryAudioEvent", AUDIO[:3200])
+    chunk = base64.b64encode(AUDIO[3200:]).decode()
+    send(handler, signer, "audioEvent", json.dumps({"audioChunk": chunk}).encode())
+    assert handler.session is not None
+    assert handler.session.audio_bytes == len(AUDIO)  # decoded, not the base64 text
+
+
+async def test_raw_bytes_in_the_json_audio_event_are_refused(handler: StreamHandler) -> None:
+    signer = await start(handler)
+    configure(handler, signer)
+    out = send(handler, signer, "audioEvent", AUDIO[:3200])
+    etype, body = exception_of(out)
+    assert etype == "validationException" and "audioEvent must be JSON" in body["message"]
+
+
+async def test_a_configuration_event_without_post_stream_settings_is_refused(
+    handler: StreamHandler,
+) -> None:
+    signer = await start(handler)
+    out = send(handler, signer, "configurationEvent", b"{}")
+    etype, body = exception_of(out)
+    assert etype == "validationException"
+    assert body == {"message": "configurationEvent.postStreamActionSettings: required"}
