@@ -19,6 +19,7 @@ _AUTH_RE = re.compile(
     r"Signature=(?P<sig>[0-9a-f]{64})"
 )
 MAX_SKEW_S = 300
+HOST_NAMES = {"host", ":authority"}
 
 
 class SignatureError(Exception):
@@ -58,14 +59,19 @@ def verify_request(
     if abs((now - when).total_seconds()) > MAX_SKEW_S or found["day"] != stamp[:8]:
         raise SignatureError("InvalidSignatureException", "signature expired or clock skew")
     names = found["signed"].split(";")
-    if "host" not in names or "x-amz-date" not in names:
-        raise SignatureError("InvalidSignatureException", "host and x-amz-date must be signed")
-    signed = {name: (authority if name == "host" else headers.get(name, "")) for name in names}
+    # Over HTTP/2 the host is the `:authority` pseudo-header, and AWS's JavaScript SDK signs it
+    # under that name; awscrt and botocore sign `host`. Either carries the authority.
+    if not HOST_NAMES & set(names) or "x-amz-date" not in names:
+        raise SignatureError(
+            "InvalidSignatureException", "host (or :authority) and x-amz-date must be signed"
+        )
+    signed = {name: (authority if name in HOST_NAMES else headers.get(name, "")) for name in names}
     request = AWSRequest(method=method, url=f"https://{authority}{path}", headers=signed)
     request.context["timestamp"] = stamp
-    auth = SigV4Auth(
+    auth = _AsSigned(
         BotoCredentials(creds.access_key_id, creds.secret_access_key), service, found["region"]
     )
+    auth.names = set(names)
     if auth.signed_headers(auth.headers_to_sign(request)) != found["signed"]:
         raise SignatureError("InvalidSignatureException", "signed header list mismatch")
     expected = auth.signature(
@@ -77,6 +83,19 @@ def verify_request(
             "The request signature we calculated does not match the signature you provided",
         )
     return found["region"], found["sig"]
+
+
+class _AsSigned(SigV4Auth):  # type: ignore[misc]
+    """botocore's SigV4 over exactly the client's signed headers: botocore adds `host` when
+    the request has none, which a client that signed `:authority` instead did not sign."""
+
+    names: set[str] = set()
+
+    def headers_to_sign(self, request: AWSRequest) -> object:
+        headers = super().headers_to_sign(request)
+        if "host" not in self.names and "host" in headers:
+            del headers["host"]
+        return headers
 
 
 class EventChain:

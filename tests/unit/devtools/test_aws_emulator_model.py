@@ -109,3 +109,43 @@ async def test_a_configuration_event_without_post_stream_settings_is_refused(
     etype, body = exception_of(out)
     assert etype == "validationException"
     assert body == {"message": "configurationEvent.postStreamActionSettings: required"}
+
+
+def _js_style_headers(path: str, secret: str) -> dict[str, str]:
+    """A request signed the way AWS's JavaScript SDK signs over HTTP/2: `:authority`, no
+    `host`; SigV4 computed here by hand from the specification (not by the emulator's code)."""
+    import hashlib
+    import hmac
+
+    from edge_recorder.uplinks.aws.signing import STREAMING_BODY, signing_key
+
+    now = dt.datetime.now(dt.UTC)
+    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    fields = dict(p.request_headers(p.CONNECT_HEALTH, CFG, HOST, str(uuid.uuid4()), 16000, "pcm"))
+    fields.pop("host")
+    fields.update({":authority": HOST, "x-amz-date": stamp, "x-amz-content-sha256": STREAMING_BODY})
+    names = sorted(fields)
+    canonical = "\n".join(
+        ["POST", path, "", *(f"{n}:{fields[n]}" for n in names), "", ";".join(names),
+         STREAMING_BODY]
+    )  # fmt: skip
+    scope = f"{day}/us-east-1/health-agent/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = signing_key(secret, day, "us-east-1", "health-agent")
+    sig = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    fields["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={CREDS.access_key_id}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={sig}"
+    )
+    return {k: v for k, v in fields.items() if not k.startswith(":")}
+
+
+def test_a_signature_over_authority_is_accepted(handler: StreamHandler) -> None:
+    path = "/medical-scribe-stream/"
+    handler.start("POST", HOST, path, _js_style_headers(path, CREDS.secret_access_key))
+    assert handler.session is not None
+    with pytest.raises(Rejected) as err:
+        handler.start("POST", HOST, path, _js_style_headers(path, "another-secret"))
+    assert err.value.error_type == "InvalidSignatureException"
