@@ -16,7 +16,7 @@ APT_PACKAGES := gcc pkg-config python3-dev python3-venv libasound2-dev libasound
 LINT_PATHS := edge_recorder tests devtools $(wildcard benchmarks)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all bootstrap apt venv lock test lint unit fmt docs proto bench demo clean distclean
+.PHONY: all bootstrap apt venv lock node test lint unit fmt docs proto bench demo clean distclean
 
 all: test
 
@@ -72,8 +72,24 @@ fmt: bootstrap
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 
+## node: Node.js (Debian's nodejs and npm, when there is no node) and the vendors' own clients
+## for the contract tests, exactly as tests/contract/package-lock.json locks them (npm ci checks
+## every package's integrity hash)
+CONTRACT := tests/contract
+NODE_STAMP := $(CONTRACT)/node_modules/.installed
+
+$(NODE_STAMP): $(CONTRACT)/package.json $(CONTRACT)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "node: installing nodejs npm"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd $(CONTRACT) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+node: $(NODE_STAMP)
+
 ## test: bootstrap, lint, then the whole suite
-test: lint
+test: lint node
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## docs: regenerate config.example.toml and the README's configuration reference

@@ -47,7 +47,7 @@ def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
-def _ctx(request: web.Request) -> CortiContext:
+def ctx_of(request: web.Request) -> CortiContext:
     return request.app[CTX]
 
 
@@ -56,7 +56,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Faults, then auth, for the API (not for /_emulator, the token endpoint or /streams)."""
     if not request.path.startswith(PREFIX + "/"):
         return await handler(request)
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     if delay := ctx.faults.take_latency_s("rest", request.path):
         await asyncio.sleep(delay)  # the injected latency itself
     if ctx.take_drop(request.path):
@@ -81,8 +81,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-def _interaction(request: web.Request) -> Interaction | None:
-    ctx = _ctx(request)
+def interaction_of(request: web.Request) -> Interaction | None:
+    ctx = ctx_of(request)
     found: Interaction | None = ctx.store.interaction(ctx.settings.tenant, request.match_info["id"])
     return found
 
@@ -104,19 +104,22 @@ async def create_interaction(request: web.Request) -> web.Response:
         errors.append({"key": "encounter.type", "message": f"must be one of {TYPES}"})
     if errors:
         return problem(400, "invalid interaction", errors)
-    ctx = _ctx(request)
-    item = ctx.store.create_interaction(ctx.settings.tenant, enc)
+    ctx = ctx_of(request)
+    patient = body.get("patient")
+    item = ctx.store.create_interaction(
+        ctx.settings.tenant, enc, patient if isinstance(patient, dict) else None
+    )
     ws = f"{ctx.ws_base}/interactions/{item.interactionId}/streams"
     return web.json_response({"interactionId": item.interactionId, "websocketUrl": ws}, status=201)
 
 
 async def upload_recording(request: web.Request) -> web.Response:
-    item = _interaction(request)
+    item = interaction_of(request)
     if item is None:
         return problem(404, "interaction not found")
     if request.content_type != "application/octet-stream":
         return problem(415, "recordings are uploaded as application/octet-stream (raw file bytes)")
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     limit = ctx.settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         return problem(413, f"recording is {request.content_length} bytes; the limit is {limit}")
@@ -139,14 +142,14 @@ async def upload_recording(request: web.Request) -> web.Response:
 
 
 async def list_recordings(request: web.Request) -> web.Response:
-    item = _interaction(request)
+    item = interaction_of(request)
     if item is None:
         return problem(404, "interaction not found")
     return web.json_response({"recordings": list(item.recordings)})
 
 
 async def create_transcript(request: web.Request) -> web.Response:
-    item = _interaction(request)
+    item = interaction_of(request)
     if item is None:
         return problem(404, "interaction not found")
     body = await json_object(request)
@@ -160,7 +163,7 @@ async def create_transcript(request: web.Request) -> web.Response:
         errors.append({"key": "primaryLanguage", "message": "is required"})
     if errors or not isinstance(rid, str):
         return problem(400, "invalid transcript request", errors)
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     rec = ctx.store.recordings[rid]
     seconds = rec.durationS or 0.0
     tid = str(uuid.uuid4())
@@ -193,11 +196,11 @@ def _public(transcript: dict[str, Any]) -> dict[str, Any]:
 
 
 async def transcript_status(request: web.Request) -> web.Response:
-    item = _interaction(request)
+    item = interaction_of(request)
     transcript = item.transcripts.get(request.match_info["tid"]) if item else None
     if transcript is None:
         return problem(404, "transcript not found")
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     if transcript["status"] == "processing":
         transcript["polls"] += 1
         if transcript["polls"] > ctx.settings.async_polls:
@@ -207,7 +210,7 @@ async def transcript_status(request: web.Request) -> web.Response:
 
 
 async def get_transcript(request: web.Request) -> web.Response:
-    item = _interaction(request)
+    item = interaction_of(request)
     transcript = item.transcripts.get(request.match_info["tid"]) if item else None
     if transcript is None:
         return problem(404, "transcript not found")
@@ -218,7 +221,7 @@ async def get_transcript(request: web.Request) -> web.Response:
 
 
 async def create_document(request: web.Request) -> web.Response:
-    item = _interaction(request)
+    item = interaction_of(request)
     if item is None:
         return problem(404, "interaction not found")
     body = await json_object(request)
@@ -239,6 +242,7 @@ async def create_document(request: web.Request) -> web.Response:
     name, sections = TEMPLATES[str(key)]
     did = str(uuid.uuid4())
     words = sum(len(str(t).split()) for t in texts)
+    stamp = now()
     document = {
         "id": did,
         "name": name,
@@ -246,22 +250,48 @@ async def create_document(request: web.Request) -> web.Response:
         "isStream": False,
         "outputLanguage": body.get("outputLanguage") or "en",
         "sections": [
-            {"key": k, "name": n, "text": f"[emulated {n.lower()} from {words} words]", "sort": i}
+            {"key": k, "name": n, "text": f"[emulated {n.lower()} from {words} words]", "sort": i,
+             "createdAt": stamp, "updatedAt": stamp}
             for i, (k, n) in enumerate(sections)
         ],
-        "createdAt": now(),
-    }
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "usageInfo": {"creditsConsumed": round(words / 1000, 3)},
+    }  # fmt: skip
     item.documents[did] = document
-    _ctx(request).store.save()
+    ctx_of(request).store.save()
     return web.json_response(document, status=200)
 
 
 async def templates(request: web.Request) -> web.Response:
-    data = [
-        {"key": k, "name": name, "sections": [{"key": s, "name": n} for s, n in sections]}
-        for k, (name, sections) in TEMPLATES.items()
-    ]
-    return web.json_response({"data": data})
+    return web.json_response({"data": [template_item(k) for k in TEMPLATES]})
+
+
+def template_item(key: str) -> dict[str, Any]:
+    """A template as Corti's API types describe it (`TemplatesItem`)."""
+    name, sections = TEMPLATES[key]
+    return {
+        "key": key,
+        "name": name,
+        "description": f"[emulated] {name}",
+        "status": "published",
+        "updatedAt": None,
+        "templateSections": [
+            {
+                "sort": i,
+                "section": {
+                    "key": s,
+                    "name": n,
+                    "description": f"[emulated] {n}",
+                    "type": "text",
+                    "defaultWritingStyle": {"name": "bullet points"},
+                    "translations": [],
+                },
+            }
+            for i, (s, n) in enumerate(sections)
+        ],
+        "translations": [],
+    }
 
 
 def add_routes(app: web.Application) -> None:

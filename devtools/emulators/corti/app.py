@@ -7,7 +7,7 @@ import socket
 
 from aiohttp import web
 
-from devtools.emulators.corti import api, inspect, streams
+from devtools.emulators.corti import api, inspect, reads, streams
 from devtools.emulators.corti.context import CTX, CortiContext
 from devtools.emulators.corti.settings import CortiEmulatorSettings
 from devtools.emulators.corti.store import CortiStore
@@ -47,6 +47,7 @@ class CortiEmulator:
         )
         app[CTX] = self.ctx
         api.add_routes(app)
+        reads.add_routes(app)
         streams.add_routes(app)
         inspect.add_routes(app)
         app.router.add_post("/realms/{tenant}/protocol/openid-connect/token", token_endpoint)

@@ -49,6 +49,7 @@ class Interaction:
     transcripts: dict[str, dict[str, Any]] = field(default_factory=dict)
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     streams: list[dict[str, Any]] = field(default_factory=list)
+    patient: dict[str, Any] = field(default_factory=dict)
 
 
 def now() -> str:
@@ -127,8 +128,10 @@ class CortiStore:
         tmp.replace(self.dir / STATE_FILE)
 
     # ------------------------------------------------------------------ interactions
-    def create_interaction(self, tenant: str, encounter: dict[str, Any]) -> Interaction:
-        item = Interaction(str(uuid.uuid4()), tenant, encounter, now())
+    def create_interaction(
+        self, tenant: str, encounter: dict[str, Any], patient: dict[str, Any] | None = None
+    ) -> Interaction:
+        item = Interaction(str(uuid.uuid4()), tenant, encounter, now(), patient=patient or {})
         self.interactions[item.interactionId] = item
         self.save()
         return item

@@ -26,6 +26,24 @@ from devtools.emulators.corti.store import now
 from devtools.emulators.corti.tokens import TokenRejected
 
 TRANSCRIPT_EVERY = 32000  # bytes of audio between emulated transcript messages
+BYTES_PER_S = 32000  # 16 kHz PCM16 mono: the emulated transcript's clock
+
+
+def transcript_message(start_s: float, end_s: float) -> dict[str, Any]:
+    """A `transcript` message as Corti's stream types describe it (`StreamTranscriptMessage`)."""
+    return {
+        "type": "transcript",
+        "data": [
+            {
+                "id": str(uuid.uuid4()),
+                "transcript": "[emulated]",
+                "final": True,
+                "speakerId": 0,
+                "participant": {"channel": 0},
+                "time": {"start": round(start_s, 3), "end": round(end_s, 3)},
+            }
+        ],
+    }
 
 
 def config_problem(message: Any) -> str | None:
@@ -111,9 +129,10 @@ async def _serve(ws: web.WebSocketResponse, config_timeout_s: float, record: dic
                 return
             if since_transcript >= TRANSCRIPT_EVERY:
                 since_transcript = 0
-                await ws.send_json({"type": "transcript", "data": [
-                    {"id": str(uuid.uuid4()), "transcript": "[emulated]", "final": True,
-                     "participant": {"channel": 0}}]})  # fmt: skip
+                end_s = record["bytes"] / BYTES_PER_S
+                await ws.send_json(
+                    transcript_message(end_s - TRANSCRIPT_EVERY / BYTES_PER_S, end_s)
+                )
             continue
         if msg.type != WSMsgType.TEXT:
             break
