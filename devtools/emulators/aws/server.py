@@ -37,6 +37,47 @@ class Registry:
             proto.abort()
 
 
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+GOAWAY = 0x7
+
+
+class GracefulGoaway:
+    """Keeps a client's graceful GOAWAY (NO_ERROR) away from h2.
+
+    RFC 9113 section 6.8: a GOAWAY stops new streams; the open ones finish. AWS's JavaScript
+    SDK sends one right after it opens its event stream, then keeps sending events. h2 closes
+    the whole connection on any GOAWAY (python-hyper/h2 issue 1181) and then refuses the
+    stream's DATA, so the client's NO_ERROR GOAWAY frames are dropped here, between TLS and
+    h2; any other GOAWAY passes through. Frames are cut at their 9-byte headers.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._preface = True
+        self.seen = False  # the client said it opens no more streams
+
+    def feed(self, data: bytes) -> bytes:
+        self._buffer += data
+        out = bytearray()
+        if self._preface:
+            if len(self._buffer) < len(PREFACE):
+                return b""
+            out += self._buffer[: len(PREFACE)]
+            self._buffer = self._buffer[len(PREFACE) :]
+            self._preface = False
+        while len(self._buffer) >= 9:
+            size = int.from_bytes(self._buffer[:3], "big") + 9
+            if len(self._buffer) < size:
+                break
+            frame, self._buffer = self._buffer[:size], self._buffer[size:]
+            graceful = frame[3] == GOAWAY and frame[13:17] == b"\0\0\0\0"
+            if graceful:
+                self.seen = True
+            else:
+                out += frame
+        return bytes(out)
+
+
 class H2Protocol(asyncio.Protocol):
     def __init__(self, make_handler: HandlerFactory, registry: Registry) -> None:
         self._make = make_handler
@@ -46,6 +87,7 @@ class H2Protocol(asyncio.Protocol):
         )
         self._transport: asyncio.Transport | None = None
         self._handlers: dict[int, StreamHandler] = {}
+        self._frames = GracefulGoaway()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -63,6 +105,7 @@ class H2Protocol(asyncio.Protocol):
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        data = self._frames.feed(data)
         try:
             events = self._conn.receive_data(data)
         except h2.exceptions.ProtocolError:
