@@ -62,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="aws: which uplink.service the written device config names",
     )
     parser.add_argument(
+        "--fidelity",
+        choices=["reference", "live"],
+        default="reference",
+        help="aas: 'live' behaves as the live service was observed to (RecordAmbient gets no "
+        "answer at all); 'reference' answers every open, ack and close",
+    )
+    parser.add_argument(
         "--stream-limit-s", type=float, default=None, help="dice: per-stream limit (3600)"
     )
     parser.add_argument(
@@ -91,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         client_id=args.client_id or DEV_CLIENT_ID,
         client_secret=args.client_secret or DEV_CLIENT_SECRET,
         token_lifetime_s=args.token_lifetime_s,
+        fidelity=args.fidelity,
     )
 
     async def serve() -> int:

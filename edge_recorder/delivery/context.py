@@ -29,6 +29,7 @@ from edge_recorder.spool import Spool
 from edge_recorder.status import ErrorInfo
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import (
+    NO_ANSWER,
     ErrorKind,
     LiveStreamer,
     ServiceConfiguration,
@@ -43,6 +44,9 @@ CONFIG_REFRESH_S = 3600.0  # RetrieveConfiguration is re-read this often while o
 REDIAL_AFTER = 2  # consecutive live-transport failures before a fresh connection
 _LINK_KINDS = (ErrorKind.UNAVAILABLE, ErrorKind.SERVER, ErrorKind.PROTOCOL)
 IDLE_POLL_S = 2.0  # upper bound on any idle wait, so `spool retry` requests are seen soon
+# Live opens of one recording that got no answer at all before it goes store-and-forward: the
+# live service has been seen to stay silent (no RecordingOpens, no acks) where REST works.
+SILENT_OPENS_BEFORE_REST = 2
 
 
 @dataclass
@@ -55,6 +59,8 @@ class WorkSets:
     rest_sessions: set[str] = field(default_factory=set)  # PUT /ambient-sessions done
     tapped: set[str] = field(default_factory=set)  # recordings the live tap has streamed from
     tap_active: set[str] = field(default_factory=set)  # the live tap is streaming these now
+    silent_opens: dict[str, int] = field(default_factory=dict)  # live opens nobody answered
+    rest_only: set[str] = field(default_factory=set)  # live gave up: REST once closed
 
 
 @dataclass
@@ -185,6 +191,9 @@ class DeliveryContext:
         the next attempt may start at once (switched path or resync)."""
         decision = decide(error, phase)
         self.failed(error, decision, recording_id=recording_id, phase=phase)
+        silent = phase in ("live", "resume") and error.status == NO_ANSWER
+        if silent and self._live_is_silent(recording_id):
+            return None
         if decision.action is Action.QUARANTINE:
             self.quarantine(recording_id, decision.reason)
             return None
@@ -203,6 +212,28 @@ class DeliveryContext:
         delay = self.backoff(attempts, error, decision)
         self.spool.note_failure(recording_id, decision.reason, self.clock() + delay)
         return delay
+
+    def _live_is_silent(self, recording_id: str) -> bool:
+        """Count an unanswered live open; after SILENT_OPENS_BEFORE_REST the recording is no
+        longer streamed and goes through REST store-and-forward once it closes (REST has a
+        confirmed finalize; a silent live link confirms nothing)."""
+        silent = self.work.silent_opens.get(recording_id, 0) + 1
+        self.work.silent_opens[recording_id] = silent
+        if silent < SILENT_OPENS_BEFORE_REST:
+            return False
+        self.work.rest_only.add(recording_id)
+        self.state.clear_live(recording_id)  # closed, it goes through REST (also after a restart)
+        reason = (
+            f"the live service answered none of {silent} opens; the recording goes through "
+            "REST store-and-forward when it closes"
+        )
+        self.link.last_error = ErrorInfo(
+            code="delivery_live_silent", message=reason, at=datetime.now(UTC)
+        )
+        log.warning(
+            "live delivery silent; switching to store-and-forward", recording_id=recording_id
+        )
+        return True
 
     def wake(self) -> None:
         self.wakeups.live_wake.set()

@@ -96,7 +96,12 @@ def _pick_live(ctx: DeliveryContext) -> str | None:
     if not (ctx.config.uplink.live and ctx.uplinks.live_enabled):
         return None
     for info in ctx.spool.pending_recordings():
-        if info.state == "open" and info.live and info.id not in ctx.work.claimed:
+        if (
+            info.state == "open"
+            and info.live
+            and info.id not in ctx.work.claimed
+            and info.id not in ctx.work.rest_only
+        ):
             return info.id
     return None
 

@@ -34,6 +34,10 @@ _RETRYABLE_BY_DEFAULT = frozenset(
 
 Transport = Literal["grpc", "rest", "websocket", "http2", "auth"]
 
+#: `UplinkError.status` when a live transport's open got no answer at all within the request
+#: timeout (a silent server, not a refusal): the engine stops trying live for that recording.
+NO_ANSWER = "no-answer"
+
 
 class UplinkError(Exception):
     """A failed uplink call; the message is the server's own words when it gave any.

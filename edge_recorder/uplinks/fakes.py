@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from edge_recorder.uplinks.base import (
+    NO_ANSWER,
     Ack,
     DataFormat,
     ErrorKind,
@@ -40,6 +41,8 @@ class FakeService:
     processing_calls: int = 0
     uploads: int = 0  # recordings that came through store-and-forward
     offline: bool = False
+    silent_opens: bool = False  # live opens get no answer (as the live AAS has been seen to)
+    opens: int = 0
     configuration: ServiceConfiguration = field(default_factory=ServiceConfiguration)
 
     def reachable(self, transport: Transport) -> None:
@@ -118,6 +121,12 @@ class FakeLiveStreamer:
         reason: str = "ui",
     ) -> FakeLiveRecording:
         self.service.reachable("grpc")
+        self.service.opens += 1
+        if self.service.silent_opens:
+            raise UplinkError(
+                ErrorKind.UNAVAILABLE, "no answer to RecordingOpen", transport="grpc",
+                status=NO_ANSWER,
+            )  # fmt: skip
         self.service.sessions.add(session.correlation_id)
         return FakeLiveRecording(self.service, (session.correlation_id, recording.sequence))
 

@@ -85,6 +85,11 @@ class AudioStreamingServicer(pb_grpc.AudioStreamingServiceServicer):
         self, request_iterator: AsyncIterator[pb.RecordAmbientRequest], context: ServicerContext
     ) -> AsyncIterator[pb.RecordAmbientResponse]:
         user = await self._admit(context, "RecordAmbient")
+        if self.ctx.settings.fidelity == "live":
+            # Observed live: total silence on the stream, whatever is sent. Nothing is kept.
+            async for _ in request_iterator:
+                pass
+            return
         stream = core.RecordStream(
             self.ctx, "grpc", user, self.ctx.faults.take_drop("grpc", "RecordAmbient")
         )

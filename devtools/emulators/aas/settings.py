@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 DEV_CLIENT_ID = "edge-recorder-dev"
 DEV_CLIENT_SECRET = "edge-recorder-dev-secret"  # noqa: S105  (a published development value)
@@ -44,6 +45,10 @@ class EmulatorSettings:
     report_locales: tuple[str, ...] = ("en-US", "en-GB", "de-DE", "fr-FR")
     # Whether server WebSocket text frames carry the `Path=...` header block (both occur live).
     ws_header_blocks: bool = True
+    # "reference": the generous protocol as reconstructed (answers every open, ack and close).
+    # "live": as a public client observed the live service: a RecordAmbient stream gets no
+    # answer at all (no RecordingOpens, no acks); REST still works.
+    fidelity: Literal["reference", "live"] = "reference"
 
     @property
     def allow_list(self) -> frozenset[str]:

@@ -27,6 +27,7 @@ from edge_recorder.uplinks.aas import messages as msgs
 from edge_recorder.uplinks.aas.recording import LiveRecordingBase
 from edge_recorder.uplinks.auth import TokenProvider, call_with_token
 from edge_recorder.uplinks.base import (
+    NO_ANSWER,
     DataFormat,
     ErrorKind,
     ProcessingStarted,
@@ -336,6 +337,7 @@ class AasGrpcClient:
                     ErrorKind.UNAVAILABLE,
                     f"no answer to RecordingOpen within {self._timeout:g}s",
                     transport="grpc",
+                    status=NO_ANSWER,
                 ) from None
             except (asyncio.InvalidStateError, aio.UsageError):
                 raise await _status_of(call) from None

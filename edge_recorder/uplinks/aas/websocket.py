@@ -35,6 +35,7 @@ from edge_recorder.uplinks.aas.ws_framing import (
 )
 from edge_recorder.uplinks.auth import TokenProvider, call_with_token
 from edge_recorder.uplinks.base import (
+    NO_ANSWER,
     DataFormat,
     ErrorKind,
     ProcessingStarted,
@@ -338,7 +339,10 @@ class AasWebSocketClient:
             rec = await call_with_token(self._tokens, attempt)
         except TimeoutError:
             raise UplinkError(
-                ErrorKind.UNAVAILABLE, "no answer to RecordingOpen", transport="websocket"
+                ErrorKind.UNAVAILABLE,
+                "no answer to RecordingOpen",
+                transport="websocket",
+                status=NO_ANSWER,
             ) from None
         log.info(
             "recording opened",

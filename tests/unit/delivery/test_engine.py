@@ -118,3 +118,28 @@ async def test_offline_keeps_the_audio_and_says_so_then_delivers_when_back(
         await async_poll_until(lambda: reclaimed(spool, "enc-3"), what="enc-3 reclaimed")
     assert service.held("enc-3") == {1: AUDIO}
     assert service.processing_calls == 1
+
+
+async def test_a_silent_live_service_means_store_and_forward_with_a_clear_error(
+    config: Config, spool: Spool
+) -> None:
+    """The live AAS has been seen to answer no RecordingOpen at all: after two silent opens
+    the recording is no longer streamed, and REST delivers it once it closes."""
+    service = FakeService(silent_opens=True)
+    rid = str(uuid.uuid4())
+    writer = spool.begin_recording("enc-4", 1, rid, codec="pcm16", sample_rate=16000)
+    writer.append(AUDIO)
+    async with running(config, spool, service) as engine:
+        engine.wake()
+        await async_poll_until(lambda: engine.context.work.rest_only == {rid}, what="live given up")
+        snap = engine.snapshot()
+        assert snap.last_error is not None and snap.last_error.code == "delivery_live_silent"
+        assert service.opens == 2  # and no more: the recording waits for REST
+        writer.append(AUDIO[::-1])
+        writer.close("stopped")
+        spool.end_encounter("enc-4")
+        engine.wake()
+        await async_poll_until(lambda: reclaimed(spool, "enc-4"), what="enc-4 reclaimed")
+    assert service.opens == 2
+    assert service.uploads == 1
+    assert service.held("enc-4") == {1: AUDIO + AUDIO[::-1]}
