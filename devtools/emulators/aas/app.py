@@ -60,6 +60,15 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+@web.middleware
+async def empty_bad_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Live fidelity: the live service answers a refused request with an empty-bodied 400."""
+    response = await handler(request)
+    if response.status == 400 and not request.path.startswith("/_emulator"):
+        return web.Response(status=400)
+    return response
+
+
 class Emulator:
     """Start with `await start()`, stop with `await stop()`; ports are known after start."""
 
@@ -107,7 +116,10 @@ class Emulator:
         }
 
     def build_app(self) -> web.Application:
-        app = web.Application(middlewares=[fault_middleware], client_max_size=8 * 1024**2)
+        middlewares = [fault_middleware]
+        if self.settings.fidelity == "live":
+            middlewares.append(empty_bad_requests)
+        app = web.Application(middlewares=middlewares, client_max_size=8 * 1024**2)
         app[rest.CTX_KEY] = self.ctx
         app[inspect.INFO_KEY] = {}
         rest.add_routes(app)

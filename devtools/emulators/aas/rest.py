@@ -30,8 +30,10 @@ def error(status: int, message: str | None, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
-def check_auth(request: web.Request) -> web.Response | None:
-    """None when the caller may proceed, else the documented refusal."""
+def check_auth(request: web.Request, trace_id: bool = True) -> web.Response | None:
+    """None when the caller may proceed, else the documented refusal. `trace_id`: the call
+    must carry an `x-correlation-id` (the audio endpoints; the partner API's
+    `PUT /ambient-sessions` is seen to work without one)."""
     ctx = request.app[CTX_KEY]
     try:
         ctx.issuer.verify_header(request.headers.get("Authorization"))
@@ -45,6 +47,8 @@ def check_auth(request: web.Request) -> web.Response | None:
             content_type="text/plain",
             headers={"WWW-Authenticate": challenge},
         )
+    if not trace_id:
+        return None
     if not request.headers.get("x-correlation-id"):
         return error(400, MISSING_TRACE_ID)
     if not rules.valid_uuid(request.headers["x-correlation-id"]):
@@ -84,7 +88,9 @@ def _str(body: dict[str, Any], key: str) -> str:
 
 
 async def put_ambient_session(request: web.Request) -> web.Response:
-    refusal = check_auth(request) or check_api_version(request, SESSIONS_API_VERSIONS)
+    refusal = check_auth(request, trace_id=False) or check_api_version(
+        request, SESSIONS_API_VERSIONS
+    )
     if refusal:
         return refusal
     body = await json_body(request)

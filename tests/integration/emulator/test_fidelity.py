@@ -1,0 +1,41 @@
+"""What the emulator does the way the live service was observed to (`fidelity = "live"`), and
+what it no longer demands that the live service does not."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tests.integration.emulator.conftest import AUDIO_QS, finalize_body, rest_headers
+from tests.support.emulator import MakeEmulator
+
+
+async def test_the_partner_api_takes_a_session_without_a_trace_header(
+    make_aas_emulator: MakeEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu = await make_aas_emulator()
+    token = await emu.fetch_token()
+    url = f"{emu.http_url}/ambient-sessions?api-version=2&customerId={emu.customer_id}"
+    body = {
+        "correlationId": "enc-1",
+        "productId": emu.product_id,
+        "customerId": emu.customer_id,
+        "externalUserId": "dr-who",
+    }
+    headers = {"Authorization": f"Bearer {token}"}  # no x-correlation-id
+    async with http.put(url, json=body, headers=headers) as resp:
+        assert resp.status in (200, 201), await resp.text()
+
+
+async def test_live_fidelity_refuses_with_an_empty_400(
+    make_aas_emulator: MakeEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu = await make_aas_emulator(fidelity="live")
+    token = await emu.fetch_token()
+    headers = {"Authorization": f"Bearer {token}"}  # no trace header: refused
+    url = emu.http_url + "/audio/finalizeUpload" + AUDIO_QS
+    async with http.post(url, json=finalize_body("c", 1, 1), headers=headers) as resp:
+        assert resp.status == 400
+        assert await resp.read() == b""
+    async with http.post(url, json=finalize_body("c", 1, 1), headers=rest_headers(token)) as resp:
+        assert resp.status == 404  # other answers keep their bodies
+        assert await resp.read()
