@@ -32,6 +32,12 @@ class AuthConfig(Section):
         "'aas-client-secret'.",
     )
     scope: str | None = Field(None, description="OAuth2 scope to request.")
+    partner_scope: str | None = Field(
+        None,
+        description="OAuth2 scope of a second token for the partner API (PUT "
+        "/ambient-sessions), which the live service serves under another scope; unset: the "
+        "audio token.",
+    )
     audience: str | None = Field(None, description="Audience/resource to request.")
     token_file: Path | None = Field(None, description="Static bearer token file (static_token).")
     refresh_margin_s: Seconds = Field(60.0, description="Refresh this long before expiry.")
@@ -51,6 +57,11 @@ class AasConfig(Section):
     grpc_target: str = Field("", description="gRPC target host:port.")
     rest_url: str = Field("", description="REST base URL.")
     ws_url: str = Field("", description="WebSocket base URL (wss://host).")
+    partner_api_url: str = Field(
+        "",
+        description="Partner API base URL for PUT /ambient-sessions (the live service serves "
+        "it on another host than the audio); empty: rest_url.",
+    )
     tls: bool = Field(True, description="Use TLS (required outside loopback).")
     ca_file: Path | None = Field(None, description="CA bundle for the service.")
     client_cert_file: Path | None = Field(None, description="Client certificate (mTLS).")
@@ -77,11 +88,11 @@ class AasConfig(Section):
     @model_validator(mode="after")
     def _tls_outside_loopback(self) -> AasConfig:
         if not self.tls:
-            for key in ("grpc_target", "rest_url", "ws_url"):
+            for key in ("grpc_target", "rest_url", "ws_url", "partner_api_url"):
                 value = getattr(self, key)
                 if value and not is_loopback_host(host_of(value)):
                     raise ValueError(f"aas.tls = false is only allowed for loopback ({key})")
-        for key in ("rest_url", "ws_url"):
+        for key in ("rest_url", "ws_url", "partner_api_url"):
             value = getattr(self, key)
             if value and "://" not in value:
                 raise ValueError(f"aas.{key} must be a URL with a scheme")

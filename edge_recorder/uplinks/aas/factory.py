@@ -24,7 +24,12 @@ def aas_uplinks(config: Config, state: UplinkState | None = None) -> Uplinks:
 
     Raises ValueError with the offending key when the config lacks what a transport needs.
     """
-    tokens = token_provider_from_config(config.auth, timeout_s=config.uplink.connect_timeout_s)
+    timeout = config.uplink.connect_timeout_s
+    tokens = token_provider_from_config(config.auth, timeout_s=timeout)
+    partner: TokenProvider | None = None
+    if config.auth.partner_scope:
+        scoped = config.auth.model_copy(update={"scope": config.auth.partner_scope})
+        partner = token_provider_from_config(scoped, timeout_s=timeout)
 
     def identity(correlation_id: str) -> SessionIdentity:
         return aas_identity(config.aas, correlation_id)
@@ -32,8 +37,9 @@ def aas_uplinks(config: Config, state: UplinkState | None = None) -> Uplinks:
     return Uplinks(
         service="aas",
         live=live_streamer(config, tokens),
-        store_forward=AasRestClient.from_config(config, tokens),
+        store_forward=AasRestClient.from_config(config, tokens, partner),
         identity=identity,
         check_auth=tokens.token,
         tokens=tokens,
+        closers=(partner.aclose,) if partner is not None else (),
     )

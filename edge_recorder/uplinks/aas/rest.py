@@ -110,8 +110,13 @@ class AasRestClient:
         connect_timeout_s: float = 10.0,
         request_timeout_s: float = 30.0,
         concurrency: int = 1,
+        partner_url: str | None = None,
+        partner_tokens: TokenProvider | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        # The partner API (`PUT /ambient-sessions`): another host and token scope live.
+        self._partner_base = (partner_url or base_url).rstrip("/")
+        self._partner_tokens = partner_tokens or tokens
         self.concurrency = concurrency  # chunks in flight during upload_recording
         self._tokens = tokens
         self.chunk_bytes = chunk_bytes
@@ -124,7 +129,9 @@ class AasRestClient:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_config(cls, config: Config, tokens: TokenProvider) -> AasRestClient:
+    def from_config(
+        cls, config: Config, tokens: TokenProvider, partner_tokens: TokenProvider | None = None
+    ) -> AasRestClient:
         aas, uplink = config.aas, config.uplink
         if not aas.rest_url:
             raise ValueError("aas.rest_url is not set")
@@ -142,6 +149,8 @@ class AasRestClient:
             else None,
             connect_timeout_s=uplink.connect_timeout_s,
             request_timeout_s=uplink.request_timeout_s,
+            partner_url=aas.partner_api_url or None,
+            partner_tokens=partner_tokens,
         )
 
     async def aclose(self) -> None:
@@ -171,7 +180,14 @@ class AasRestClient:
         if data is not None:
             body["data"] = data
         params = {"api-version": self._sessions_api_version, "customerId": session.customer_id}
-        await self._request("PUT", "/ambient-sessions", params=params, json_body=body)
+        await self._request(
+            "PUT",
+            "/ambient-sessions",
+            params=params,
+            json_body=body,
+            base=self._partner_base,
+            tokens=self._partner_tokens,
+        )
 
     async def store_chunk(
         self,
@@ -307,9 +323,11 @@ class AasRestClient:
         params: Mapping[str, str],
         json_body: dict[str, Any] | None = None,
         form: Callable[[], aiohttp.FormData] | None = None,
+        base: str | None = None,
+        tokens: TokenProvider | None = None,
     ) -> str:
         """One call with a fresh trace id; one token refresh and retry on 401."""
-        url = self._base + path
+        url = (base or self._base) + path
 
         async def attempt(token: str) -> str:
             trace = str(uuid.uuid4())
@@ -336,7 +354,7 @@ class AasRestClient:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise _network_error(exc, method, path) from None
 
-        return await call_with_token(self._tokens, attempt)
+        return await call_with_token(tokens or self._tokens, attempt)
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
