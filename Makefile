@@ -92,7 +92,7 @@ node: $(NODE_STAMP)
 test: lint node
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## docs: regenerate config.example.toml and the README's configuration reference
+## docs: regenerate config.example.toml and the configuration reference in docs/configuration.md
 docs: bootstrap
 	$(PY) -m devtools.config_doc --write
 

@@ -5,7 +5,7 @@ by the time the verdict runs the spool no longer holds it. What the device encod
 instead established from two independent facts the daemon leaves behind:
 - the capture thread logs each recording's source frame range and final spool length
   ("recording audio closed" ... `start_frame`, `end_frame`, `length_bytes`);
-- the pipeline is deterministic (`audio_worker` feeds each recording a fresh `Pipeline`
+- the pipeline is deterministic (`capture.worker` feeds each recording a fresh `Pipeline`
   from its first frame), so running the same `Pipeline` over the same WAV frames, here,
   reproduces the bytes the daemon appended to the spool.
 The recording holds iff the service's bytes equal that reproduction byte for byte (length

@@ -1,5 +1,5 @@
 """Pieces every config section shares, kept apart so per-service sections can live beside
-their uplinks (`edge_recorder/uplinks/<service>/config.py`) without importing `config`."""
+their sections (`edge_recorder/config/services/<service>.py`) without importing the model."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ class VadConfig(Section):
     """Voice activity detection: it measures speech; by default it never drops audio."""
 
     engine: Literal["silero", "webrtc", "energy"] = Field(
-        "silero", description="VAD engine (see README for the measured choice)."
+        "silero", description="VAD engine (see docs/audio.md for the measured choice)."
     )
     silero_backend: Literal["numpy", "onnxruntime"] = Field(
         "numpy",
@@ -157,7 +157,8 @@ class EncodingConfig(Section):
         ge=20,
         le=1000,
         description="Audio per spool record and per live message: each message has a fixed "
-        "CPU cost, and the oldest sample in it waits this long (README: benchmarks).",
+        "CPU cost, and the oldest sample in it waits this long (see the benchmarks in "
+        "docs/make-targets-and-benchmarks.md).",
     )
 
 

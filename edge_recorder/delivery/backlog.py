@@ -1,7 +1,7 @@
 """Store-and-forward of closed recordings, oldest encounter first, then StartProcessing.
 
 A closed, undelivered recording goes up one of two ways:
-- the service already knows it by GUID (it was opened live, see `delivery_state`): reopen it
+- the service already knows it by GUID (it was opened live, see `delivery.state`): reopen it
   on the live transport at the confirmed offset, send the rest in big messages, close;
 - otherwise REST: `PUT /ambient-sessions` (once per encounter), `storeChunk` for every chunk
   (ids derived from spool offsets and a chunk size fixed at the first attempt, so a retry,

@@ -1,17 +1,17 @@
 """The delivery engine: everything in the spool reaches the service, exactly once and in order.
 
 Two tasks share one context:
-- live (`delivery_live.py`): the recording being captured streams over gRPC RecordAmbient from
+- live (`live.py`): the recording being captured streams over gRPC RecordAmbient from
   the spool as it is written; after a break it reopens the same recording at the server's
   confirmed offset and first drains what piled up, in big messages, then tails capture again;
-- backlog (`delivery_backlog.py`): closed recordings not yet delivered, oldest encounter
+- backlog (`backlog.py`): closed recordings not yet delivered, oldest encounter
   first (finished on the live transport if the service already knows them, else REST
   storeChunk + finalizeUpload with offset-derived chunk ids), then StartProcessing once per
   encounter and `spool.mark_processing_started`, the only step that lets the spool reclaim
   space. The backlog yields to the live task whenever live has catching up to do.
 Nothing is deleted here: the spool only drops audio the service confirmed and started
 processing. Service and network errors never escape `run()`; they become back-off (persisted
-in the spool ledger), quarantine with a reason, or a switch to REST, per `delivery_policy`.
+in the spool ledger), quarantine with a reason, or a switch to REST, per `policy`.
 """
 
 from __future__ import annotations

@@ -250,14 +250,14 @@ class Alarm:
 
 @dataclass(frozen=True)
 class Indicator:
-    """Show this pattern on the LEDs (see panel_patterns.PATTERNS)."""
+    """Show this pattern on the LEDs (see panel.patterns.PATTERNS)."""
 
     pattern: IndicatorName
 
 
 @dataclass(frozen=True)
 class Sound:
-    """Play this buzzer cue once (see panel_patterns.SOUNDS)."""
+    """Play this buzzer cue once (see panel.patterns.SOUNDS)."""
 
     cue: SoundName
 

@@ -3,7 +3,7 @@
 Buttons turn into controller events (`RecordPressed`, `RecordHeld`, `PrivacyPressed`) that
 are handed to the asyncio loop with `call_soon_threadsafe`, because gpiozero calls back on its
 own threads. The LEDs and buzzer only ever show what the controller asked for (`Indicator`,
-`Sound` effects) using the table in `panel_patterns`, so the light follows the real state.
+`Sound` effects) using the table in `panel.patterns`, so the light follows the real state.
 
 Buttons are debounced twice: by the pin factory (`bounce_time`, where the back end supports
 it) and here, by ignoring any edge that follows the previous edge within `bounce_time_s` —

@@ -1,6 +1,7 @@
 """What the LEDs and the buzzer show for each controller indicator: the documented table.
 
-Pure data (no gpiozero), rendered into the README by `markdown_table()` and checked by tests.
+Pure data (no gpiozero), rendered into docs/operations.md by `markdown_table()` and checked by
+tests.
 The rule the table is built around: **while audio is captured the recording light is on, and
 it never blinks off** — a patient must always be able to see that the room is recorded. Any
 overlay while recording (warning, alarm, identify) only adds colour on an RGB LED (the red
@@ -148,7 +149,7 @@ def _color_name(color: Color) -> str:
 
 
 def markdown_table() -> str:
-    """The state → pattern table as Markdown, for the README."""
+    """The state → pattern table as Markdown, for docs/operations.md."""
     lines = [
         "| indicator | meaning | RGB LED | single / PWM LED |",
         "| --- | --- | --- | --- |",

@@ -1,7 +1,7 @@
 """The encrypted, crash-safe on-disk spool: the single source of truth for recorded audio.
 
-`Spool.open(config.spool)` is the entry point; see `store.py` for the API and the README
-section "Spool" for the on-disk format and guarantees.
+`Spool.open(config.spool)` is the entry point; see `store.py` for the API and
+docs/spool-and-delivery.md for the on-disk format and guarantees.
 """
 
 from edge_recorder.spool.errors import (

@@ -2,7 +2,7 @@
 
 The AWS streams send no byte acknowledgements. What the service provably processed is the
 audio up to the latest transcript segment's end offset; offsets are taken as positions on the
-*session's* audio timeline (all streams of the session, in order; inferred, see the README).
+*session's* audio timeline (all streams of the session, in order; inferred, see docs/services.md).
 A resumed stream starts at recording byte W after earlier streams of the session sent at most
 `prior_sent` bytes, so session byte t maps to recording byte >= W + t - prior_sent: using the
 upper bound `prior_sent` keeps the watermark conservative (never ahead of the truth).

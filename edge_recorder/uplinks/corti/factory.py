@@ -85,5 +85,5 @@ def corti_uplinks(config: Config, state: UplinkState) -> Uplinks:
         live_enabled=False,
         holds_copy=True,
         closers=(tokens.aclose,),
-        tap=tap,  # live mode: a real-time copy beside the uploads (delivery_tap.py)
+        tap=tap,  # live mode: a real-time copy beside the uploads (delivery/tap.py)
     )

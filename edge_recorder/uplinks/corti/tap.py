@@ -2,7 +2,7 @@
 
 The durable path stays the upload of each closed recording (`uploader.py`): a real-time stream
 cannot be resumed at a byte offset and nothing documents that streamed audio is kept, so the
-stream is the engine's best-effort "tap" (`delivery_tap.py`), for live transcripts and facts
+stream is the engine's best-effort "tap" (`delivery/tap.py`), for live transcripts and facts
 during the visit. Each stream: the interaction (created when the encounter starts), a fresh
 token, `config` → `CONFIG_ACCEPTED`, the audio paced at real time in ~250 ms frames, `end` →
 `usage` → `ENDED`. The audio is sent as a file would be: a WAV header first for pcm16 (its
