@@ -68,6 +68,7 @@ def device_config(
             "aas": {
                 "grpc_target": grpc_target,
                 "rest_url": http_url,
+                "ws_url": http_url.replace("http://", "ws://", 1),  # the same HTTP port
                 "tls": False,
                 "customer_id": emu.customer_id,
                 "partner_id": emu.partner_id,

@@ -60,6 +60,9 @@ def _parse(text: str, message: Message) -> Message:
     return message
 
 
+APP_ONLY = web.RequestKey("app_only", bool)  # the upgrade's token is app-only
+
+
 async def _upgrade(
     request: web.Request, needs_customer: bool
 ) -> web.WebSocketResponse | web.Response:
@@ -98,6 +101,7 @@ async def _upgrade(
     max_size = ctx.settings.max_chunk_bytes * 2 + 64 * 1024
     ws = web.WebSocketResponse(protocols=tuple(names[:1]), max_msg_size=max_size)
     await ws.prepare(request)
+    request[APP_ONLY] = identity.app_only
     return ws
 
 
@@ -110,9 +114,16 @@ async def record(request: web.Request) -> web.StreamResponse:
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     ctx = request.app[CTX_KEY]
+    live = ctx.settings.fidelity == "live"
+    if live and request[APP_ONLY]:
+        # Observed live: "silent, indefinite non-response" to app-only tokens (a delegated
+        # user token works). Everything sent is read and ignored; nothing is kept.
+        async for _ in ws:
+            pass
+        return ws
     user = request.headers.get("user-guid") or request.headers.get("external-user-id") or ""
     stream = core.RecordStream(ctx, "ws", user, ctx.faults.take_drop("ws", request.path))
-    blocks = ctx.settings.ws_header_blocks
+    blocks = ctx.settings.ws_header_blocks and not live  # live messages carry no Path= block
     request_id = str(uuid.uuid4())
     try:
         async for msg in ws:
@@ -151,7 +162,13 @@ async def record(request: web.Request) -> web.StreamResponse:
                 else:
                     raise rules.RuleError(f"unexpected text frame Path={path}")
             elif msg.type == WSMsgType.BINARY:
-                chunk = _parse(msg.data.decode("utf-8"), pb.DataChunkRequest())
+                try:
+                    chunk = _parse(msg.data.decode("utf-8"), pb.DataChunkRequest())
+                except (ValueError, UnicodeDecodeError):
+                    if not live:
+                        raise
+                    await ws.close(code=1007, message=b"Invalid DataChunk received")  # observed
+                    break
                 assert isinstance(chunk, pb.DataChunkRequest)
                 stored = stream.chunk(chunk)
                 payload = {"dataStored": {"dataStored": stored.data_stored}}

@@ -31,3 +31,19 @@ async def test_a_silent_live_service_gets_the_encounter_byte_exact_over_rest(
     assert await rig.verify() == []
     session = await rig.emu.session(rec.cid)
     assert [r["transport"] for r in session["recordings"]] == ["rest"]
+
+
+async def test_a_silent_live_websocket_also_ends_in_rest(make_rig: MakeRig) -> None:
+    """Over the WebSocket transport the live service is silent to app-only tokens."""
+    rig: Rig = await make_rig(emulator_settings={"fidelity": "live"}, live_transport="websocket")
+    rec = rig.begin()
+    await rig.play(rec, 10)
+    assert rig.engine is not None
+    engine = rig.engine
+    await async_poll_until(
+        lambda: rec.rid in engine.context.work.rest_only, timeout=20, what="live given up"
+    )
+    rec.close()
+    rig.end(rec.cid)
+    await rig.wait_processed(30)
+    assert await rig.verify() == []

@@ -3,7 +3,11 @@ what it no longer demands that the live service does not."""
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import aiohttp
+import pytest
 
 from tests.integration.emulator.conftest import AUDIO_QS, finalize_body, rest_headers
 from tests.support.emulator import MakeEmulator
@@ -39,3 +43,28 @@ async def test_live_fidelity_refuses_with_an_empty_400(
     async with http.post(url, json=finalize_body("c", 1, 1), headers=rest_headers(token)) as resp:
         assert resp.status == 404  # other answers keep their bodies
         assert await resp.read()
+
+
+async def test_live_fidelity_websocket_is_silent_to_app_tokens_and_closes_1007_on_garbage(
+    make_aas_emulator: MakeEmulator, http: aiohttp.ClientSession
+) -> None:
+    from tests.integration.emulator.test_ws import chunk, open_payload, url, ws_headers
+
+    emu = await make_aas_emulator(fidelity="live")
+    app_token = await emu.fetch_token()
+    async with http.ws_connect(url(emu), headers=ws_headers(app_token)) as ws:
+        await ws.send_str(json.dumps(open_payload("enc-ws", str(uuid.uuid4()))))
+        await ws.send_bytes(chunk(0, b"\0" * 3200))
+        with pytest.raises(TimeoutError):
+            await ws.receive(timeout=1.0)  # silence: no recordingOpens, no dataStored
+    user_token = await emu.mint_token(appOnly=False)
+    async with http.ws_connect(url(emu), headers=ws_headers(user_token)) as ws:
+        await ws.send_str(json.dumps(open_payload("enc-ws2", str(uuid.uuid4()))))
+        opened = await ws.receive(timeout=5.0)
+        assert opened.type == aiohttp.WSMsgType.TEXT
+        assert not opened.data.startswith("Path=")  # live messages carry no header block
+        assert "recordingOpens" in json.loads(opened.data)
+        await ws.send_bytes(b"not a DataChunk")
+        closed = await ws.receive(timeout=5.0)
+        assert closed.type == aiohttp.WSMsgType.CLOSE
+        assert (closed.data, closed.extra) == (1007, "Invalid DataChunk received")
