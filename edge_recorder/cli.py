@@ -25,6 +25,16 @@ DEVTOOLS_COMMANDS = "devtools.commands"
 CommandFunc = Callable[[argparse.Namespace], int]
 
 
+def devtools_commands() -> ModuleType | None:
+    """The developer tools' command package, when this is a development checkout. None on a
+    device, and None when some other project's `devtools` package is installed (PyPI has one)."""
+    try:
+        spec = importlib.util.find_spec(DEVTOOLS_COMMANDS)
+    except ModuleNotFoundError:
+        return None
+    return importlib.import_module(DEVTOOLS_COMMANDS) if spec is not None else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-recorder",
@@ -33,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-recorder {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     packages = [commands]
-    if importlib.util.find_spec(DEVTOOLS_COMMANDS.partition(".")[0]) is not None:
-        packages.append(importlib.import_module(DEVTOOLS_COMMANDS))
+    extra = devtools_commands()
+    if extra is not None:
+        packages.append(extra)
     found = sorted(
         (info.name, package)
         for package in packages
