@@ -123,7 +123,7 @@ class DeliveryEngine:
             warn = ctx.link.service.warn_before_s
             limits = (
                 float(ctx.link.service.max_recording_duration_s),
-                float(warn if warn is not None else ctx.config.aas.warn_before_s),
+                float(warn if warn is not None else ctx.uplinks.warn_before_s),
             )
         return DeliverySnapshot(
             online=ctx.link.online,

@@ -46,6 +46,9 @@ class Uplinks:
     closers: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
     tokens: TokenProvider | None = None  # AAS only: the shared OAuth2 token provider
     tap: LiveTap | None = None  # a best-effort real-time copy beside the upload (Corti live)
+    # The warning lead before the service's maximum recording length, when the service states
+    # the maximum but not the lead (AAS: `aas.warn_before_s`).
+    warn_before_s: float = 300.0
 
     async def aclose(self) -> None:
         await self.live.aclose()

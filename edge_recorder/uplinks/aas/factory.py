@@ -42,4 +42,5 @@ def aas_uplinks(config: Config, state: UplinkState | None = None) -> Uplinks:
         check_auth=tokens.token,
         tokens=tokens,
         closers=(partner.aclose,) if partner is not None else (),
+        warn_before_s=config.aas.warn_before_s,
     )
