@@ -93,6 +93,20 @@ def render() -> dict[str, str]:
     return files
 
 
+def installed_pins(names: Iterable[str], out: Path = OUT) -> dict[str, str]:
+    """Canonical name -> version of every entry of the given export files whose markers hold
+    for this interpreter: what an install from them must hold exactly."""
+    pins: dict[str, str] = {}
+    for name in names:
+        for line in (out / name).read_text().splitlines():
+            if not line or line.startswith(("#", " ")):
+                continue
+            req = Requirement(line.rstrip(" \\"))
+            if req.marker is None or req.marker.evaluate():
+                pins[canonicalize_name(req.name)] = str(req.specifier).removeprefix("==")
+    return pins
+
+
 def stale_exports(out: Path) -> list[str]:
     """Names of the export files in `out` that differ from a fresh export of the lock (or
     are missing, or should not be there)."""

@@ -13,25 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from devtools import lockfile
 
 REPO = Path(__file__).resolve().parents[3]
 INSTALL = REPO / "systemd" / "install.sh"
-LOCK = REPO / "devtools" / "requirements"
 EX_CONFIG = 78
 
 
 def pins(*names: str) -> dict[str, str]:
-    """name -> version of each export entry whose markers hold on this machine."""
-    found: dict[str, str] = {}
-    for name in names:
-        for line in (LOCK / name).read_text().splitlines():
-            if line and not line.startswith(("#", " ")):
-                req = Requirement(line.rstrip(" \\"))
-                if req.marker is None or req.marker.evaluate():
-                    found[canonicalize_name(req.name)] = str(req.specifier).removeprefix("==")
-    return found
+    return lockfile.installed_pins(names)
 
 
 def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

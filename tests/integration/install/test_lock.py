@@ -11,7 +11,6 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from devtools import lockfile
@@ -63,21 +62,8 @@ def test_a_hand_edited_export_is_caught(tmp_path: Path) -> None:
     assert lockfile.stale_exports(out) == ["device.txt", "extra-gone.txt"]
 
 
-def _pins(files: list[str]) -> dict[str, str]:
-    """name -> version of every export entry whose markers hold for this interpreter."""
-    pins: dict[str, str] = {}
-    for name in files:
-        for line in (lockfile.OUT / name).read_text().splitlines():
-            if not line or line.startswith(("#", " ")):
-                continue
-            req = Requirement(line.rstrip(" \\"))
-            if req.marker is None or req.marker.evaluate():
-                pins[canonicalize_name(req.name)] = str(req.specifier).removeprefix("==")
-    return pins
-
-
 def test_this_venv_holds_exactly_the_locked_set() -> None:
-    expected = _pins(["build.txt", "dev.txt"])
+    expected = lockfile.installed_pins(["build.txt", "dev.txt"])
     installed = {
         canonicalize_name(d.metadata["Name"]): d.version
         for d in metadata.distributions()
