@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from devtools.lockfile import blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_DIR = ROOT / "devtools" / "requirements"
@@ -57,13 +58,7 @@ def _requirement_blocks(path: Path, skip: set[str], machine: str) -> str:
             .replace(f"'{host}'", f"'{machine}'")
             .replace("'\0'", f"'{host}'")
         )
-    keep = [
-        block
-        for block in re.split(r"\n(?=\S)", text)
-        if block.strip()
-        and not block.startswith("#")
-        and re.split(r"[=<>~! ;\\]", block, maxsplit=1)[0].lower() not in skip
-    ]
+    keep = [block for name, block in blocks(text).items() if name not in skip]
     return "\n".join(keep) + "\n"
 
 
@@ -91,12 +86,7 @@ def measure_set(files: list[Path], machine: str) -> dict[str, Any]:
         for wheel in wheels:
             with zipfile.ZipFile(wheel) as archive:
                 unpacked[wheel.name.split("-")[0]] = sum(i.file_size for i in archive.infolist())
-    listed = {
-        re.split(r"[=<>~! ;\\]", line, maxsplit=1)[0].lower()
-        for f in files
-        for line in f.read_text().splitlines()
-        if line and not line.startswith((" ", "#"))
-    }
+    listed = {name for f in files for name in blocks(f.read_text())}
     built = {name: built_size(name) for name in sorted(skip & listed)}
     total = sum(unpacked.values()) + sum(built.values())
     largest = sorted(unpacked.items(), key=lambda kv: -kv[1])[:4]

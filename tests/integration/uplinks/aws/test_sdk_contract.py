@@ -8,22 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import wave
 from pathlib import Path
 
 from tests.support.aws_emulator import ACCESS_KEY, SECRET_KEY, AwsEmulatorHandle
-
-ROOT = Path(__file__).resolve().parents[4]
-CONTRACT = ROOT / "tests" / "contract"
+from tests.support.contract import CONTRACT, node
 
 
 async def test_the_aws_sdk_streams_a_visit_that_the_emulator_stores_exactly(
     aws_emulator: AwsEmulatorHandle, tmp_path: Path
 ) -> None:
-    node = shutil.which("node")
-    assert node, "Node.js is missing: `make test` installs it (apt nodejs)"
-    assert (CONTRACT / "node_modules" / "@aws-sdk" / "client-transcribe-streaming").is_dir()
+    node_bin = node("@aws-sdk/client-transcribe-streaming")
     samples = bytes(range(256)) * 250  # 2 s of 16 kHz PCM16, every byte position distinct-ish
     wav = tmp_path / "visit.wav"
     with wave.open(str(wav), "wb") as out:
@@ -33,7 +28,7 @@ async def test_the_aws_sdk_streams_a_visit_that_the_emulator_stores_exactly(
         out.writeframes(samples)
     # The emulator serves from this event loop: the SDK runs as a child process beside it.
     proc = await asyncio.create_subprocess_exec(
-        node, str(CONTRACT / "healthscribe_stream.mjs"), aws_emulator.endpoint_url,
+        node_bin, str(CONTRACT / "healthscribe_stream.mjs"), aws_emulator.endpoint_url,
         ACCESS_KEY, SECRET_KEY, str(wav),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=CONTRACT,
         env={**os.environ, "NODE_EXTRA_CA_CERTS": str(aws_emulator.ca_file)},

@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import wave
 from pathlib import Path
 
 from devtools.emulators.corti.streams import transcript_message
+from tests.support.contract import CONTRACT, node
 from tests.support.corti_emulator import CortiHandle, MakeCorti
 
-ROOT = Path(__file__).resolve().parents[4]
-CONTRACT = ROOT / "tests" / "contract"
-
-
-def node() -> str:
-    found = shutil.which("node")
-    assert found, "Node.js is missing: `make test` installs it (apt nodejs)"
-    assert (CONTRACT / "node_modules" / "@corti" / "sdk").is_dir(), (
-        "the locked @corti/sdk is missing: `make test` runs npm ci in tests/contract"
-    )
-    return found
+SDK = "@corti/sdk"
 
 
 def speech_wav(path: Path, seconds: float = 2.0) -> Path:
@@ -43,7 +33,7 @@ async def test_the_sdk_runs_the_whole_workflow_and_every_answer_fits_its_types(
     wav = speech_wav(tmp_path / "visit.wav")
     # The emulator serves from this event loop: the SDK runs as a child process beside it.
     proc = await asyncio.create_subprocess_exec(
-        node(), str(CONTRACT / "corti_workflow.mjs"), emu.http_url, emu.tenant,
+        node(SDK), str(CONTRACT / "corti_workflow.mjs"), emu.http_url, emu.tenant,
         emu.client_id, emu.client_secret, str(wav),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=CONTRACT,
     )  # fmt: skip
@@ -64,7 +54,7 @@ async def test_the_sdk_runs_the_whole_workflow_and_every_answer_fits_its_types(
 
 def check(schema: str, document: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [node(), str(CONTRACT / "check_schema.mjs"), schema],
+        [node(SDK), str(CONTRACT / "check_schema.mjs"), schema],
         input=json.dumps(document), capture_output=True, text=True, timeout=60, cwd=CONTRACT,
     )  # fmt: skip
 
