@@ -40,7 +40,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--client-id", default=None, help="development OAuth2 client id")
     parser.add_argument("--client-secret", default=None, help="development OAuth2 client secret")
     parser.add_argument(
-        "--token-lifetime-s", type=float, default=3600.0, help="lifetime of issued tokens"
+        "--token-lifetime-s",
+        type=float,
+        default=None,
+        help="lifetime of issued tokens (default: the service's own: AAS and Dice 3600, "
+        "Corti 300)",
     )
     parser.add_argument(
         "--device-config",
@@ -65,8 +69,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--fidelity",
         choices=["reference", "live"],
         default="reference",
-        help="aas: 'live' behaves as the live service was observed to (RecordAmbient gets no "
-        "answer at all); 'reference' answers every open, ack and close",
+        help="aas: 'live' behaves as the live service was observed to (no open is answered, "
+        "RecordAmbient answers nothing, the WebSocket answers only delegated tokens); "
+        "'reference' answers every open, ack and close. Corti, Dice and AWS have one profile, "
+        "checked against the vendors' SDKs, models and docs, so both names mean it",
     )
     parser.add_argument(
         "--stream-limit-s", type=float, default=None, help="dice: per-stream limit (3600)"
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         client_id=args.client_id or DEV_CLIENT_ID,
         client_secret=args.client_secret or DEV_CLIENT_SECRET,
-        token_lifetime_s=args.token_lifetime_s,
+        token_lifetime_s=args.token_lifetime_s or 3600.0,
         fidelity=args.fidelity,
     )
 

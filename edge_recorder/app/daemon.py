@@ -295,6 +295,7 @@ class Daemon:
             "uplink": ev.Uplink(snap.online, backlog),
             "spool": spool_event,
             "service": service_event,
+            "live": ev.LiveSilent(snap.live_silent),
         }
         if limits is not None:
             wanted["limits"] = ev.ServiceLimits(float(limits[0]), float(limits[1]))

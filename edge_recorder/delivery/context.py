@@ -44,9 +44,6 @@ CONFIG_REFRESH_S = 3600.0  # RetrieveConfiguration is re-read this often while o
 REDIAL_AFTER = 2  # consecutive live-transport failures before a fresh connection
 _LINK_KINDS = (ErrorKind.UNAVAILABLE, ErrorKind.SERVER, ErrorKind.PROTOCOL)
 IDLE_POLL_S = 2.0  # upper bound on any idle wait, so `spool retry` requests are seen soon
-# Live opens of one recording that got no answer at all before it goes store-and-forward: the
-# live service has been seen to stay silent (no RecordingOpens, no acks) where REST works.
-SILENT_OPENS_BEFORE_REST = 2
 
 
 @dataclass
@@ -59,7 +56,8 @@ class WorkSets:
     rest_sessions: set[str] = field(default_factory=set)  # PUT /ambient-sessions done
     tapped: set[str] = field(default_factory=set)  # recordings the live tap has streamed from
     tap_active: set[str] = field(default_factory=set)  # the live tap is streaming these now
-    silent_opens: dict[str, int] = field(default_factory=dict)  # live opens nobody answered
+    # live streams whose open the server never answered, and whether it answered anything
+    unconfirmed: dict[str, bool] = field(default_factory=dict)
     rest_only: set[str] = field(default_factory=set)  # live gave up: REST once closed
 
 
@@ -88,6 +86,7 @@ class LinkHealth:
     service: ServiceConfiguration | None = None
     service_at: float | None = None
     link_failures: int = 0  # consecutive transport failures on the live connection
+    live_silent: bool = False  # a live stream got no answer at all: REST carries the audio
     redial: bool = False  # drop the live connection before the next call
 
 
@@ -191,8 +190,10 @@ class DeliveryContext:
         the next attempt may start at once (switched path or resync)."""
         decision = decide(error, phase)
         self.failed(error, decision, recording_id=recording_id, phase=phase)
-        silent = phase in ("live", "resume") and error.status == NO_ANSWER
-        if silent and self._live_is_silent(recording_id):
+        unconfirmed = recording_id in self.work.unconfirmed
+        if phase in ("live", "resume") and (unconfirmed or error.status == NO_ANSWER):
+            answered = self.work.unconfirmed.pop(recording_id, False)
+            self._fall_back_to_rest(recording_id, error, answered=answered)
             return None
         if decision.action is Action.QUARANTINE:
             self.quarantine(recording_id, decision.reason)
@@ -213,19 +214,25 @@ class DeliveryContext:
         self.spool.note_failure(recording_id, decision.reason, self.clock() + delay)
         return delay
 
-    def _live_is_silent(self, recording_id: str) -> bool:
-        """Count an unanswered live open; after SILENT_OPENS_BEFORE_REST the recording is no
-        longer streamed and goes through REST store-and-forward once it closes (REST has a
-        confirmed finalize; a silent live link confirms nothing)."""
-        silent = self.work.silent_opens.get(recording_id, 0) + 1
-        self.work.silent_opens[recording_id] = silent
-        if silent < SILENT_OPENS_BEFORE_REST:
-            return False
+    def _fall_back_to_rest(self, recording_id: str, error: UplinkError, *, answered: bool) -> None:
+        """A live stream broke that cannot be resumed: the server never answered its open
+        (so never said what it holds), or answered nothing at all. The recording is no longer
+        streamed; once closed it goes through REST store-and-forward, whose finalizeUpload
+        confirms every byte. A silent service is an alarm; a merely unconfirmed open is not."""
         self.work.rest_only.add(recording_id)
         self.state.clear_live(recording_id)  # closed, it goes through REST (also after a restart)
+        self.spool.reset_confirmed(recording_id)
+        if answered:
+            log.info(
+                "live stream broke and the service never confirmed its open; the recording "
+                "goes through REST store-and-forward when it closes",
+                recording_id=recording_id,
+            )
+            return
+        self.link.live_silent = True
         reason = (
-            f"the live service answered none of {silent} opens; the recording goes through "
-            "REST store-and-forward when it closes"
+            f"the live service answered nothing ({str(error)[:120]}); the recording goes "
+            "through REST store-and-forward when it closes"
         )
         self.link.last_error = ErrorInfo(
             code="delivery_live_silent", message=reason, at=datetime.now(UTC)
@@ -233,7 +240,12 @@ class DeliveryContext:
         log.warning(
             "live delivery silent; switching to store-and-forward", recording_id=recording_id
         )
-        return True
+
+    def live_answered(self) -> None:
+        """A live stream got an answer: live delivery works (again)."""
+        if self.link.live_silent:
+            self.link.live_silent = False
+            log.info("live delivery answered again")
 
     def wake(self) -> None:
         self.wakeups.live_wake.set()

@@ -52,6 +52,7 @@ class DeliverySnapshot:
     service_limits: tuple[float, float] | None  # (max_duration_s, warn_before_s), cached
     service: str = "aas"  # uplink.service
     processing_refs: tuple[tuple[str, str], ...] = ()  # ids the service returned (no text)
+    live_silent: bool = False  # the live service answered nothing: REST carries the audio
 
     @classmethod
     def unknown(cls) -> DeliverySnapshot:
@@ -133,6 +134,7 @@ class DeliveryEngine:
             service_limits=limits,
             service=ctx.config.uplink.service,
             processing_refs=ctx.link.processing_refs,
+            live_silent=ctx.link.live_silent,
         )
 
     async def aclose(self) -> None:

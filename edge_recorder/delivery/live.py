@@ -124,6 +124,10 @@ async def stream_recording(ctx: DeliveryContext, rid: str, phase: Phase) -> None
         final = await _run_stream(ctx, rid, stream, phase)
     except _Stopped:
         return
+    except UplinkError:
+        if not stream.open_confirmed:  # no offset to resume at: `ctx.apply` switches to REST
+            ctx.work.unconfirmed[rid] = stream.answered
+        raise
     finally:
         if final is None:
             with contextlib.suppress(UplinkError):
@@ -213,6 +217,7 @@ async def _pump_acks(ctx: DeliveryContext, rid: str, stream: LiveRecording) -> N
         ctx.spool.confirm(rid, min(ack.stored, length))
         ctx.spool.note_success(rid)
         ctx.succeeded(delivered=True)
+        ctx.live_answered()
 
 
 async def _watchdog(ctx: DeliveryContext, stream: LiveRecording, progress: _Progress) -> None:
@@ -246,6 +251,7 @@ def _finished(ctx: DeliveryContext, rid: str, final: int) -> None:
     ctx.spool.note_success(rid)
     ctx.spool.mark_finalized(rid)
     ctx.succeeded(delivered=True)
+    ctx.live_answered()
     ctx.wakeups.backlog_wake.set()  # its encounter may now be ready for processing
     log.info("recording delivered", recording_id=rid, transport="live", bytes=info.length)
 

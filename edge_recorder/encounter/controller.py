@@ -75,6 +75,7 @@ class EncounterController:
         self._faults: dict[Fault, str] = {}
         self._spool_hard = False
         self._silent = False
+        self._live_silent = False
         self._online = False
         self._backlog = 0
         self._identify_until: float | None = None
@@ -95,6 +96,7 @@ class EncounterController:
             ev.MicLost: self._on_health,
             ev.MicBack: self._on_health,
             ev.DigitalSilence: self._on_health,
+            ev.LiveSilent: self._on_health,
             ev.SpoolFull: self._on_health,
             ev.SpoolOk: self._on_health,
             ev.ServiceRefused: self._on_health,
@@ -205,6 +207,8 @@ class EncounterController:
         names: set[str] = set(self._faults)
         if self._silent and self._phase == "recording":
             names.add("mic_silent")
+        if self._live_silent:
+            names.add("live_silent")
         return frozenset(names)
 
     def _indicator_for(self, now: float) -> IndicatorName:
@@ -408,6 +412,8 @@ class EncounterController:
                 self._faults["service_refusing"] = reason
             case ev.DigitalSilence(active=active):
                 self._silent = active
+            case ev.LiveSilent(active=active):
+                self._live_silent = active
             case ev.MicBack():
                 self._faults.pop("no_mic", None)
             case ev.SpoolOk():

@@ -121,6 +121,14 @@ class DigitalSilence:
 
 
 @dataclass(frozen=True)
+class LiveSilent:
+    """The live service answers nothing (`active`): the audio goes by store-and-forward, later
+    than a clinician expects, so it is an alarm, not a fault (recording goes on)."""
+
+    active: bool
+
+
+@dataclass(frozen=True)
 class SpoolFull:
     """`hard=False`: above the high-water mark (no new encounters); `hard=True`: no room left
     to write, so capture has to stop."""
@@ -183,6 +191,7 @@ Event = (
     | MicLost
     | MicBack
     | DigitalSilence
+    | LiveSilent
     | SpoolFull
     | SpoolOk
     | ServiceRefused
@@ -242,7 +251,8 @@ class WarnCleared:
 
 @dataclass(frozen=True)
 class Alarm:
-    """Set or clear a named alarm (`no_mic`, `mic_silent`, `spool_full`, `service_refusing`)."""
+    """Set or clear a named alarm (`no_mic`, `mic_silent`, `spool_full`, `service_refusing`,
+    `live_silent`)."""
 
     name: str
     active: bool

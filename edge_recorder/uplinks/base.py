@@ -234,6 +234,17 @@ class LiveRecording(Protocol):
         ...
 
     @property
+    def open_confirmed(self) -> bool:
+        """The server answered the open with what it holds. Without that answer the stream
+        starts at byte 0 and, once broken, cannot be resumed at an offset."""
+        ...
+
+    @property
+    def answered(self) -> bool:
+        """The server has sent anything at all on this stream (an open answer, an ack)."""
+        ...
+
+    @property
     def sequence(self) -> int:
         """The recording's 1-based number in the session, as the server assigned or confirmed."""
         ...

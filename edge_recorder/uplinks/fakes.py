@@ -42,6 +42,7 @@ class FakeService:
     uploads: int = 0  # recordings that came through store-and-forward
     offline: bool = False
     silent_opens: bool = False  # live opens get no answer (as the live AAS has been seen to)
+    silent: bool = False  # nothing at all comes back on a live stream: no acks, no close
     opens: int = 0
     configuration: ServiceConfiguration = field(default_factory=ServiceConfiguration)
 
@@ -60,6 +61,9 @@ class FakeLiveRecording:
         self._service = service
         self._key = key
         self._held = service.recordings.setdefault(key, bytearray())
+        self._answering = not (service.silent_opens or service.silent)
+        if not self._answering:
+            self._held.clear()  # an unanswered open streams from byte 0
         self._resume = len(self._held)
         self._acks: asyncio.Queue[Ack | None] = asyncio.Queue()
 
@@ -69,7 +73,15 @@ class FakeLiveRecording:
 
     @property
     def confirmed(self) -> int:
-        return len(self._held)
+        return 0 if self._service.silent else len(self._held)
+
+    @property
+    def open_confirmed(self) -> bool:
+        return self._answering
+
+    @property
+    def answered(self) -> bool:
+        return self._answering or (self.confirmed > 0 and not self._service.silent)
 
     @property
     def sequence(self) -> int:
@@ -84,7 +96,8 @@ class FakeLiveRecording:
                 transport="grpc",
             )
         self._held += data
-        self._acks.put_nowait(Ack(len(self._held)))
+        if not self._service.silent:
+            self._acks.put_nowait(Ack(len(self._held)))
 
     async def acks(self) -> AsyncIterator[Ack]:
         while (ack := await self._acks.get()) is not None:
@@ -97,6 +110,10 @@ class FakeLiveRecording:
 
     async def close(self, reason: str = "stop", length_s: float | None = None) -> int:
         self._service.reachable("grpc")
+        if self._service.silent:
+            raise UplinkError(
+                ErrorKind.UNAVAILABLE, "no close confirmation", transport="grpc", status=NO_ANSWER
+            )
         self._acks.put_nowait(Ack(len(self._held), final=True))
         return len(self._held)
 
@@ -122,9 +139,9 @@ class FakeLiveStreamer:
     ) -> FakeLiveRecording:
         self.service.reachable("grpc")
         self.service.opens += 1
-        if self.service.silent_opens:
+        if (self.service.silent_opens or self.service.silent) and starting_offset > 0:
             raise UplinkError(
-                ErrorKind.UNAVAILABLE, "no answer to RecordingOpen", transport="grpc",
+                ErrorKind.UNAVAILABLE, "no answer to a resuming RecordingOpen", transport="grpc",
                 status=NO_ANSWER,
             )  # fmt: skip
         self.service.sessions.add(session.correlation_id)

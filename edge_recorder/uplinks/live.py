@@ -10,6 +10,7 @@ local error instead of a server-side conflict minutes later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator
 
@@ -24,10 +25,21 @@ from edge_recorder.uplinks.base import (
 class LiveRecordingState:
     """Confirmed bytes, pending acks and the terminal outcome of one recording stream."""
 
-    def __init__(self, transport: Transport, resume_offset: int, sequence: int) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        resume_offset: int,
+        sequence: int,
+        *,
+        open_confirmed: bool = True,
+    ) -> None:
         self.transport: Transport = transport
         self.resume_offset = resume_offset
         self.sequence = sequence
+        # The server answered the open with what it holds. Only then is `resume_offset` the
+        # server's word, and only then may a broken stream be resumed at a byte offset.
+        self.open_confirmed = open_confirmed
+        self.answered = False  # the server has sent anything at all on this stream
         self.confirmed = resume_offset
         self.next_offset = resume_offset
         self.final: int | None = None
@@ -37,9 +49,21 @@ class LiveRecordingState:
 
     # ------------------------------------------------------------ events from the transport
 
+    async def opened(self, held: int, sequence: int) -> None:
+        """The open answer (AAS `recordingOpens`): the server holds `held` bytes already."""
+        async with self._changed:
+            if not self.open_confirmed and self.next_offset == 0:  # nothing sent yet
+                self.resume_offset = self.confirmed = self.next_offset = held
+                self.sequence = sequence or self.sequence
+            elif held > self.confirmed:  # a late answer: what it holds still counts
+                self.confirmed = held
+            self.open_confirmed = self.answered = True
+            self._changed.notify_all()
+
     async def stored(self, count: int) -> None:
         """The server reports `count` bytes stored (a contiguous prefix; never goes back)."""
         async with self._changed:
+            self.answered = True
             if count > self.confirmed:
                 self.confirmed = count
             self._changed.notify_all()
@@ -47,6 +71,7 @@ class LiveRecordingState:
     async def closed(self, count: int) -> None:
         """The close answer: the recording holds `count` bytes and the stream ends."""
         async with self._changed:
+            self.answered = True
             self.confirmed = max(self.confirmed, count)
             self.final = count
             self._changed.notify_all()
@@ -71,6 +96,21 @@ class LiveRecordingState:
             )
 
     # ------------------------------------------------------------ questions from the caller
+
+    async def wait_opened(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the open answer: True if it came, False if the server
+        said nothing (the live AAS has been seen never to answer an open); raises the
+        stream's error if it broke first."""
+
+        def settled() -> bool:
+            return self.open_confirmed or self.answered or self.error is not None
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s), self._changed:
+                await self._changed.wait_for(settled)
+        if self.error is not None:
+            raise self.error
+        return self.open_confirmed
 
     def check_send(self, offset: int, size: int) -> None:
         """Raise the stream's error, or ValueError for a gap/rewind; then advance."""
@@ -169,6 +209,14 @@ class StateReporting:
     @property
     def confirmed(self) -> int:
         return self._state.confirmed
+
+    @property
+    def open_confirmed(self) -> bool:
+        return self._state.open_confirmed
+
+    @property
+    def answered(self) -> bool:
+        return self._state.answered
 
     @property
     def sequence(self) -> int:

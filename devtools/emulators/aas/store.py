@@ -38,7 +38,7 @@ class Recording:
     recording_id: str
     sequence_number: int
     data_format: dict[str, Any] = field(default_factory=dict)
-    state: str = "open"  # open | closed | finalized
+    state: str = "open"  # open | closed | finalized | superseded (by a REST upload)
     processing_started: bool = False
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
@@ -269,9 +269,8 @@ class Store:
         session = self.sessions.get(cid)
         if session is None:
             raise rules.NotFound(f"no ambient session for correlationId {cid}")
-        chosen = (
-            [self.recording(cid, k) for k in keys] if keys else list(session.recordings.values())
-        )
+        every = [r for r in session.recordings.values() if r.state != "superseded"]
+        chosen = [self.recording(cid, k) for k in keys] if keys else every
         still_open = [r.key for r in chosen if r.state == "open"]
         if still_open:
             raise rules.WrongState(f"recording(s) still open: {', '.join(still_open)}")

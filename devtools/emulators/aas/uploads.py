@@ -101,3 +101,18 @@ class Uploads:
         rec.processing_started = True
         self.store.sessions[cid].processing_started = True
         self.store.write_playable(cid, rec)
+        self._supersede_live_copy(cid, rec)
+
+    def _supersede_live_copy(self, cid: str, rec: Recording) -> None:
+        """[inferred] A complete REST upload of recording number N replaces an unfinished live
+        copy of it (a stream that broke and was never closed): the device sends a recording
+        through REST whole when it cannot resume it live. Not processed, kept for inspection."""
+        for other in self.store.sessions[cid].recordings.values():
+            if (
+                other is not rec
+                and other.sequence_number == rec.sequence_number
+                and other.state == "open"
+                and (cid, other.key) not in self.store.streaming
+            ):
+                other.state = "superseded"
+                other.updated_at = now_iso()

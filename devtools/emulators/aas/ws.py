@@ -143,6 +143,8 @@ async def record(request: web.Request) -> web.StreamResponse:
                         log.info("websocket open refused", reason=reason)
                         await ws.close(code=1008)
                         break
+                    if live:
+                        continue  # no public client has ever seen a recordingOpens answer
                     payload = {
                         "recordingOpens": {
                             "recordingId": opens.recording_id,

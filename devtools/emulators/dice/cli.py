@@ -17,7 +17,7 @@ from devtools.emulators.dice.settings import DEV_PASSWORD, DEV_USERNAME, DiceEmu
 def settings_from_args(args: argparse.Namespace) -> DiceEmulatorSettings:
     extra = {
         key: float(getattr(args, key))
-        for key in ("stream_limit_s", "countdown_s")
+        for key in ("stream_limit_s", "countdown_s", "token_lifetime_s")
         if getattr(args, key, None) is not None
     }
     return DiceEmulatorSettings(
@@ -26,7 +26,6 @@ def settings_from_args(args: argparse.Namespace) -> DiceEmulatorSettings:
         http_port=args.http_port,
         username=args.client_id or DEV_USERNAME,
         password=args.client_secret or DEV_PASSWORD,
-        token_lifetime_s=float(args.token_lifetime_s),
         **extra,
     )
 

@@ -38,6 +38,12 @@ class AuthConfig(Section):
         "/ambient-sessions), which the live service serves under another scope; unset: the "
         "audio token.",
     )
+    delegated_token_file: Path | None = Field(
+        None,
+        description="A delegated user token a site's sign-in agent keeps fresh in this file: "
+        "the live transport uses it (the live WebSocket answers only delegated tokens), REST "
+        "keeps the token above; re-read when the file changes.",
+    )
     audience: str | None = Field(None, description="Audience/resource to request.")
     token_file: Path | None = Field(None, description="Static bearer token file (static_token).")
     refresh_margin_s: Seconds = Field(60.0, description="Refresh this long before expiry.")
@@ -82,6 +88,18 @@ class AasConfig(Section):
         5400.0, description="Fallback maximum encounter length when the service is unreachable."
     )
     warn_before_s: Seconds = Field(300.0, description="Fallback warning lead before the maximum.")
+    open_answer_s: PositiveSeconds = Field(
+        5.0,
+        description="How long a live open waits for recordingOpens before streaming without it "
+        "(the live service has been seen never to send one); such a stream starts at byte 0 "
+        "and is never resumed at an offset.",
+    )
+    close_answer_s: PositiveSeconds = Field(
+        60.0,
+        description="How long a live close waits for its answer (live closes have taken "
+        "over 30 s); after that the close has failed and is retried, or the recording goes "
+        "through REST when the server never confirmed its open.",
+    )
     rest_api_version: str = Field("2025-07-15", description="REST audio api-version.")
     sessions_api_version: str = Field("2", description="Partner API version (ambient-sessions).")
 

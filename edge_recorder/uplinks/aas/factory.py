@@ -10,10 +10,14 @@ from edge_recorder.uplinks.aas.websocket import AasWebSocketClient
 from edge_recorder.uplinks.auth import TokenProvider, token_provider_from_config
 from edge_recorder.uplinks.base import LiveStreamer, SessionIdentity, UplinkState
 from edge_recorder.uplinks.bundle import Uplinks
+from edge_recorder.uplinks.delegated import DelegatedTokenProvider
 
 
 def live_streamer(config: Config, tokens: TokenProvider) -> LiveStreamer:
-    """The live transport `uplink.live_transport` names (gRPC by default)."""
+    """The live transport `uplink.live_transport` names (gRPC by default), with the site's
+    delegated token when it has one."""
+    if config.auth.delegated_token_file is not None:
+        tokens = DelegatedTokenProvider(config.auth.delegated_token_file)
     if config.uplink.live_transport == "websocket":
         return AasWebSocketClient.from_config(config, tokens)
     return AasGrpcClient.from_config(config, tokens)

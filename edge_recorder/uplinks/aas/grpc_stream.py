@@ -24,7 +24,7 @@ from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2_grpc as pb
 from edge_recorder.config.model import Config
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.aas import messages as msgs
-from edge_recorder.uplinks.aas.recording import LiveRecordingBase
+from edge_recorder.uplinks.aas.recording import LiveRecordingBase, Waits
 from edge_recorder.uplinks.auth import TokenProvider, call_with_token
 from edge_recorder.uplinks.base import (
     NO_ANSWER,
@@ -35,7 +35,6 @@ from edge_recorder.uplinks.base import (
     ServiceConfiguration,
     SessionIdentity,
     UplinkError,
-    lost_recording_error,
 )
 from edge_recorder.uplinks.live import LiveRecordingState
 
@@ -137,9 +136,9 @@ class GrpcRecording(LiveRecordingBase):
         recording: RecordingRef,
         data_format: DataFormat,
         state: LiveRecordingState,
-        request_timeout_s: float,
+        waits: Waits,
     ) -> None:
-        super().__init__(recording, data_format, state, request_timeout_s)
+        super().__init__(recording, data_format, state, waits)
         self._call = call
         self._reader = asyncio.create_task(self._read_responses())
 
@@ -157,7 +156,7 @@ class GrpcRecording(LiveRecordingBase):
         with contextlib.suppress(aio.AioRpcError, asyncio.InvalidStateError):
             await self._call.done_writing()  # on failure the reader reports why
         try:
-            final = await self._state.wait_final(self._timeout)
+            final = await self._state.wait_final(self._waits.close_s)
         finally:
             await self._finish_reader()
         log.info("recording closed", transport="grpc", stored_bytes=final, seq=self.sequence)
@@ -198,7 +197,10 @@ class GrpcRecording(LiveRecordingBase):
                     await self._state.ended()
                     return
                 which = response.WhichOneof("response")
-                if which == "data_stored":
+                if which == "recording_opens":
+                    opened = response.recording_opens
+                    await self._state.opened(opened.data_stored, opened.sequence_number)
+                elif which == "data_stored":
                     await self._state.stored(response.data_stored.data_stored)
                 elif which == "recording_closes":
                     await self._state.closed(response.recording_closes.data_stored)
@@ -234,6 +236,8 @@ class AasGrpcClient:
         request_timeout_s: float = 30.0,
         reconnect_initial_s: float = 1.0,
         reconnect_max_s: float = 60.0,
+        open_answer_s: float = 5.0,
+        close_answer_s: float = 60.0,
     ) -> None:
         self._target = target
         self._tokens = tokens
@@ -242,6 +246,7 @@ class AasGrpcClient:
             keepalive_s, request_timeout_s, reconnect_initial_s, reconnect_max_s, connect_timeout_s
         )
         self._timeout = request_timeout_s
+        self._waits = Waits(request_timeout_s, open_answer_s, close_answer_s)
         self._channel: Any = None
         self._stub: Any = None
 
@@ -264,6 +269,8 @@ class AasGrpcClient:
             reconnect_max_s=uplink.retry_max_s,
             connect_timeout_s=uplink.connect_timeout_s,
             request_timeout_s=uplink.request_timeout_s,
+            open_answer_s=aas.open_answer_s,
+            close_answer_s=aas.close_answer_s,
         )
 
     def _get_stub(self) -> Any:
@@ -317,7 +324,8 @@ class AasGrpcClient:
         starting_offset: int = 0,
         reason: str = "ui",
     ) -> GrpcRecording:
-        """Open (or resume, with `starting_offset` > 0) a recording; returns once accepted."""
+        """Open (or resume, with `starting_offset` > 0) a recording; see `handshake` for what
+        happens when the server never answers the open."""
         request = pb.RecordAmbientRequest(
             recording_open=msgs.recording_open(
                 session, recording, data_format, starting_offset, reason
@@ -328,35 +336,22 @@ class AasGrpcClient:
             call = self._get_stub().RecordAmbient(metadata=self._metadata(token, session))
             try:
                 await asyncio.wait_for(call.write(request), self._timeout)
-                response = await asyncio.wait_for(call.read(), self._timeout)
             except aio.AioRpcError as exc:
                 raise error_from_rpc(exc) from None
             except TimeoutError:
                 call.cancel()
                 raise UplinkError(
                     ErrorKind.UNAVAILABLE,
-                    f"no answer to RecordingOpen within {self._timeout:g}s",
+                    f"RecordingOpen not accepted for sending within {self._timeout:g}s",
                     transport="grpc",
                     status=NO_ANSWER,
                 ) from None
             except (asyncio.InvalidStateError, aio.UsageError):
                 raise await _status_of(call) from None
-            if response is aio.EOF:
-                raise await _status_of(call)
-            if response.WhichOneof("response") != "recording_opens":
-                call.cancel()
-                raise UplinkError(
-                    ErrorKind.PROTOCOL,
-                    f"expected recordingOpens, got {response.WhichOneof('response')}",
-                    transport="grpc",
-                )
-            opened = response.recording_opens
-            if opened.data_stored < starting_offset:
-                call.cancel()
-                raise lost_recording_error("grpc", opened.data_stored, starting_offset)
-            seq = opened.sequence_number or recording.sequence
-            state = LiveRecordingState("grpc", opened.data_stored, seq)
-            return GrpcRecording(call, recording, data_format, state, self._timeout)
+            state = LiveRecordingState("grpc", 0, recording.sequence, open_confirmed=False)
+            rec = GrpcRecording(call, recording, data_format, state, self._waits)
+            await rec.handshake("grpc", starting_offset)
+            return rec
 
         rec = await call_with_token(self._tokens, attempt)
         log.info(

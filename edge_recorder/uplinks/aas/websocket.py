@@ -21,7 +21,7 @@ from edge_recorder._proto.ambient.audio.v1 import audio_streaming_pb2 as pb
 from edge_recorder.config.model import Config
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.aas import messages as msgs
-from edge_recorder.uplinks.aas.recording import LiveRecordingBase
+from edge_recorder.uplinks.aas.recording import LiveRecordingBase, Waits
 from edge_recorder.uplinks.aas.rest import error_from_response, service_ssl_context
 from edge_recorder.uplinks.aas.ws_framing import (
     Closed,
@@ -43,7 +43,6 @@ from edge_recorder.uplinks.base import (
     ServiceConfiguration,
     SessionIdentity,
     UplinkError,
-    lost_recording_error,
 )
 from edge_recorder.uplinks.live import LiveRecordingState
 
@@ -84,9 +83,9 @@ class WsRecording(LiveRecordingBase):
         recording: RecordingRef,
         data_format: DataFormat,
         state: LiveRecordingState,
-        timeout_s: float,
+        waits: Waits,
     ) -> None:
-        super().__init__(recording, data_format, state, timeout_s)
+        super().__init__(recording, data_format, state, waits)
         self._ws = ws
         self._reader = asyncio.create_task(self._read_frames())
 
@@ -98,7 +97,7 @@ class WsRecording(LiveRecordingBase):
         body = message_json(self._begin_close(reason, length_s))
         await self._send(self._ws.send_str(format_text_frame("RecordingClose", body)))
         try:
-            final = await self._state.wait_final(self._timeout)
+            final = await self._state.wait_final(self._waits.close_s)
         finally:
             await self._shutdown()
         log.info("recording closed", transport="websocket", stored_bytes=final, seq=self.sequence)
@@ -133,7 +132,10 @@ class WsRecording(LiveRecordingBase):
                 except (ValueError, json_format.ParseError) as exc:
                     raise _protocol_error(f"unreadable server message: {exc}") from None
                 which = response.WhichOneof("response")
-                if which == "data_stored":
+                if which == "recording_opens":
+                    opened = response.recording_opens
+                    await self._state.opened(opened.data_stored, opened.sequence_number)
+                elif which == "data_stored":
                     await self._state.stored(response.data_stored.data_stored)
                 elif which == "recording_closes":
                     await self._state.closed(response.recording_closes.data_stored)
@@ -171,7 +173,10 @@ class AasWebSocketClient:
         heartbeat_s: float = 20.0,
         connect_timeout_s: float = 10.0,
         request_timeout_s: float = 30.0,
+        open_answer_s: float = 5.0,
+        close_answer_s: float = 60.0,
     ) -> None:
+        self._waits = Waits(request_timeout_s, open_answer_s, close_answer_s)
         self._base = ws_url.rstrip("/")
         self._tokens = tokens
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else False
@@ -197,6 +202,8 @@ class AasWebSocketClient:
             heartbeat_s=uplink.keepalive_s,
             connect_timeout_s=uplink.connect_timeout_s,
             request_timeout_s=uplink.request_timeout_s,
+            open_answer_s=aas.open_answer_s,
+            close_answer_s=aas.close_answer_s,
         )
 
     async def aclose(self) -> None:
@@ -311,36 +318,22 @@ class AasWebSocketClient:
         async def attempt(token: str) -> WsRecording:
             ws = await self._connect("/ws", token, session)
             try:
-                await ws.send_str(format_text_frame("RecordingOpen", body))
-                frame = await receive_text(ws, self._timeout)
-                if isinstance(frame, Closed):
-                    raise close_error(frame, "RecordingOpen")
-                try:
-                    response = parse_response(frame.body)
-                except (ValueError, json_format.ParseError) as exc:
-                    raise _protocol_error(f"unreadable open answer: {exc}") from None
-                if response.WhichOneof("response") != "recording_opens":
-                    raise _protocol_error(
-                        f"expected recordingOpens, got {response.WhichOneof('response')}"
-                    )
-                held = response.recording_opens.data_stored
-                if held < starting_offset:
-                    raise lost_recording_error("websocket", held, starting_offset)
+                async with asyncio.timeout(self._timeout):
+                    await ws.send_str(format_text_frame("RecordingOpen", body))
             except BaseException:
                 await ws.close()
                 raise
-            opened = response.recording_opens
-            state = LiveRecordingState(
-                "websocket", opened.data_stored, opened.sequence_number or recording.sequence
-            )
-            return WsRecording(ws, recording, data_format, state, self._timeout)
+            state = LiveRecordingState("websocket", 0, recording.sequence, open_confirmed=False)
+            rec = WsRecording(ws, recording, data_format, state, self._waits)
+            await rec.handshake("websocket", starting_offset)
+            return rec
 
         try:
             rec = await call_with_token(self._tokens, attempt)
         except TimeoutError:
             raise UplinkError(
                 ErrorKind.UNAVAILABLE,
-                "no answer to RecordingOpen",
+                "RecordingOpen could not be sent",
                 transport="websocket",
                 status=NO_ANSWER,
             ) from None

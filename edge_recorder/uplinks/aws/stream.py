@@ -165,6 +165,14 @@ class AwsStream:
     def sequence(self) -> int:
         return self._sequence
 
+    @property
+    def open_confirmed(self) -> bool:
+        return True  # the stream opened with HTTP 200; resumption is the service's own
+
+    @property
+    def answered(self) -> bool:
+        return True
+
     async def send(self, offset: int, data: bytes) -> None:
         if offset != self._sent_to:
             raise UplinkError(

@@ -26,7 +26,7 @@ import tomli_w
 from devtools.demo.verdict import reencode
 from edge_recorder.config.loader import load_config
 from tests.integration.systemd.conftest import NotifySocket
-from tests.support.emulator import EmulatorHandle
+from tests.support.emulator import EmulatorHandle, MakeEmulator
 from tests.support.helpers import wait_for
 
 SPEED = 8.0  # the WAV plays 8x faster than real time
@@ -46,6 +46,19 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return long
+
+
+@pytest.fixture
+def make_aas_emulator(make_aas_emulator: MakeEmulator) -> MakeEmulator:
+    """Tests of the device meet the emulator at `fidelity = "live"` unless they ask otherwise:
+    no open is ever answered and the WebSocket answers only a delegated user token, as the
+    live service was observed to behave."""
+
+    async def make(**overrides: Any) -> EmulatorHandle:
+        overrides.setdefault("fidelity", "live")
+        return await make_aas_emulator(**overrides)
+
+    return make
 
 
 @pytest.fixture
@@ -92,7 +105,16 @@ def daemon_config(
             "client_id": emu.client_id,
             "client_secret_file": str(secret),
         }
+        if emu.settings.fidelity == "live":
+            # What works live: a site's delegated user token on the WebSocket; REST keeps the
+            # client-credentials token. An open goes unanswered, so do not wait long for it.
+            delegated = tmp_path / "delegated-token"
+            user_token, _ = emu.emulator.ctx.issuer.mint(emu.client_id, app_only=False)
+            delegated.write_text(user_token + "\n")
+            tree["auth"]["delegated_token_file"] = str(delegated)
+            tree["uplink"]["live_transport"] = "websocket"
         tree["aas"] = {
+            "open_answer_s": 1.0,
             "grpc_target": emu.grpc_target,
             "rest_url": emu.http_url,
             "ws_url": emu.ws_url,

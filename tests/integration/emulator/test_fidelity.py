@@ -60,10 +60,11 @@ async def test_live_fidelity_websocket_is_silent_to_app_tokens_and_closes_1007_o
     user_token = await emu.mint_token(appOnly=False)
     async with http.ws_connect(url(emu), headers=ws_headers(user_token)) as ws:
         await ws.send_str(json.dumps(open_payload("enc-ws2", str(uuid.uuid4()))))
-        opened = await ws.receive(timeout=5.0)
-        assert opened.type == aiohttp.WSMsgType.TEXT
-        assert not opened.data.startswith("Path=")  # live messages carry no header block
-        assert "recordingOpens" in json.loads(opened.data)
+        await ws.send_bytes(chunk(0, b"\1" * 3200))
+        first = await ws.receive(timeout=5.0)  # the open is never answered: the ack comes first
+        assert first.type == aiohttp.WSMsgType.TEXT
+        assert not first.data.startswith("Path=")  # live messages carry no header block
+        assert json.loads(first.data) == {"dataStored": {"dataStored": 3200}}
         await ws.send_bytes(b"not a DataChunk")
         closed = await ws.receive(timeout=5.0)
         assert closed.type == aiohttp.WSMsgType.CLOSE

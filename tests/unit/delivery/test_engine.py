@@ -120,12 +120,14 @@ async def test_offline_keeps_the_audio_and_says_so_then_delivers_when_back(
     assert service.processing_calls == 1
 
 
-async def test_a_silent_live_service_means_store_and_forward_with_a_clear_error(
+async def test_a_silent_live_service_means_store_and_forward_with_an_alarm(
     config: Config, spool: Spool
 ) -> None:
-    """The live AAS has been seen to answer no RecordingOpen at all: after two silent opens
-    the recording is no longer streamed, and REST delivers it once it closes."""
-    service = FakeService(silent_opens=True)
+    """A live stream that gets no answer at all (no open answer, no ack) is not reopened: the
+    recording goes through REST once it closes, and the engine says so until a live stream
+    is answered again."""
+    config.uplink.request_timeout_s = 0.3  # the ack watchdog's bound
+    service = FakeService(silent=True)
     rid = str(uuid.uuid4())
     writer = spool.begin_recording("enc-4", 1, rid, codec="pcm16", sample_rate=16000)
     writer.append(AUDIO)
@@ -134,12 +136,73 @@ async def test_a_silent_live_service_means_store_and_forward_with_a_clear_error(
         await async_poll_until(lambda: engine.context.work.rest_only == {rid}, what="live given up")
         snap = engine.snapshot()
         assert snap.last_error is not None and snap.last_error.code == "delivery_live_silent"
-        assert service.opens == 2  # and no more: the recording waits for REST
+        assert snap.live_silent
+        assert service.opens == 1  # and no more: the recording waits for REST
         writer.append(AUDIO[::-1])
         writer.close("stopped")
         spool.end_encounter("enc-4")
         engine.wake()
         await async_poll_until(lambda: reclaimed(spool, "enc-4"), what="enc-4 reclaimed")
-    assert service.opens == 2
+        assert service.opens == 1
+        assert service.uploads == 1
+        assert service.held("enc-4") == {1: AUDIO + AUDIO[::-1]}
+        assert engine.snapshot().live_silent  # nothing live has answered since
+        service.silent = False
+        live = spool.begin_recording("enc-6", 1, str(uuid.uuid4()), codec="pcm16",
+                                     sample_rate=16000)  # fmt: skip
+        live.append(AUDIO)
+        engine.wake()
+        await async_poll_until(lambda: not engine.snapshot().live_silent, what="alarm cleared")
+        live.close("stopped")
+
+
+async def test_a_stream_whose_open_is_never_answered_delivers_from_byte_zero(
+    config: Config, spool: Spool
+) -> None:
+    """The live AAS has been seen never to answer an open, yet to acknowledge the data: the
+    stream goes on from byte 0 and the acks prove delivery; no alarm."""
+    service = FakeService(silent_opens=True)
+    rid = str(uuid.uuid4())
+    writer = spool.begin_recording("enc-7", 1, rid, codec="pcm16", sample_rate=16000)
+    writer.append(AUDIO)
+    async with running(config, spool, service) as engine:
+        engine.wake()
+        await async_poll_until(
+            lambda: spool.recording(rid).confirmed == len(AUDIO), what="the acks recorded"
+        )
+        writer.close("stopped")
+        spool.end_encounter("enc-7")
+        engine.wake()
+        await async_poll_until(lambda: reclaimed(spool, "enc-7"), what="enc-7 reclaimed")
+        assert not engine.snapshot().live_silent
+    assert service.uploads == 0  # delivered live
+    assert service.held("enc-7") == {1: AUDIO}
+
+
+async def test_a_broken_stream_whose_open_was_never_answered_is_not_resumed_at_an_offset(
+    config: Config, spool: Spool
+) -> None:
+    """Resuming at a byte offset needs the server's word on what it holds (its open answer).
+    Without it a broken stream is not reopened: the recording goes through REST, whole."""
+    service = FakeService(silent_opens=True)
+    rid = str(uuid.uuid4())
+    writer = spool.begin_recording("enc-8", 1, rid, codec="pcm16", sample_rate=16000)
+    writer.append(AUDIO)
+    async with running(config, spool, service) as engine:
+        engine.wake()
+        await async_poll_until(
+            lambda: spool.recording(rid).confirmed == len(AUDIO), what="the acks recorded"
+        )
+        service.offline = True
+        writer.append(AUDIO[::-1])
+        await async_poll_until(lambda: rid in engine.context.work.rest_only, what="to REST")
+        assert spool.recording(rid).confirmed == 0  # REST starts over, whole
+        assert not engine.snapshot().live_silent  # the service did answer: not an alarm
+        writer.close("stopped")
+        spool.end_encounter("enc-8")
+        service.offline = False
+        engine.wake()
+        await async_poll_until(lambda: reclaimed(spool, "enc-8"), what="enc-8 reclaimed")
+    assert service.opens == 1
     assert service.uploads == 1
-    assert service.held("enc-4") == {1: AUDIO + AUDIO[::-1]}
+    assert service.held("enc-8") == {1: AUDIO + AUDIO[::-1]}

@@ -90,6 +90,7 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("idle", ev.MicLost(), OK, "error", alarm("no_mic", "error"), None),
     ("idle", ev.MicBack(), OK, "idle", (), None),
     ("idle", ev.DigitalSilence(True), OK, "idle", (), None),
+    ("idle", ev.LiveSilent(True), OK, "idle", alarm("live_silent"), None),
     ("idle", ev.SpoolFull(), OK, "error", alarm("spool_full", "error"), None),
     ("idle", ev.SpoolOk(), OK, "idle", (), None),
     ("idle", ev.ServiceRefused("403"), OK, "error", alarm("service_refusing", "error"), None),
@@ -156,6 +157,14 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ),
     (
         "recording",
+        ev.LiveSilent(True),
+        OK,
+        "recording",
+        alarm("live_silent", "recording_alarm"),
+        None,
+    ),
+    (
+        "recording",
         ev.SpoolFull(hard=False),
         OK,
         "recording",
@@ -198,6 +207,7 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("paused", ev.MicLost(), OK, "paused", alarm("no_mic"), None),
     ("paused", ev.MicBack(), OK, "paused", (), None),
     ("paused", ev.DigitalSilence(True), OK, "paused", (), None),
+    ("paused", ev.LiveSilent(True), OK, "paused", alarm("live_silent"), None),
     ("paused", ev.SpoolFull(hard=True), OK, "paused", alarm("spool_full"), None),
     ("paused", ev.SpoolOk(), OK, "paused", (), None),
     ("paused", ev.ServiceRefused(), OK, "paused", alarm("service_refusing"), None),
@@ -220,6 +230,7 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("stopping", ev.MicLost(), OK, "stopping", alarm("no_mic"), None),
     ("stopping", ev.MicBack(), OK, "stopping", (), None),
     ("stopping", ev.DigitalSilence(True), OK, "stopping", (), None),
+    ("stopping", ev.LiveSilent(True), OK, "stopping", alarm("live_silent"), None),
     ("stopping", ev.SpoolFull(), OK, "stopping", alarm("spool_full"), None),
     ("stopping", ev.SpoolOk(), OK, "stopping", (), None),
     ("stopping", ev.ServiceRefused(), OK, "stopping", alarm("service_refusing"), None),
@@ -242,6 +253,7 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("error", ev.MicLost(), OK, "error", (), None),
     ("error", ev.MicBack(), OK, "idle", (Alarm("no_mic", False), Indicator("idle")), None),
     ("error", ev.DigitalSilence(True), OK, "error", (), None),
+    ("error", ev.LiveSilent(True), OK, "error", alarm("live_silent"), None),
     ("error", ev.SpoolFull(), OK, "error", alarm("spool_full"), None),
     ("error", ev.SpoolOk(), OK, "error", (), None),
     ("error", ev.ServiceRefused(), OK, "error", alarm("service_refusing"), None),
@@ -264,6 +276,7 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("interrupted", ev.MicLost(), OK, "interrupted", (), None),
     ("interrupted", ev.MicBack(), OK, "recording", (Alarm("no_mic", False), *RESUME), None),
     ("interrupted", ev.DigitalSilence(True), OK, "interrupted", (), None),
+    ("interrupted", ev.LiveSilent(True), OK, "interrupted", alarm("live_silent"), None),
     ("interrupted", ev.SpoolFull(), OK, "interrupted", alarm("spool_full"), None),
     ("interrupted", ev.SpoolOk(), OK, "interrupted", (), None),
     ("interrupted", ev.ServiceRefused(), OK, "interrupted", alarm("service_refusing"), None),
@@ -427,3 +440,15 @@ def test_device_status_during_an_encounter() -> None:
         None,
         [],
     )
+
+
+def test_a_silent_live_service_is_an_alarm_until_live_answers_again() -> None:
+    """Recording goes on (REST carries the audio), but status, MQTT and the LED say so."""
+    ctl = in_state("recording")
+    raised = ctl.handle(ev.LiveSilent(True), 1.0)
+    assert Alarm("live_silent", True) in raised.effects and raised.state == "recording"
+    assert ctl.device_status(2.0).alarms == ["live_silent"]
+    cleared = ctl.handle(ev.LiveSilent(False), 3.0)
+    assert Alarm("live_silent", False) in cleared.effects
+    assert Indicator("recording") in cleared.effects
+    assert ctl.device_status(4.0).alarms == []
