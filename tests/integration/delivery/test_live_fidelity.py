@@ -1,6 +1,7 @@
 """The engine against the emulator at `fidelity = "live"`: RecordAmbient gets no answer at all,
-as a public client observed the live service. Nothing may hang and nothing may be lost: after
-two silent opens the recording goes through REST store-and-forward, across a network cut."""
+as a public client observed the live service. Nothing may hang and nothing may be lost: a live
+stream that gets no answer at all is given up and the recording goes through REST
+store-and-forward, across a network cut, with the `live_silent` alarm raised."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ async def test_a_silent_live_service_gets_the_encounter_byte_exact_over_rest(
     )
     snap = engine.snapshot()
     assert snap.last_error is not None and snap.last_error.code == "delivery_live_silent"
+    assert snap.live_silent
     rig.network("cut")
     await rig.play(rec, 10)  # recorded during the outage: spooled, not lost
     rec.close()
