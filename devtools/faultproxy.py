@@ -169,6 +169,17 @@ class FaultProxy:
             self.stats.refused += 1
             _abort(writer)
             return
+        if self.mode in ("cut", "reset"):
+            # Cut while dialling upstream: this link was not in `_links` for cut() to drop,
+            # so without this check it would forward through the outage (a keep-alive
+            # connection the device then reuses, never seeing the cut).
+            self.stats.refused += 1
+            up_writer.close()
+            if self.mode == "reset":
+                _abort(writer)
+            else:
+                writer.close()
+            return
         self.stats.connections += 1
         link = _Link(writer, up_writer)
         self._links.add(link)

@@ -43,8 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--token-lifetime-s",
         type=float,
         default=None,
-        help="lifetime of issued tokens (default: the service's own: AAS and Dice 3600, "
-        "Corti 300)",
+        help="lifetime of issued tokens (default: the service's own: AAS and Dice 3600, Corti 300)",
     )
     parser.add_argument(
         "--device-config",

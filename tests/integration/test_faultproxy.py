@@ -72,6 +72,29 @@ async def test_cut_closes_open_connections_and_refuses_new_ones(proxy: FaultProx
     assert await _roundtrip(proxy, b"healed") == b"healed"
 
 
+async def test_a_cut_while_dialling_upstream_refuses_that_connection_too(
+    proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection accepted just before a cut, still dialling the target, must not survive the
+    cut (it did: a keep-alive connection then carried the device's traffic through the outage)."""
+    dialling, go_on = asyncio.Event(), asyncio.Event()
+    real_open = asyncio.open_connection
+
+    async def slow_open(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        dialling.set()
+        await go_on.wait()
+        return await real_open(host, port)
+
+    monkeypatch.setattr(asyncio, "open_connection", slow_open)  # slows the proxy's dial
+    reader, writer = await asyncio.wait_for(real_open("127.0.0.1", proxy.port), 5)
+    await asyncio.wait_for(dialling.wait(), 5)
+    proxy.cut()
+    go_on.set()
+    writer.write(b"through the outage?")
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert proxy.stats.refused == 1 and proxy.stats.bytes_up == 0
+
+
 async def test_reset_aborts_connections(proxy: FaultProxy) -> None:
     reader, writer = await _connect(proxy)
     writer.write(b"x")

@@ -5,8 +5,15 @@
 `CONFIG_DENIED|CONFIG_MISSING|CONFIG_NOT_PROVIDED|CONFIG_ALREADY_RECEIVED`); then binary audio;
 `flush` → `flushed`; `end` → `usage`, then `ENDED` and close. Server messages `transcript`,
 `facts`, `usage`, `error`.
+[checked] Corti's own SDK (`@corti/sdk` 1.0.0, `tests/contract/corti_stream.mjs`) drives this
+endpoint: URL, query auth, config, binary audio, `flush`, `end`, and every server message must
+fit the SDK's own type for it (`StreamSocketResponse`). After `ENDED` the close code is 1000: the
+SDK reconnects (and re-sends its config) after any other code.
 [inferred] The emulator keeps a stream's byte count and hash for inspection but does NOT turn
 streamed audio into a recording of the interaction: the device still uploads every recording.
+[inferred] `CONFIG_TIMEOUT` (after `config_timeout_s`): the SDK's `/transcribe` enum has it, but
+for `/streams` only its comments name it (`StreamConfigStatusMessageType` does not list it).
+In `facts` mode a `facts` message follows each `transcript`; the texts are placeholders.
 """
 
 from __future__ import annotations
@@ -43,6 +50,38 @@ def transcript_message(start_s: float, end_s: float) -> dict[str, Any]:
                 "time": {"start": round(start_s, 3), "end": round(end_s, 3)},
             }
         ],
+    }
+
+
+def facts_message() -> dict[str, Any]:
+    """A `facts` message as Corti's stream types describe it (`StreamFactsMessage`)."""
+    return {
+        "type": "facts",
+        "fact": [
+            {
+                "id": str(uuid.uuid4()),
+                "text": "[emulated fact]",
+                "group": "other",
+                "groupId": str(uuid.uuid4()),
+                "isDiscarded": False,
+                "source": "core",
+                "createdAt": now(),
+            }
+        ],
+    }
+
+
+def error_message(status: int, title: str, details: str) -> dict[str, Any]:
+    """An `error` message as Corti's stream types describe it (`StreamErrorMessage`)."""
+    return {
+        "type": "error",
+        "error": {
+            "id": str(uuid.uuid4()),
+            "title": title,
+            "status": status,
+            "details": details,
+            "doc": "https://docs.corti.ai/",
+        },
     }
 
 
@@ -102,7 +141,7 @@ async def _serve(ws: web.WebSocketResponse, config_timeout_s: float, record: dic
         async with asyncio.timeout(config_timeout_s):
             first = await ws.receive()
     except TimeoutError:
-        await ws.send_json({"type": "CONFIG_TIMEOUT"})
+        await ws.send_json({"type": "CONFIG_TIMEOUT", "reason": "no config message in time"})
         return
     message: Any = None
     if first.type == WSMsgType.TEXT:
@@ -115,6 +154,7 @@ async def _serve(ws: web.WebSocketResponse, config_timeout_s: float, record: dic
         await ws.send_json({"type": answer, "reason": "invalid or missing configuration"})
         return
     record["configured"] = True
+    facts = message["configuration"]["mode"]["type"] == "facts"
     await ws.send_json({"type": "CONFIG_ACCEPTED"})
     since_transcript = 0
     async for msg in ws:
@@ -133,13 +173,15 @@ async def _serve(ws: web.WebSocketResponse, config_timeout_s: float, record: dic
                 await ws.send_json(
                     transcript_message(end_s - TRANSCRIPT_EVERY / BYTES_PER_S, end_s)
                 )
+                if facts:
+                    await ws.send_json(facts_message())
             continue
         if msg.type != WSMsgType.TEXT:
             break
         try:
             control = json.loads(msg.data)
         except ValueError:
-            await ws.send_json({"type": "error", "error": {"title": "malformed JSON message"}})
+            await ws.send_json(error_message(400, "malformed JSON message", "not JSON"))
             continue
         kind = control.get("type") if isinstance(control, dict) else None
         if kind == "config":
@@ -153,7 +195,7 @@ async def _serve(ws: web.WebSocketResponse, config_timeout_s: float, record: dic
             await ws.send_json({"type": "ENDED"})
             return
         else:
-            await ws.send_json({"type": "error", "error": {"title": f"unknown type {kind!r}"}})
+            await ws.send_json(error_message(400, "unknown message type", f"unknown type {kind!r}"))
 
 
 def add_routes(app: web.Application) -> None:
