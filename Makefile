@@ -16,7 +16,7 @@ APT_PACKAGES := gcc pkg-config python3-dev python3-venv libasound2-dev libasound
 LINT_PATHS := edge_recorder tests devtools $(wildcard benchmarks)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all bootstrap apt venv lock node test lint unit fmt docs proto bench demo clean distclean
+.PHONY: all bootstrap apt venv lock node test lint unit fmt docs proto bench soak demo clean distclean
 
 all: test
 
@@ -104,6 +104,13 @@ proto: bootstrap
 ## bench: every benchmarks/bench_*.py -> benchmarks/results.json + Markdown tables (CPU time)
 bench: bootstrap
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+## soak: the real daemon through SOAK_HOURS (default 8) simulated hours of encounters at 40x
+## (network cuts, MQTT pings, ctl polling) -> benchmarks/soak.json; fails unless RSS, fds,
+## threads and log volume stay flat and every encounter reached the service
+SOAK_HOURS ?= 8
+soak: bootstrap
+	$(PY) -m benchmarks.bench_soak --hours $(SOAK_HOURS) --out benchmarks/soak.json
 
 ## demo: bootstrap, then one scripted encounter end to end on simulated hardware: emulator,
 ## mosquitto, the real daemon with a speech WAV as its mic and mock buttons (DEMO_ARGS=--fast)
