@@ -27,11 +27,12 @@ from edge_recorder.config.model import Config
 from edge_recorder.delivery.backlog import backlog_loop
 from edge_recorder.delivery.context import DeliveryContext, raise_if_cancelling
 from edge_recorder.delivery.live import live_loop
+from edge_recorder.delivery.policy import backoff_s
 from edge_recorder.delivery.state import DeliveryState
 from edge_recorder.delivery.tap import tap_loop
 from edge_recorder.spool import Spool, SpoolError
 from edge_recorder.status import ErrorInfo
-from edge_recorder.support.logs import get_logger
+from edge_recorder.support.logs import get_logger, redact_text
 from edge_recorder.uplinks.base import (
     UplinkError,
 )
@@ -145,14 +146,49 @@ class DeliveryEngine:
 async def _guarded(
     name: str, loop: Callable[[DeliveryContext], Awaitable[None]], ctx: DeliveryContext
 ) -> None:
-    """Keep a delivery task alive through anything but cancellation (a bug must not stop
-    delivery for good: it is logged, then the task starts over after a pause)."""
+    """Keep a delivery task alive through anything but cancellation.
+
+    A failure the task does not handle itself (a bug, or a failure class nobody foresaw) must
+    neither stop delivery for good nor become a tight restart loop that hammers the service
+    and leaves the operator blind (seen: a non-UTF-8 token answer restarted the live task
+    every 0.5 s with an empty `last_error`). So it is logged, shown as `last_error` (status,
+    MQTT), and the task starts over after the same capped, jittered exponential back-off as
+    any retry (`uplink.retry_initial_s` doubling up to `uplink.retry_max_s`). A task that ran
+    longer than `retry_max_s` before failing starts again from the first step."""
+    up = ctx.config.uplink
+    failures = 0
     while True:
         raise_if_cancelling()
+        started = time.monotonic()
         try:
             await loop(ctx)
+            failure: Exception | None = None
         except (SpoolError, UplinkError, OSError, ValueError) as exc:
+            failure = exc
             log.error("delivery task error; restarting it", task=name, error=str(exc))
         except Exception as exc:  # last line of defence, logged loudly
+            failure = exc
             log.exception("delivery task crashed; restarting it", task=name, error=repr(exc))
-        await asyncio.sleep(ctx.config.uplink.retry_initial_s)  # pause before restarting
+        if failure is None:  # the loops never return; should one, it starts over
+            failures, delay = 0, up.retry_initial_s
+        else:
+            if time.monotonic() - started > up.retry_max_s:
+                failures = 0  # it had been working: not part of a crash loop
+            failures += 1
+            ctx.link.last_error = task_error(name, failure)
+            delay = backoff_s(failures, up.retry_initial_s, up.retry_max_s, rand=ctx.rand)
+            log.info("delivery task restarts after a back-off", task=name, delay_s=round(delay, 2))
+        await asyncio.sleep(delay)  # the back-off itself
+
+
+def task_error(name: str, failure: Exception) -> ErrorInfo:
+    """`last_error` for a task that died: an `UplinkError` as the tasks report one, anything
+    else by task and exception type (its text is redacted: it never carries audio, and the
+    uplinks keep tokens and patient context out of their messages)."""
+    if isinstance(failure, UplinkError):
+        code, text = f"delivery_{failure.kind.value}", str(failure)
+    else:
+        code = "delivery_task_failed"
+        detail = redact_text(str(failure))
+        text = f"{name} task failed: {type(failure).__name__}" + (f": {detail}" if detail else "")
+    return ErrorInfo(code=code, message=text[:300], at=datetime.now(UTC))

@@ -10,6 +10,7 @@ Tokens and the secret never reach a log line or an exception message.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,14 @@ from edge_recorder.config.services.aas import AuthConfig
 from edge_recorder.support.credentials import SecretUnavailable, read_secret
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import ErrorKind, UplinkError, kind_for_http_status
+from edge_recorder.uplinks.limits import (
+    TOKEN_ANSWER_MAX_BYTES,
+    NotJson,
+    body_text,
+    parse_json,
+    read_capped,
+    read_prefix,
+)
 
 log = get_logger(__name__)
 
@@ -65,22 +74,71 @@ def _refresh_at(now: float, lifetime_s: float, margin_s: float) -> float:
     return now + max(lifetime_s - margin_s, lifetime_s / 2)
 
 
+def _seconds(value: Any) -> float | None:
+    """A finite, non-negative number of seconds from an issuer's field, else None.
+
+    JSON allows `NaN`, `Infinity` and integers too big for a float: a NaN lifetime would
+    refetch the token on every call, an infinite one would keep it forever."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
 def _lifetime(body: dict[str, Any], access_token: str) -> float:
     """Seconds the token lives: `expires_in`, else the JWT's own `exp`, else a default."""
-    expires_in = body.get("expires_in")
-    if isinstance(expires_in, int | float) or (isinstance(expires_in, str) and expires_in):
-        try:
-            return max(float(expires_in), 0.0)
-        except ValueError:
-            pass
+    expires_in = _seconds(body.get("expires_in"))
+    if expires_in is not None:
+        return expires_in
     try:
         claims = jwt.decode(access_token, options={"verify_signature": False})
-        exp = claims.get("exp")
-        if isinstance(exp, int | float):
-            return max(float(exp) - time.time(), 0.0)
     except jwt.PyJWTError:
-        pass
+        return DEFAULT_LIFETIME_S
+    exp = claims.get("exp")
+    exp_s = _seconds(exp) if isinstance(exp, int | float) else None
+    if exp_s is not None:
+        return max(exp_s - time.time(), 0.0)
     return DEFAULT_LIFETIME_S
+
+
+def token_from_answer(body: Any, issuer: str) -> tuple[dict[str, Any], str]:
+    """A 200 token answer's object and access token (`body` from `limits.parse_json`).
+
+    Anything else (bytes that are not UTF-8, not JSON, JSON that is not an object, no
+    access_token or not a string) is a retryable PROTOCOL error from transport "auth": the
+    issuer is misconfigured or something else answers on its address, which gets fixed on
+    the server side, so the delivery engine backs off and shows the reason in `last_error`."""
+    if isinstance(body, NotJson):
+        problem = f"a body that is {body.reason}"
+    elif not isinstance(body, dict):
+        problem = f"JSON that is not an object ({_json_type(body)})"
+    else:
+        access = body.get("access_token")
+        if isinstance(access, str) and access:
+            return body, access
+        if access is None:
+            problem = "no access_token"
+        elif access == "":
+            problem = "an empty access_token"
+        else:
+            problem = f"an access_token that is not a string ({_json_type(access)})"
+    raise UplinkError(
+        ErrorKind.PROTOCOL,
+        f"{issuer} answered 200 with {problem}",
+        transport="auth",
+        retryable=True,
+    )
+
+
+def _json_type(value: Any) -> str:
+    """What a JSON value is, with its article: "an array", "a string", "null"."""
+    if value is None:
+        return "null"
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return names.get(type(value), "a number" if isinstance(value, int | float) else "a value")
 
 
 def _oauth_error_message(status: int, body: Any, text: str) -> str:
@@ -186,34 +244,35 @@ class ClientCredentialsProvider:
             async with self._session.post(
                 self._url, data=form, ssl=self._ssl, headers={"Accept": "application/json"}
             ) as resp:
-                text = await resp.text()
                 status = resp.status
-                try:
-                    body: Any = await resp.json(content_type=None)
-                except ValueError:
-                    body = None
+                if status == 200:
+                    raw = await read_capped(
+                        resp,
+                        TOKEN_ANSWER_MAX_BYTES,
+                        what="the token endpoint's answer",
+                        transport="auth",
+                    )
+                else:  # only a snippet of a refusal is ever shown
+                    raw = await read_prefix(resp)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UplinkError(
                 ErrorKind.UNAVAILABLE,
                 f"token endpoint unreachable: {type(exc).__name__}",
                 transport="auth",
             ) from None
+        body = parse_json(raw)
         if status != 200:
             kind = kind_for_http_status(status)
             if kind is ErrorKind.INVALID:  # RFC 6749: invalid_client/invalid_grant come as 400
                 kind = ErrorKind.AUTH
             raise UplinkError(
                 kind,
-                _oauth_error_message(status, body, text),
+                _oauth_error_message(status, body, body_text(raw)),
                 transport="auth",
                 status=status,
             )
-        access = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(access, str) or not access:
-            raise UplinkError(
-                ErrorKind.PROTOCOL, "token endpoint answered without access_token", transport="auth"
-            )
-        lifetime = _lifetime(body, access)
+        answer, access = token_from_answer(body, "token endpoint")
+        lifetime = _lifetime(answer, access)
         self._cached = _Cached(
             access, _refresh_at(started, lifetime, self._margin), started + lifetime
         )

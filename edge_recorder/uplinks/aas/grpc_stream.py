@@ -36,6 +36,7 @@ from edge_recorder.uplinks.base import (
     SessionIdentity,
     UplinkError,
 )
+from edge_recorder.uplinks.limits import STREAM_MESSAGE_MAX_BYTES, too_large
 from edge_recorder.uplinks.live import LiveRecordingState
 
 log = get_logger(__name__)
@@ -71,8 +72,18 @@ def error_from_status(code_name: str, details: str | None) -> UplinkError:
 _CORE_WRITE_FAILURE = "Internal error from Core"
 
 
+# grpc core's words when a received message exceeds `grpc.max_receive_message_length`.
+_TOO_LARGE = "Received message larger than max"
+
+
 def error_from_rpc(exc: aio.AioRpcError) -> UplinkError:
     name, details = exc.code().name, exc.details()
+    if name == "RESOURCE_EXHAUSTED" and _TOO_LARGE in (details or ""):
+        # The device's own limit, not the server's throttling: the server answered something
+        # it should not have, so it is a retryable PROTOCOL error with its own words.
+        return too_large(
+            "a message from the gRPC service", STREAM_MESSAGE_MAX_BYTES, "grpc", status=name
+        )
     if name == "INTERNAL" and details == _CORE_WRITE_FAILURE:
         return UplinkError(
             ErrorKind.UNAVAILABLE,
@@ -102,7 +113,7 @@ def channel_options(
         ("grpc.keepalive_timeout_ms", int(min(timeout_s, 20.0) * 1000)),
         ("grpc.keepalive_permit_without_calls", 0),
         ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+        ("grpc.max_receive_message_length", STREAM_MESSAGE_MAX_BYTES),
         ("grpc.initial_reconnect_backoff_ms", int(reconnect_initial_s * 1000)),
         # gRPC core uses this as the minimum connect timeout of each attempt.
         ("grpc.min_reconnect_backoff_ms", int(connect_timeout_s * 1000)),

@@ -31,6 +31,13 @@ from edge_recorder.uplinks.base import (
     kind_for_http_status,
     retry_after_s,
 )
+from edge_recorder.uplinks.limits import (
+    JSON_ANSWER_MAX_BYTES,
+    body_text,
+    parse_json,
+    read_capped,
+    read_prefix,
+)
 
 log = get_logger(__name__)
 
@@ -54,10 +61,7 @@ def error_from_response(
     token; both are kept verbatim (trimmed) so the operator sees the server's own words.
     """
     message = ""
-    try:
-        body = json.loads(text) if text else None
-    except ValueError:
-        body = None
+    body = parse_json(text) if text else None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         message = body["error"]
     elif isinstance(body, dict) and isinstance(body.get("message"), str):
@@ -346,10 +350,16 @@ class AasRestClient:
                     headers=headers,
                     ssl=self._ssl,
                 ) as resp:
-                    text = await resp.text()
                     if resp.status >= 300:
+                        text = body_text(await read_prefix(resp))
                         raise error_from_response(resp.status, text, resp.headers)
-                    _check_success_body(resp.status, text)
+                    raw = await read_capped(
+                        resp,
+                        JSON_ANSWER_MAX_BYTES,
+                        what=f"the answer to {method} {path}",
+                        transport="rest",
+                    )
+                    _check_success_body(resp.status, body_text(raw))
                     return trace
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise _network_error(exc, method, path) from None
@@ -372,10 +382,7 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def _check_success_body(status: int, text: str) -> None:
     """A 2xx whose body says `{"error": "..."}` is still a failure (the API's own rule)."""
-    try:
-        body = json.loads(text) if text.strip() else None
-    except ValueError:
-        return
+    body = parse_json(text) if text.strip() else None
     if isinstance(body, dict) and body.get("error") not in (None, ""):
         raise UplinkError(ErrorKind.PROTOCOL, str(body["error"]), transport="rest", status=status)
 

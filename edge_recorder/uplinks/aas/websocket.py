@@ -44,6 +44,7 @@ from edge_recorder.uplinks.base import (
     SessionIdentity,
     UplinkError,
 )
+from edge_recorder.uplinks.limits import STREAM_MESSAGE_MAX_BYTES, ws_too_large
 from edge_recorder.uplinks.live import LiveRecordingState
 
 log = get_logger(__name__)
@@ -59,6 +60,10 @@ async def receive_text(
 ) -> TextFrame | Closed:
     """The next text frame, or how the socket closed (binary from the server is an error)."""
     msg = await ws.receive(timeout=timeout_s)
+    if (
+        too_large := ws_too_large(msg, STREAM_MESSAGE_MAX_BYTES, "a message on the AAS WebSocket")
+    ) is not None:
+        raise too_large
     if msg.type == aiohttp.WSMsgType.CLOSE:
         return Closed(ws.close_code or int(msg.data or 0) or None, str(msg.extra or ""))
     if msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
@@ -237,7 +242,7 @@ class AasWebSocketClient:
                     timeout=aiohttp.ClientWSTimeout(ws_close=self._timeout),
                     receive_timeout=None,
                     autoping=True,
-                    max_msg_size=4 * 1024 * 1024,
+                    max_msg_size=STREAM_MESSAGE_MAX_BYTES,
                 )
         except aiohttp.WSServerHandshakeError as exc:
             # aiohttp discards the refusal's body; the status and Retry-After survive.

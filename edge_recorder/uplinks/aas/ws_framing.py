@@ -54,7 +54,7 @@ def parse_text_frame(text: str) -> TextFrame:
         stripped = rest
     try:
         body = json.loads(stripped)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ValueError(f"text frame body is not JSON: {exc}") from None
     return TextFrame(headers, body)
 

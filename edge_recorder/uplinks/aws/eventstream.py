@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from botocore import eventstream as _bes  # type: ignore[import-untyped]
 
+from edge_recorder.uplinks.limits import STREAM_MESSAGE_MAX_BYTES, too_large
+
 MAX_HEADERS_BYTES = 128 * 1024
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
@@ -94,10 +96,15 @@ class Message:
 
 
 class Decoder:
-    """Incremental decoder: feed bytes, iterate complete messages (CRCs verified)."""
+    """Incremental decoder: feed bytes, iterate complete messages (CRCs verified).
 
-    def __init__(self) -> None:
+    An incomplete message may not grow past `max_message_bytes`: botocore would buffer up to
+    24 MiB of payload (and copy the buffer on every feed) before judging a message, while the
+    services send transcript events of a few KB (`limits.STREAM_MESSAGE_MAX_BYTES`)."""
+
+    def __init__(self, max_message_bytes: int = STREAM_MESSAGE_MAX_BYTES) -> None:
         self._buffer = _bes.EventStreamBuffer()
+        self._max = max_message_bytes
         self.pending = 0  # bytes fed but not yet part of a complete message
 
     def feed(self, data: bytes) -> Iterator[Message]:
@@ -107,6 +114,9 @@ class Decoder:
             try:
                 msg = next(self._buffer)
             except StopIteration:
+                if self.pending > self._max:
+                    what = "an event-stream message from the service"
+                    raise FramingError(too_large(what, self._max, "http2").message) from None
                 return
             except (_bes.ParserError, KeyError, struct.error, UnicodeDecodeError) as exc:
                 raise FramingError(_describe(exc)) from exc

@@ -31,6 +31,7 @@ from edge_recorder.uplinks.aws.signing import (
 from edge_recorder.uplinks.aws.transport import H2Request
 from edge_recorder.uplinks.aws.watermark import StreamPlan, confirmed_offset
 from edge_recorder.uplinks.base import Ack, ErrorKind, UplinkError
+from edge_recorder.uplinks.limits import ERROR_BODY_MAX_BYTES
 
 log = get_logger(__name__)
 
@@ -145,6 +146,8 @@ class AwsStream:
             async with asyncio.timeout(self._timeout_s):
                 async for chunk in self._request.body():
                     body += chunk
+                    if len(body) >= ERROR_BODY_MAX_BYTES:  # a snippet is all a message shows
+                        break
         etype = dict((k.lower(), v) for k, v in headers).get("x-amzn-errortype", "")
         message = _message(body) or f"HTTP {status}"
         kind = error_kind(etype, status)
@@ -275,6 +278,7 @@ class AwsStream:
                     self._on_message(msg)
         except es.FramingError as exc:
             self._fail(UplinkError(ErrorKind.PROTOCOL, str(exc), transport="http2"))
+            self._request.close()  # past broken framing nothing can be read: stop receiving
         except UplinkError as exc:
             self._fail(exc)
         else:
@@ -297,7 +301,7 @@ class AwsStream:
             return  # other events carry nothing the device needs
         try:
             seg = parse_segment(self._profile, msg.payload)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             self._fail(
                 UplinkError(
                     ErrorKind.PROTOCOL,
@@ -323,7 +327,7 @@ class AwsStream:
 def _message(body: bytes) -> str:
     try:
         doc = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     if not isinstance(doc, dict):
         return ""

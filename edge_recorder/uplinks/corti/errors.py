@@ -7,7 +7,6 @@ validation errors and the request id, so support can trace it), never a token or
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,14 +19,12 @@ from edge_recorder.uplinks.base import (
     kind_for_http_status,
     retry_after_s,
 )
+from edge_recorder.uplinks.limits import parse_json
 
 
 def problem_message(status: int, text: str) -> str:
     """The operator-facing words of an error body (RFC 9457, or whatever came)."""
-    try:
-        body: Any = json.loads(text) if text.strip() else None
-    except ValueError:
-        body = None
+    body: Any = parse_json(text) if text.strip() else None
     if not isinstance(body, dict):
         snippet = " ".join(text.split())[:300]
         return snippet or f"HTTP {status}"

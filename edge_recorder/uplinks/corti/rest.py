@@ -16,6 +16,14 @@ import aiohttp
 
 from edge_recorder.uplinks.auth import TokenProvider, call_with_token
 from edge_recorder.uplinks.corti.errors import error_for_response, network_error, protocol_error
+from edge_recorder.uplinks.limits import (
+    CORTI_ANSWER_MAX_BYTES,
+    NotJson,
+    body_text,
+    parse_json,
+    read_capped,
+    read_prefix,
+)
 
 UPLOAD_PIECE = 1024 * 1024  # bytes read from the spool per write while uploading
 _ID = re.compile(r"/[0-9A-Za-z][0-9A-Za-z-]{15,}")  # a path segment that is an id
@@ -173,15 +181,17 @@ class CortiRest:
                     method, url, json=json_body, data=data, headers=headers, ssl=self._ssl,
                     timeout=timeout,
                 ) as resp:  # fmt: skip
-                    text = await resp.text()
                     if resp.status >= 300:
+                        text = body_text(await read_prefix(resp))
                         raise error_for_response(resp.status, text, resp.headers, what=what)
-                    if not text.strip():
+                    raw = await read_capped(
+                        resp, CORTI_ANSWER_MAX_BYTES, what=f"the answer to {what}", transport="rest"
+                    )
+                    if not raw.strip():
                         return {}
-                    try:
-                        answer = await resp.json(content_type=None)
-                    except ValueError:
-                        raise protocol_error(f"{what} answered non-JSON") from None
+                    answer = parse_json(raw)
+                    if isinstance(answer, NotJson):
+                        raise protocol_error(f"{what} answered a body that is {answer.reason}")
                     if resp.status == 202 and isinstance(answer, dict):
                         answer.setdefault("status", "processing")
                     return answer

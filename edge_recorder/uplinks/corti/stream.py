@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +22,10 @@ import aiohttp
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import Ack, ErrorKind, UplinkError
 from edge_recorder.uplinks.corti.errors import error_for_response, network_error
+from edge_recorder.uplinks.limits import STREAM_MESSAGE_MAX_BYTES, parse_json, ws_too_large
 
 log = get_logger(__name__)
+_MESSAGE = "a message on the Corti stream"
 
 CONFIG_REFUSALS = frozenset(
     {"CONFIG_DENIED", "CONFIG_MISSING", "CONFIG_NOT_PROVIDED", "CONFIG_ALREADY_RECEIVED",
@@ -82,7 +83,9 @@ class CortiStream:
                    timeout_s: float = 10.0, chunk_ms: int = 250) -> CortiStream:  # fmt: skip
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=timeout_s))
         try:
-            ws = await http.ws_connect(url, heartbeat=None, autoping=True)
+            ws = await http.ws_connect(
+                url, heartbeat=None, autoping=True, max_msg_size=STREAM_MESSAGE_MAX_BYTES
+            )
         except aiohttp.WSServerHandshakeError as exc:
             await http.close()
             raise error_for_response(exc.status, exc.message, transport="websocket") from None
@@ -98,6 +101,10 @@ class CortiStream:
             await http.close()
             raise network_error(exc, "stream config", transport="websocket") from None
         kind = _type_of(answer)
+        if (oversized := ws_too_large(answer, STREAM_MESSAGE_MAX_BYTES, _MESSAGE)) is not None:
+            await ws.close()
+            await http.close()
+            raise oversized
         if kind != "CONFIG_ACCEPTED":
             await ws.close()
             await http.close()
@@ -172,6 +179,9 @@ class CortiStream:
 
     async def _read(self) -> None:
         async for msg in self._ws:
+            if (oversized := ws_too_large(msg, STREAM_MESSAGE_MAX_BYTES, _MESSAGE)) is not None:
+                self._failure = oversized
+                return
             kind = _type_of(msg)
             if kind == "flushed":
                 self._flushes.put_nowait(None)
@@ -196,10 +206,7 @@ class CortiStream:
 def _body(msg: aiohttp.WSMessage) -> dict[str, Any]:
     if msg.type != aiohttp.WSMsgType.TEXT:
         return {}
-    try:
-        body = json.loads(msg.data)
-    except ValueError:
-        return {}
+    body = parse_json(str(msg.data))
     return body if isinstance(body, dict) else {}
 
 

@@ -45,6 +45,7 @@ from edge_recorder.uplinks.base import (
 from edge_recorder.uplinks.dice import messages as m
 from edge_recorder.uplinks.dice.notes import NoteWriter
 from edge_recorder.uplinks.dice.stream import DiceStream
+from edge_recorder.uplinks.limits import DICE_MESSAGE_MAX_BYTES, PROBE_BODY_MAX_BYTES, read_prefix
 
 log = get_logger(__name__)
 
@@ -120,7 +121,7 @@ class DiceClient:
                 timeout=aiohttp.ClientTimeout(total=self._connect_timeout + self._timeout),
                 allow_redirects=False,
             ) as resp:
-                await resp.read()
+                await read_prefix(resp, PROBE_BODY_MAX_BYTES)  # any answer will do
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise UplinkError(
                 ErrorKind.UNAVAILABLE,
@@ -306,7 +307,7 @@ class DiceClient:
                     timeout=aiohttp.ClientWSTimeout(ws_close=min(self._timeout, 5.0)),
                     receive_timeout=None,
                     autoping=False,  # pongs must reach the reader: they are the acks
-                    max_msg_size=8 * 1024 * 1024,
+                    max_msg_size=DICE_MESSAGE_MAX_BYTES,
                 )
         except aiohttp.WSServerHandshakeError as exc:
             kind = kind_for_http_status(exc.status)

@@ -199,7 +199,7 @@ def parse_server_message(text: str) -> ServerMessage | None:
     """One server text frame; None for an object this client does not know (ignored)."""
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise MessageError("server sent a text frame that is not JSON") from None
     if not isinstance(body, dict):
         raise MessageError("server message is not a JSON object")

@@ -26,6 +26,7 @@ from edge_recorder.config.services.dice import DiceConfig
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import ErrorKind, UplinkError
 from edge_recorder.uplinks.dice import messages as m
+from edge_recorder.uplinks.limits import DICE_MESSAGE_MAX_BYTES, ws_too_large
 from edge_recorder.uplinks.live import LiveRecordingState, StateReporting
 
 log = get_logger(__name__)
@@ -33,6 +34,7 @@ log = get_logger(__name__)
 PING_INTERVAL_S = 1.0  # ping at least this often while sent bytes are unconfirmed
 _ERROR_TEXT_MAX = 200
 _DRAIN_S = 1.0  # after a failed write, how long the reader may finish reading pongs
+_MESSAGE = "a message on the Dice stream"
 
 
 def _unavailable(message: str) -> UplinkError:
@@ -215,6 +217,11 @@ class DiceStream(StateReporting):
                     raise UplinkError(
                         ErrorKind.PROTOCOL, "server sent a binary frame", transport="websocket"
                     )
+                elif (oversized := ws_too_large(msg, DICE_MESSAGE_MAX_BYTES, _MESSAGE)) is not None:
+                    if self._stopping:  # all audio confirmed; only the note is lost
+                        self.note_error = oversized.message
+                        return
+                    raise oversized
                 else:  # CLOSE, CLOSING, CLOSED, ERROR
                     code = self._ws.close_code
                     if not self._stopping:

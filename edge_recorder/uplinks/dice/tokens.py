@@ -12,7 +12,7 @@ a log line or an exception message.
 from __future__ import annotations
 
 import asyncio
-import json
+import math
 import ssl
 import time
 from collections.abc import Callable
@@ -24,8 +24,15 @@ import aiohttp
 
 from edge_recorder.support.credentials import SecretUnavailable
 from edge_recorder.support.logs import get_logger
-from edge_recorder.uplinks.auth import make_ssl_context
+from edge_recorder.uplinks.auth import make_ssl_context, token_from_answer
 from edge_recorder.uplinks.base import ErrorKind, UplinkError, kind_for_http_status
+from edge_recorder.uplinks.limits import (
+    TOKEN_ANSWER_MAX_BYTES,
+    body_text,
+    parse_json,
+    read_capped,
+    read_prefix,
+)
 
 log = get_logger(__name__)
 
@@ -48,17 +55,18 @@ def refresh_deadline(now: float, lifetime_s: float, margin_s: float) -> float:
 
 
 def lifetime_of(body: dict[str, Any]) -> float:
+    """`expires_in` when it is a finite number of seconds (JSON allows NaN and Infinity: a NaN
+    lifetime would sign in again on every call), else the documented hour."""
     value = body.get("expires_in")
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return DEFAULT_LIFETIME_S
-    if isinstance(value, int | float) and value > 0:
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            pass
-    return DEFAULT_LIFETIME_S
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        return DEFAULT_LIFETIME_S
+    if not math.isfinite(seconds) or (seconds <= 0 and not isinstance(value, str)):
+        return DEFAULT_LIFETIME_S
+    return max(seconds, 0.0)
 
 
 def error_message(status: int, body: Any, text: str) -> str:
@@ -171,30 +179,31 @@ class PasswordGrantTokens:
             async with self._session.post(
                 url, data=form, ssl=self._ssl, headers={"Accept": "application/json"}
             ) as resp:
-                status, text = resp.status, await resp.text()
+                status = resp.status
+                if status == 200:
+                    raw = await read_capped(
+                        resp,
+                        TOKEN_ANSWER_MAX_BYTES,
+                        what="the dice sign-in answer",
+                        transport="auth",
+                    )
+                else:  # only a snippet of a refusal is ever shown
+                    raw = await read_prefix(resp)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UplinkError(
                 ErrorKind.UNAVAILABLE,
                 f"dice sign-in unreachable: {type(exc).__name__}",
                 transport="auth",
             ) from None
-        try:
-            body: Any = json.loads(text) if text else None
-        except ValueError:
-            body = None
+        parsed = parse_json(raw)
         if status != 200:
             kind = kind_for_http_status(status)
             if kind is ErrorKind.INVALID:  # a refused grant comes as 400/422: credentials
                 kind = ErrorKind.AUTH
             raise UplinkError(
-                kind, error_message(status, body, text), transport="auth", status=status
+                kind, error_message(status, parsed, body_text(raw)), transport="auth", status=status
             )
-        access = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(access, str) or not access:
-            raise UplinkError(
-                ErrorKind.PROTOCOL, "dice sign-in answered without access_token", transport="auth"
-            )
-        assert isinstance(body, dict)
+        body, access = token_from_answer(parsed, "dice sign-in")
         refresh = body.get("refresh_token")
         lifetime = lifetime_of(body)
         return TokenPair(
