@@ -8,6 +8,8 @@ and MQTT both turn their input into a `CommandRequest` and hand it to a `Command
 from __future__ import annotations
 
 import hashlib
+import hmac
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -47,6 +49,18 @@ class ErrorInfo(_Model):
     at: datetime
 
 
+class FleetCounters(_Model):
+    """Fleet reporting's own health since the daemon started (the MQTT status carries the
+    same numbers under `mqtt`): what it could not send or would not run."""
+
+    connected: bool = False
+    events_dropped: int = 0  # oldest events dropped while the broker was away
+    commands_rejected: int = 0  # answered with an error
+    commands_limited: int = 0  # refused by the command rate limit
+    commands_ignored: int = 0  # retained commands: never run, never answered
+    replies_dropped: int = 0  # answers that could not be sent (refusal budget, full queue)
+
+
 class DeviceStatus(_Model):
     """A snapshot of the device; patient context never appears here."""
 
@@ -67,6 +81,7 @@ class DeviceStatus(_Model):
     backlog: BacklogStatus = Field(default_factory=BacklogStatus)
     mic: MicStatus = Field(default_factory=MicStatus)
     last_error: ErrorInfo | None = None
+    mqtt: FleetCounters | None = None  # None: MQTT is off
 
     def one_line(self) -> str:
         """The human line for systemd's STATUS= and the demo timeline."""
@@ -80,9 +95,21 @@ class DeviceStatus(_Model):
         return "; ".join(parts)
 
 
-def encounter_ref(correlation_id: str) -> str:
-    """An opaque, stable reference to an encounter for fleet dashboards."""
-    return hashlib.sha256(correlation_id.encode()).hexdigest()[:12]
+REF_HEX = 12  # 48 bits: unique enough to tell a device's encounters apart on a dashboard
+EncounterRef = Callable[[str], str]  # correlation id -> its encounter_ref, keyed per device
+
+
+def encounter_ref(correlation_id: str, key: bytes) -> str:
+    """An opaque reference to an encounter for fleet dashboards and the spool's ledger:
+    HMAC-SHA256 of the id under a per-device secret (the spool derives it from its key,
+    `Spool.encounter_ref`), cut to 12 hex characters.
+
+    Keyed because a correlation id may be a guessable EHR identifier (an MRN and a visit
+    number): an unkeyed hash of it is reversed by trying the candidates. The same id gives
+    the same ref on one device for as long as its spool key lives; another device (another
+    key) gives another ref, so refs cannot be joined across devices without the keys.
+    """
+    return hmac.new(key, correlation_id.encode(), hashlib.sha256).hexdigest()[:REF_HEX]
 
 
 class StartContext(_Model):

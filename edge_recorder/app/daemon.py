@@ -1,10 +1,16 @@
 """`edge-recorder run`: composition and lifecycle of the recording appliance.
 
 Start-up order matters and is the contract with systemd:
-1. load the config — an invalid one exits 78 (EX_CONFIG; `RestartPreventExitStatus=78`)
-   before anything touches the spool;
+1. load the config — an invalid one exits 78 (EX_CONFIG) before anything touches the spool;
 2. open the spool (its directory lock keeps a second daemon out) and close recordings a crash
-   left open ("crash-recovered"), ending their encounters, so delivery queues them;
+   left open ("crash-recovered"), ending their encounters, so delivery queues them. A missing
+   or wrong key, or a spool the service user may not access, exits 77 (EX_NOPERM); a spool
+   another process holds exits 75 (EX_TEMPFAIL). Statuses a person must act on are listed in
+   the unit's `RestartPreventExitStatus=` (one table: `edge_recorder/support/exitcodes.py`),
+   and each exit first sets STATUS= so `systemctl status` says why. The LED cannot show it:
+   the panel is built after the spool opens, and gpiozero releases the pins when the process
+   exits, so a pattern would last milliseconds; a dark panel plus the unit's failed state is
+   the signal;
 3. build the controller, the panel (or `NullPanel`), the capture thread, the delivery engine,
    the control socket and, when `mqtt.host` is set, the fleet reporter — one asyncio loop;
 4. start capture; once the source has been *tried*, send `READY=1`. A missing mic does not
@@ -14,13 +20,16 @@ Start-up order matters and is the contract with systemd:
 SIGTERM ends the encounter (recording closed with reason "shutdown"), stops capture, flushes
 and closes the spool, and exits 0. SIGHUP re-reads the config: an invalid file is logged and
 ignored; a valid one is applied where it can be live (log, delivery, duration limits) and the
-rest is logged as needing a restart.
+rest is logged as needing a restart. The `reload` command (ctl, MQTT) validates the file
+before it answers: an invalid one is refused with its problems (ok=false), never "ok" and then
+silently ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 from collections.abc import Coroutine
 from pathlib import Path
@@ -30,7 +39,7 @@ from edge_recorder.app.extras import load_usable_config
 from edge_recorder.app.recorder import MqttHandler, Recorder
 from edge_recorder.app.service import ServiceNotifier, WatchdogSupervisor, install_signal_handlers
 from edge_recorder.capture.worker import AudioWorker
-from edge_recorder.config.loader import EX_CONFIG, ConfigError, print_config_error
+from edge_recorder.config.loader import ConfigError, print_config_error
 from edge_recorder.config.model import Config
 from edge_recorder.control.server import ControlError, ControlServer
 from edge_recorder.delivery.engine import DeliveryEngine
@@ -46,8 +55,9 @@ from edge_recorder.panel.gpio import (
     make_pin_factory,
 )
 from edge_recorder.panel.simulator import PanelSimulator, SimControlServer, is_mock
-from edge_recorder.spool import Spool, SpoolError
+from edge_recorder.spool import Spool, SpoolError, SpoolKeyError, SpoolLocked
 from edge_recorder.status import CommandResult, DeviceStatus
+from edge_recorder.support import exitcodes
 from edge_recorder.support.logs import get_logger, setup_logging
 from edge_recorder.uplinks.registry import DELIVERY_SECTIONS
 
@@ -73,9 +83,38 @@ def main(config_path: Path) -> int:
         config = load_usable_config(config_path)
     except ConfigError as error:
         print_config_error(error)
-        return EX_CONFIG
+        first = error.lines[0].split(": ", 1)[0] if error.lines else str(config_path)
+        ServiceNotifier().status(  # the key only: `systemctl status` is readable by anyone
+            f"invalid configuration ({first}; {len(error.lines)} problem(s), see the journal); "
+            f"exit {exitcodes.CONFIG.code}, not restarted until fixed"
+        )
+        return exitcodes.CONFIG.code
     setup_logging(config.log.level, config.log.format)
     return asyncio.run(Daemon(config, config_path).run())
+
+
+def spool_exit(exc: BaseException) -> tuple[exitcodes.ExitCode, str]:
+    """The exit status and a one-line reason for a spool that cannot be opened."""
+    if isinstance(exc, SpoolKeyError):
+        return exitcodes.NO_ACCESS, f"spool key problem: {exc}"
+    if isinstance(exc, SpoolLocked):
+        return exitcodes.SPOOL_LOCKED, str(exc)
+    cause = exc.__cause__ or exc.__context__  # a SpoolIOError made from an OSError
+    if isinstance(cause, OSError) and cause.errno in _NO_ACCESS_ERRNOS:
+        return exitcodes.NO_ACCESS, str(exc)
+    if isinstance(exc, OSError):
+        reason = f"{exc.strerror or type(exc).__name__}: {exc.filename or 'the spool'}"
+        if exc.errno in _NO_ACCESS_ERRNOS:  # permissions or the path: a person must act
+            return exitcodes.NO_ACCESS, reason
+        return exitcodes.FAILURE, reason
+    return exitcodes.FAILURE, str(exc)
+
+
+# A spool directory the daemon cannot use until someone changes the system (EIO or ENOSPC,
+# by contrast, may pass, so they exit 1 and are restarted).
+_NO_ACCESS_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ELOOP}
+)
 
 
 def status_line(status: DeviceStatus) -> str:
@@ -115,6 +154,7 @@ class Daemon:
         self._fleet: FleetReporter | None = None
         self._delivery_task: asyncio.Task[None] | None = None
         self._ready = False
+        self._reload_lock = asyncio.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -122,10 +162,18 @@ class Daemon:
         cfg = self.config
         try:
             self.spool = await asyncio.to_thread(Spool.open, cfg.spool)
-        except SpoolError as exc:
-            log.error("cannot open the spool", error=str(exc), spool_dir=str(cfg.spool.dir))
-            self.notifier.status(f"cannot open the spool: {exc}")
-            return 1
+        except (SpoolError, OSError) as exc:
+            code, reason = spool_exit(exc)
+            log.error(
+                "cannot open the spool",
+                error=reason,
+                spool_dir=str(cfg.spool.dir),
+                exit_status=code.code,
+                restart=not code.person_must_act,
+            )
+            action = "not restarted until fixed" if code.person_must_act else "restarting"
+            self.notifier.status(f"cannot open the spool: {reason}; exit {code.code}, {action}")
+            return code.code
         try:
             return await self._run()
         finally:
@@ -144,7 +192,10 @@ class Daemon:
         )
         await asyncio.to_thread(recover, self.spool)
         self.delivery = self._make_delivery(cfg)
-        controller = EncounterController(Limits.from_config(cfg))
+        controller = EncounterController(
+            Limits.from_config(cfg),
+            encounter_ref=self.spool.encounter_ref,  # keyed per device
+        )
         capture_beat = self.watchdog.register("capture", max_age_s=CAPTURE_MAX_AGE_S)
         self.worker = AudioWorker(cfg, self.spool, lambda e: self.recorder.post(e), capture_beat)
         self.recorder = Recorder(
@@ -285,8 +336,13 @@ class Daemon:
         backlog = self.spool.backlog().recordings
         alarm = self.spool.space().alarm
         spool_event: ev.Event = ev.SpoolOk() if alarm is None else ev.SpoolFull(hard=False)
-        if alarm in ("spool-full", "disk-reserve"):
+        if alarm in ("spool-full", "disk-reserve", "disk-full"):
             spool_event = ev.SpoolFull(hard=True)
+        if (alarm is None) == ("spool_full" in self.recorder.status().alarms):
+            # The capture thread raised it (a write refused) or something else cleared it:
+            # send the space check's verdict even if it did not change, so the alarm
+            # follows the space really free, both ways.
+            self._service.pop("spool", None)
         refusing = snap.refusing
         reason = snap.last_error.message if snap.last_error is not None else ""
         service_event: ev.Event = ev.ServiceRefused(reason) if refusing else ev.ServiceOk()
@@ -316,8 +372,27 @@ class Daemon:
     # --- commands and reload ------------------------------------------------------------------
 
     def _reload_command(self) -> CommandResult:
-        asyncio.get_running_loop().create_task(self._reload())
-        return CommandResult(ok=True, state=self.recorder.controller.state, data={"reload": True})
+        """`reload` over ctl or MQTT: the file is validated before the answer, so an invalid
+        one is refused with its problems and the running config kept. Reading and validating
+        a config takes a few milliseconds, so it runs on the loop; applying it runs after."""
+        state = self.recorder.controller.state
+        if not self._ready:
+            return CommandResult(
+                ok=False, code="starting", error="the daemon is still starting", state=state
+            )
+        try:
+            new = self._load_new_config()
+        except ConfigError as error:
+            log.error(
+                "config reload rejected; keeping the running config",
+                config_file=str(error.source),
+                problems="; ".join(error.lines),
+            )
+            return CommandResult(
+                ok=False, code="invalid_config", error=reload_refusal(error), state=state
+            )
+        self._spawn(self._apply(new))
+        return CommandResult(ok=True, state=state, data={"reload": True})
 
     def _spool_retry(self) -> CommandResult:
         ids = self.spool.retry()
@@ -325,13 +400,25 @@ class Daemon:
         state = self.recorder.controller.state
         return CommandResult(ok=True, state=state, data={"recordings_count": len(ids)})
 
+    def _load_new_config(self) -> Config:
+        """The config file as it is now, or ConfigError. Nothing else escapes: an exception
+        from the loader must not reach a log with its arguments (a UnicodeDecodeError holds
+        the whole file)."""
+        try:
+            return load_usable_config(self.config_path)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            problem = f"cannot load the config ({type(exc).__name__})"
+            raise ConfigError([problem], str(self.config_path)) from None
+
     async def _reload(self) -> None:
         """SIGHUP: apply a valid config; keep the running one (and say why) otherwise."""
         if not self._ready:
             log.warning("config reload ignored: the daemon is still starting")
             return
         try:
-            new = await asyncio.to_thread(load_usable_config, self.config_path)
+            new = await asyncio.to_thread(self._load_new_config)
         except ConfigError as error:
             log.error(
                 "config reload rejected; keeping the running config",
@@ -339,6 +426,17 @@ class Daemon:
                 problems="; ".join(error.lines),
             )
             return
+        await self._apply(new)
+
+    async def _apply(self, new: Config) -> None:
+        """Make `new` the running config (one reload at a time: SIGHUP and ctl may race)."""
+        async with self._reload_lock:
+            try:
+                await self._apply_now(new)
+            except Exception as exc:  # never "Task exception was never retrieved"
+                log.error("config reload failed", error=type(exc).__name__)
+
+    async def _apply_now(self, new: Config) -> None:
         old, self.config = self.config, new
         changed = sorted(
             name for name in Config.model_fields if getattr(old, name) != getattr(new, name)
@@ -359,3 +457,9 @@ class Daemon:
         if later:
             log.warning("config changes need a restart to apply", sections=",".join(later))
         log.info("config reloaded", changed=",".join(changed) or "nothing")
+
+
+def reload_refusal(error: ConfigError, limit: int = 600) -> str:
+    """The reason a `reload` reply gives: the problems, bounded (MQTT carries it too)."""
+    text = f"invalid configuration, running config kept: {'; '.join(error.lines)}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

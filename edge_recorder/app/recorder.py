@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
@@ -27,14 +28,17 @@ from edge_recorder.status import (
     CommandRequest,
     CommandResult,
     DeviceStatus,
+    FleetCounters,
     StartContext,
-    encounter_ref,
 )
 from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 
 CLOSE_TIMEOUT_S = 10.0  # the capture thread seals a recording in milliseconds; this is a bound
+# Indicator patterns kept for the panel simulator's `led_history` (mock pins only). A device
+# changes pattern a few times per encounter; a bound keeps months of uptime from growing it.
+INDICATOR_HISTORY = 256
 
 
 class Delivery(Protocol):
@@ -49,6 +53,8 @@ class Fleet(Protocol):
     """What the recorder needs from the fleet reporter (edge_recorder.fleet.reporter)."""
 
     def status_changed(self) -> None: ...
+
+    def counters(self) -> FleetCounters: ...
 
     def event(
         self, event: EventType, *, encounter_ref: str | None = None, **details: Any
@@ -78,7 +84,8 @@ class Recorder:
         self._on_change = on_change
         self._loop = asyncio.get_running_loop()
         self._closing: set[asyncio.Task[None]] = set()
-        self.indicators: list[tuple[float, str]] = []  # (monotonic time, pattern) shown
+        # (monotonic time, pattern) shown, newest last; only the simulator reads it
+        self.indicators: deque[tuple[float, str]] = deque(maxlen=INDICATOR_HISTORY)
         # reload, ping, spool_retry: not encounter commands; the daemon fills these in
         self.extra_commands: dict[str, Callable[[], CommandResult]] = {}
 
@@ -135,6 +142,7 @@ class Recorder:
             last_error=snap.last_error,
             backlog=self.spool.backlog(),
             mic=self.worker.mic,
+            mqtt=self.fleet.counters() if self.fleet is not None else None,
         )
         return self.controller.device_status(self.now(), base)
 
@@ -187,18 +195,18 @@ class Recorder:
         match effect:
             case ev.BeginEncounter(correlation_id=cid, context=context):
                 self._keep_context(cid, context)
-                log.info("encounter started", encounter_ref=encounter_ref(cid))
-                self._event("encounter_started", encounter_ref=encounter_ref(cid))
+                log.info("encounter started", encounter_ref=self.controller.ref(cid))
+                self._event("encounter_started", encounter_ref=self.controller.ref(cid))
             case ev.OpenRecording(correlation_id=cid, seq=seq, guid=guid):
-                log.info("recording opened", encounter_ref=encounter_ref(cid), seq=seq)
+                log.info("recording opened", encounter_ref=self.controller.ref(cid), seq=seq)
                 self._track(self.worker.open_recording(cid, seq, guid), "open", cid)
                 if seq > 1:
-                    self._event("encounter_resumed", encounter_ref=encounter_ref(cid))
+                    self._event("encounter_resumed", encounter_ref=self.controller.ref(cid))
             case ev.CloseRecording(correlation_id=cid, seq=seq, reason=reason):
-                log.info("recording closing", encounter_ref=encounter_ref(cid), reason=reason)
+                log.info("recording closing", encounter_ref=self.controller.ref(cid), reason=reason)
                 self._track(self.worker.close_recording(reason), "close", cid)
                 if reason == "pause":
-                    self._event("encounter_paused", encounter_ref=encounter_ref(cid))
+                    self._event("encounter_paused", encounter_ref=self.controller.ref(cid))
             case ev.EndEncounter(correlation_id=cid, recordings=count, reason=reason):
                 task = self._loop.create_task(self._end_encounter(cid, count, reason))
                 self._closing.add(task)
@@ -232,7 +240,7 @@ class Recorder:
         future.add_done_callback(lambda fut: self._loop.call_soon_threadsafe(done, fut))
 
     async def _end_encounter(self, cid: str, count: int, reason: str) -> None:
-        ref = encounter_ref(cid)
+        ref = self.controller.ref(cid)
         try:
             await asyncio.wait_for(asyncio.wrap_future(self.worker.barrier()), CLOSE_TIMEOUT_S)
         except Exception as exc:  # a stuck capture thread: the watchdog will say so

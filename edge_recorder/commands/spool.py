@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_exit(args, usable=False)
     directory = config.spool.dir
     try:
-        snap = snapshot(directory)
+        snap = snapshot(directory, config.spool.key_file)
         if args.spool_command == "list":
             return _list(snap, args.json)
         if args.spool_command == "show":

@@ -38,6 +38,8 @@ _INLINE_SECRET_HINTS = {
     "private_key": "a *_file key",
 }
 
+_NO_ECHO = frozenset({"missing", "model_type", "endpoint"})
+
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The pydantic model class that owns the key at `loc` (for 'did you mean')."""
@@ -71,10 +73,17 @@ def _describe(error: Mapping[str, Any]) -> str:
                 return f"{path}: {what}; did you mean '{close[0]}'?"
         return f"{path}: {what}"
     message = str(error.get("msg", "invalid"))
-    message = message.removeprefix("Value error, ")
+    message = message.removeprefix("Value error, ").removeprefix(f"{path} ")
     if kind == "missing":
         message = "required key is missing"
-    if "input" in error and kind not in ("missing", "model_type") and loc:
+    # The value is echoed (bounded) to show what was read, but never a whole section (a
+    # model-level error's input) and never an endpoint: a URL may carry user:password@.
+    if (
+        "input" in error
+        and kind not in _NO_ECHO
+        and loc
+        and not isinstance(error["input"], dict | list)
+    ):
         shown = repr(error["input"])
         if len(shown) > 60:
             shown = shown[:57] + "..."

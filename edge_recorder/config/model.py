@@ -10,22 +10,23 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     ByteSize,
+    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
 from edge_recorder.config.base import (
+    Endpoint,
     GpioPin,
     PositiveSeconds,
     SampleFormat,
     Seconds,
     Section,
-    is_loopback_host,
 )
 from edge_recorder.config.services.aas import AasConfig, AuthConfig
 from edge_recorder.config.services.aws import AwsScribeConfig
@@ -33,6 +34,8 @@ from edge_recorder.config.services.corti import CortiConfig
 from edge_recorder.config.services.dice import DiceConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-recorder/config.toml")
+# `mqtt.tls = false` is plain text: allowed for a loopback broker only.
+BrokerHost = Annotated[str, Endpoint(kind="host", tls_flag="tls")]
 ENV_PREFIX = "EDGE_RECORDER__"
 
 
@@ -253,7 +256,9 @@ class PanelConfig(Section):
 class MqttConfig(Section):
     """Fleet status over MQTT; off unless a host is set."""
 
-    host: str | None = Field(None, description="Broker host; MQTT is off when unset.")
+    model_config = ConfigDict(title="mqtt")
+
+    host: BrokerHost | None = Field(None, description="Broker host; MQTT is off when unset.")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
     topic_prefix: str = Field("edge-recorder", description="Topic prefix <prefix>/<device_id>/.")
     protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT version (5 falls back).")
@@ -276,6 +281,16 @@ class MqttConfig(Section):
     max_command_bytes: int = Field(
         16384, ge=256, le=1048576, description="Longest accepted MQTT command body."
     )
+    command_rate_per_s: float = Field(
+        2.0,
+        gt=0,
+        le=1000,
+        description="MQTT commands accepted per second, sustained, for each class (start/"
+        "stop/pause/resume; all others); more are refused 'rate_limited'.",
+    )
+    command_burst: int = Field(
+        20, ge=1, le=10000, description="MQTT commands of a class accepted back to back."
+    )
 
     @field_validator("topic_prefix")
     @classmethod
@@ -284,22 +299,32 @@ class MqttConfig(Section):
             raise ValueError("must be a non-empty topic without wildcards or leading '/'")
         return value.rstrip("/")
 
-    @model_validator(mode="after")
-    def _tls_outside_loopback(self) -> MqttConfig:
-        if self.host and not self.tls and not is_loopback_host(self.host):
-            raise ValueError("mqtt.tls must be true for a broker outside loopback")
-        return self
-
 
 class ControlConfig(Section):
     """The local control socket used by `edge-recorder ctl`."""
 
     socket: Path = Field(Path("/run/edge-recorder/control.sock"), description="Socket path.")
-    socket_mode: int = Field(0o660, ge=0, le=0o777, description="Socket file mode.")
+    socket_mode: int = Field(
+        0o660,
+        ge=0,
+        le=0o777,
+        description="Socket file mode; never writable by others (connecting needs write "
+        "permission, so o+w would let every local user control the recorder).",
+    )
     max_request_bytes: int = Field(65536, ge=256, description="Longest accepted request line.")
     read_timeout_s: PositiveSeconds = Field(
         10.0, description="A client must send a complete request line within this time."
     )
+
+    @field_validator("socket_mode")
+    @classmethod
+    def _not_world_writable(cls, value: int) -> int:
+        if value & 0o002:
+            raise ValueError(
+                f"{value:#o} lets every local user start, stop and read the recorder "
+                "(o+w); use 0660 and add the users to the service's group"
+            )
+        return value
 
 
 class LogConfig(Section):
@@ -350,7 +375,7 @@ def env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
         if raw[:1] in "[{":
             try:
                 value = json.loads(raw)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, or absurdly nested or long
                 value = raw
         node = tree
         for part in path[:-1]:

@@ -4,7 +4,10 @@ One request per line, `{"cmd": "status"|"start"|..., "context": {...}}`, one rep
 always a `CommandResult` (for `status` its `data` is the `DeviceStatus`). Whatever a client
 sends — garbage, a 10 MB line, half a request and then silence — it gets an error reply (when
 it is still there to read one) and the daemon carries on: each client is served by its own
-task with a read timeout and a size limit, and handler failures become error replies.
+task with a read timeout and a size limit, and handler failures become error replies. A
+client that leaves before its reply is counted (`stats.departed`), never a traceback. Who is
+served when many connect (slots, one-shot places, eviction of idle clients, a per-connection
+rate) is in `admission.py`.
 The start context is patient data: it is validated and passed on, never logged or echoed.
 """
 
@@ -19,6 +22,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from edge_recorder.config.model import ControlConfig
+from edge_recorder.control.admission import Admission, Client, ControlStats, TokenBucket
 from edge_recorder.status import (
     CommandHandler,
     CommandName,
@@ -31,7 +35,12 @@ from edge_recorder.support.logs import get_logger
 log = get_logger(__name__)
 
 COMMANDS: tuple[str, ...] = get_args(CommandName)
-MAX_CLIENTS = 8
+MAX_CLIENTS = 8  # connections that may send request after request
+OVERFLOW_CLIENTS = 8  # more connections, each answered exactly one request
+EVICT_IDLE_AFTER_S = 1.0  # a slot holder idle this long yields its slot to a newcomer
+ONE_SHOT_READ_S = 2.0  # a one-shot connection must send its request within this time
+REQUEST_RATE = 20.0  # requests per second per connection (on average)
+REQUEST_BURST = 20  # requests a connection may send at once
 HANDLER_TIMEOUT_S = 30.0
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes including the NUL
 
@@ -107,12 +116,16 @@ class ControlServer:
         self._config = config
         self._read_timeout_s = config.read_timeout_s
         self._server: asyncio.AbstractServer | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        self._admission: Admission | None = None
         self._inode: int | None = None
 
     @property
     def path(self) -> Path:
         return self._config.socket
+
+    @property
+    def stats(self) -> ControlStats:
+        return self._admission.stats if self._admission is not None else ControlStats()
 
     async def __aenter__(self) -> ControlServer:
         await self.start()
@@ -135,6 +148,7 @@ class ControlServer:
             if await _listening(path):
                 raise ControlError(f"another daemon is already listening on {path}")
             path.unlink()  # stale socket from a crashed daemon
+        self._admission = Admission(asyncio.get_running_loop().time)
         self._server = await asyncio.start_unix_server(
             self._accept, path=str(path), limit=self._config.max_request_bytes + 2
         )
@@ -143,12 +157,13 @@ class ControlServer:
         log.info("control socket listening", socket_path=str(path))
 
     async def close(self) -> None:
-        if self._server is None:
+        if self._server is None or self._admission is None:
             return
         self._server.close()
-        for task in list(self._clients):
+        tasks = list(self._admission.clients)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._clients, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
         with contextlib.suppress(OSError):  # only remove the socket if it is still ours
@@ -156,44 +171,68 @@ class ControlServer:
                 self.path.unlink()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection's whole life. It never raises (asyncio would log a traceback for
+        each): a client that left is counted, and a cancellation (close(), or eviction to
+        make room) ends the connection quietly."""
         task = asyncio.current_task()
-        assert task is not None
-        if len(self._clients) >= MAX_CLIENTS:
-            await self._reply(writer, _error("busy", "too many control clients; try again"))
+        assert task is not None and self._admission is not None
+        client = self._admission.admit(task, MAX_CLIENTS, OVERFLOW_CLIENTS, EVICT_IDLE_AFTER_S)
+        if client is None:
+            await self._send(writer, _error("busy", "too many control clients; try again"))
             await _close(writer)
             return
-        self._clients.add(task)
         try:
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, client)
         except (ConnectionError, TimeoutError):
             pass  # the client went away; nothing to answer
+        except asyncio.CancelledError:
+            pass  # closed by the server: nothing of a request was cut half-way
         finally:
-            self._clients.discard(task)
+            self._admission.release(client)
             await _close(writer)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: Client
+    ) -> None:
         limit = self._config.max_request_bytes
+        one_shot = client.place == "overflow"
+        timeout = min(self._read_timeout_s, ONE_SHOT_READ_S) if one_shot else self._read_timeout_s
+        loop = asyncio.get_running_loop()
+        bucket = TokenBucket(REQUEST_RATE, REQUEST_BURST, loop.time)
         while True:
+            wait = bucket.take()
+            if wait > 0:  # asking faster than the rate: the next request waits its turn
+                self.stats.rate_limited += 1
+                await asyncio.sleep(wait)
             try:
-                line = await asyncio.wait_for(reader.readline(), self._read_timeout_s)
+                line = await asyncio.wait_for(reader.readline(), timeout)
             except TimeoutError:
-                message = f"no complete request within {self._read_timeout_s:g} s"
-                await self._reply(writer, _error("timeout", message))
+                message = f"no complete request within {timeout:g} s"
+                await self._send(writer, _error("timeout", message))
                 return
             except ValueError:  # longer than the stream limit, no newline in sight
                 line = b""
                 oversized = True
             else:
                 oversized = len(line.rstrip(b"\r\n")) > limit
+            client.in_flight = True
             if oversized:
                 message = f"request longer than {limit} bytes"
-                await self._reply(writer, _error("too_large", message))
+                await self._send(writer, _error("too_large", message))
                 return  # the rest of that line cannot be told from the next request
             if not line:
                 return  # EOF
             if not line.strip():
+                client.in_flight = False
                 continue
-            await self._reply(writer, await self._answer(line))
+            if not await self._send(writer, await self._answer(line)):
+                return
+            self.stats.served += 1
+            client.served += 1
+            if one_shot:
+                return
+            client.in_flight = False
+            client.idle_since = loop.time()
 
     async def _answer(self, line: bytes) -> CommandResult:
         try:
@@ -217,9 +256,16 @@ class ControlServer:
             log.error("control command failed", cmd=request.name, error=type(exc).__name__)
             return _error("internal", f"internal error ({type(exc).__name__}); see the log")
 
-    async def _reply(self, writer: asyncio.StreamWriter, result: CommandResult) -> None:
-        writer.write(encode(result))
-        await asyncio.wait_for(writer.drain(), self._read_timeout_s)
+    async def _send(self, writer: asyncio.StreamWriter, result: CommandResult) -> bool:
+        """Write one reply; False (counted, logged at debug) when the client already left."""
+        try:
+            writer.write(encode(result))
+            await asyncio.wait_for(writer.drain(), self._read_timeout_s)
+        except (OSError, TimeoutError) as exc:  # BrokenPipeError, ConnectionResetError...
+            self.stats.departed += 1
+            log.debug("control client left before its reply", error=type(exc).__name__)
+            return False
+        return True
 
 
 async def _listening(path: Path) -> bool:

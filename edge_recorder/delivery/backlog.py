@@ -24,7 +24,6 @@ from edge_recorder.delivery.context import (
 from edge_recorder.delivery.live import stream_recording
 from edge_recorder.delivery.policy import Action, Phase, decide, missing_recordings
 from edge_recorder.spool import CorruptRecord, EncounterInfo
-from edge_recorder.status import encounter_ref
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import ErrorKind, ProcessingStarted, UplinkError
 
@@ -141,7 +140,7 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
             started = await live.start_processing(ctx.identity(enc.id))
         except UplinkError as err:
             decision = decide(err, "processing")
-            ctx.failed(err, decision, encounter_ref=encounter_ref(enc.id))
+            ctx.failed(err, decision, encounter_ref=ctx.spool.encounter_ref(enc.id))
             delay = ctx.backoff(enc.attempts + 1, err, decision)
             ctx.spool.note_encounter_failure(enc.id, decision.reason, ctx.clock() + delay)
             if decision.action is Action.REDELIVER:

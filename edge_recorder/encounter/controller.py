@@ -13,6 +13,7 @@ open make the device report "error" and refuse new starts until they clear.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -42,6 +43,7 @@ from edge_recorder.encounter.timers import OpenEncounter
 from edge_recorder.status import (
     CommandRequest,
     DeviceStatus,
+    EncounterRef,
     EncounterState,
     StartContext,
     encounter_ref,
@@ -67,9 +69,18 @@ Handler = Callable[[Any, float, list[Effect]], Refusal | None]
 class EncounterController:
     """Feed it events with `handle(event, now)`; carry out the returned effects in order."""
 
-    def __init__(self, limits: Limits, *, new_uuid: Callable[[], uuid.UUID] = uuid.uuid4):
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        new_uuid: Callable[[], uuid.UUID] = uuid.uuid4,
+        encounter_ref: EncounterRef | None = None,
+    ):
         self._limits = limits
         self._new_uuid = new_uuid
+        # The daemon passes the spool's keyed ref (stable across restarts); without one, a
+        # key of this process only: still never the bare hash of a guessable id.
+        self.ref: EncounterRef = encounter_ref or _process_ref()
         self._phase: Phase = "idle"
         self._enc: OpenEncounter | None = None
         self._faults: dict[Fault, str] = {}
@@ -182,7 +193,7 @@ class EncounterController:
             "error_reason": self.error_reason,
             "alarms": sorted(self._alarms),
             "correlation_id": enc.correlation_id if enc else None,
-            "encounter_ref": encounter_ref(enc.correlation_id) if enc else None,
+            "encounter_ref": self.ref(enc.correlation_id) if enc else None,
             "recording_seq": enc.seq if enc and enc.seq else None,
             "encounter_elapsed_s": round(now - enc.started_at, 3) if enc else None,
             "warnings": sorted(enc.warned) if enc else [],
@@ -200,6 +211,7 @@ class EncounterController:
             code=refusal[0] if refusal else None,
             error=refusal[1] if refusal else None,
             correlation_id=enc.correlation_id if enc else None,
+            encounter_ref=self.ref(enc.correlation_id) if enc else None,
             recording_seq=enc.seq if enc and enc.seq else None,
         )
 
@@ -443,3 +455,8 @@ class EncounterController:
             self._limits, max_duration_s=event.max_duration_s, warn_before_s=event.warn_before_s
         )
         return None
+
+
+def _process_ref() -> EncounterRef:
+    key = secrets.token_bytes(32)
+    return lambda correlation_id: encounter_ref(correlation_id, key)

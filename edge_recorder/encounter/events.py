@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edge_recorder.config.model import Config
-from edge_recorder.status import CommandResult, EncounterState, StartContext, encounter_ref
+from edge_recorder.status import CommandResult, EncounterState, StartContext
 
 Fault = Literal["no_mic", "spool_full", "service_refusing"]
 WarningKind = Literal["max_duration", "auto_stop"]
@@ -320,6 +320,7 @@ class Outcome:
     code: str | None = None
     correlation_id: str | None = None
     recording_seq: int | None = None
+    encounter_ref: str | None = None  # the controller's keyed ref of correlation_id
 
     def to_result(self, *, local: bool = True) -> CommandResult:
         """The reply to a command. `local=False` (MQTT) replaces the correlation id, which may
@@ -329,7 +330,7 @@ class Outcome:
             if local:
                 data["correlation_id"] = self.correlation_id
             else:
-                data["encounter_ref"] = encounter_ref(self.correlation_id)
+                data["encounter_ref"] = self.encounter_ref
             data["recording_seq"] = self.recording_seq
         return CommandResult(
             ok=self.ok, error=self.error, code=self.code, state=self.state, data=data

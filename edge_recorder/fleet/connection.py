@@ -15,6 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge_recorder.config.model import Config
 from edge_recorder.support.credentials import SecretUnavailable, read_secret
@@ -131,6 +132,18 @@ def connect_async(
         client.connect_async(settings.host, settings.port, settings.keepalive_s, clean_start=True)
     else:
         client.connect_async(settings.host, settings.port, settings.keepalive_s)
+
+
+def subscriptions(
+    command_filter: str, others: list[str], protocol: MQTTProtocolVersion
+) -> list[tuple[str, Any]]:
+    """QoS 1 everywhere. On MQTT 5 commands come without our own answers (no-local) and with
+    the publisher's retain flag (retain-as-published: commands.py says why). The other topics
+    (our availability and status included) keep the defaults: we need our own echoes there."""
+    if protocol != MQTT_V5:
+        return [(command_filter, 1), *((topic, 1) for topic in others)]
+    commands = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
+    return [(command_filter, commands), *((topic, SubscribeOptions(qos=1)) for topic in others)]
 
 
 def protocol_name(protocol: MQTTProtocolVersion) -> str:

@@ -3,7 +3,9 @@
 Callers on the asyncio loop (or the audio path) only take a lock for a deque append. Events
 wait here while the broker is away; when the bound is hit the OLDEST event goes and a counter
 says so in the next status, because a fresh alarm matters more than a stale one and a full
-queue must never block the caller.
+queue must never block the caller. The control lane (command answers, discovery) has its own
+bound; an answer dropped there is counted too (`responses_dropped`, reported in the status as
+part of `replies_dropped`). The command rate limit keeps that lane far below its bound.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Outbox:
         self._control_max = control_max
         self.events_dropped = 0
         self.control_dropped = 0
+        self.responses_dropped = 0  # command answers among control_dropped
         # Set by the consumer while a new message would be work for it (connected, room in
         # flight); otherwise a put does not wake it, which keeps the caller's cost flat.
         self.listening = True
@@ -49,11 +52,16 @@ class Outbox:
                 self._events.append(message)
             else:
                 if len(self._control) >= self._control_max:
-                    self._control.popleft()
-                    self.control_dropped += 1
+                    self._dropped_control(self._control.popleft())
                 self._control.append(message)
             if self.listening:
                 self.wakeup.notify_all()
+
+    def _dropped_control(self, message: Message) -> None:
+        """Caller holds the lock. Counted for the status: an answer is never lost silently."""
+        self.control_dropped += 1
+        if message.kind == "response":
+            self.responses_dropped += 1
 
     def take(self, limit: int) -> list[Message]:
         """Up to `limit` messages, control lane first, in queue order."""
@@ -73,6 +81,8 @@ class Outbox:
             while len(self._events) > self._event_max:
                 self._events.popleft()
                 self.events_dropped += 1
+            while len(self._control) > self._control_max:
+                self._dropped_control(self._control.popleft())
 
     def __len__(self) -> int:
         with self.wakeup:

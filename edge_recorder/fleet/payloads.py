@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from edge_recorder.fleet.sysinfo import SystemInfo
-from edge_recorder.status import DeviceStatus, encounter_ref
+from edge_recorder.status import DeviceStatus
 from edge_recorder.support.logs import redact_text
 
 SCHEMA_VERSION = 1
@@ -52,6 +52,12 @@ _DETAIL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TEXT_LIMIT = 200
 
 Scalar = str | int | float | bool | None
+# What free text may quote, and what to put instead: correlation id -> its encounter_ref (the
+# controller's, keyed by the device's spool key: `status.encounter_ref`). The fleet never holds
+# that key, so a ref is only ever the one the status already carries.
+Secrets = Mapping[str, str]
+NO_SECRETS: Secrets = {}
+UNKNOWN_REF = "[encounter]"
 
 
 def is_forbidden_key(key: str) -> bool:
@@ -89,32 +95,33 @@ def finite(value: float | None, digits: int = 1) -> float | None:
 
 
 def scrub_text(
-    text: str | None, secrets: Iterable[str] = (), limit: int = TEXT_LIMIT
+    text: str | None, secrets: Secrets = NO_SECRETS, limit: int = TEXT_LIMIT
 ) -> str | None:
     """Free text made safe: known correlation ids become their opaque ref, tokens are redacted."""
     if text is None:
         return None
-    for secret in secrets:
+    for secret, ref in secrets.items():
         if secret:
-            text = text.replace(secret, f"ref:{encounter_ref(secret)}")
+            text = text.replace(secret, f"ref:{ref}" if ref != UNKNOWN_REF else ref)
     text = redact_text(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def sanitize_details(
-    details: Mapping[str, Any] | None, secrets: Iterable[str] = ()
+    details: Mapping[str, Any] | None, secrets: Secrets = NO_SECRETS
 ) -> tuple[dict[str, Scalar], list[str]]:
     """(clean details, dropped keys): scalar values under short snake_case keys only.
 
     A `correlation_id` is turned into its `encounter_ref`, never passed on.
     """
-    secrets = [s for s in secrets if s]
+    known = {s: ref for s, ref in secrets.items() if s}
     clean: dict[str, Scalar] = {}
     dropped: list[str] = []
     for key, value in (details or {}).items():
         if key == "correlation_id" and isinstance(value, str):
-            clean.setdefault("encounter_ref", encounter_ref(value))
-            secrets.append(value)
+            ref = known.setdefault(value, UNKNOWN_REF)  # a ref needs the device's key
+            if ref != UNKNOWN_REF:
+                clean.setdefault("encounter_ref", ref)
             continue
         if not isinstance(key, str) or not _DETAIL_KEY.match(key) or is_forbidden_key(key):
             dropped.append(str(key)[:64])
@@ -124,7 +131,7 @@ def sanitize_details(
         elif isinstance(value, float):
             clean[key] = finite(value, 3)
         elif isinstance(value, str):
-            clean[key] = scrub_text(value, secrets)
+            clean[key] = scrub_text(value, known)
         else:  # bytes, containers, objects: shape unknown, so not published
             dropped.append(key)
     return clean, dropped
@@ -144,18 +151,6 @@ def availability_payload(
     }
 
 
-def needs_rebirth(retained: bytes, session_seq: int) -> bool:
-    """Seen on our own availability topic while connected: must `online` be put back?
-
-    Yes for the `offline` of an older session (a late will) and for anything unreadable;
-    no for our own `online`, or an `offline` of this session (our clean shutdown)."""
-    try:
-        body = json.loads(retained)
-        return bool(body.get("state") == "offline" and int(body["birth_seq"]) < session_seq)
-    except (ValueError, TypeError, AttributeError, KeyError):
-        return True
-
-
 @dataclass(frozen=True)
 class StatusMeta:
     """What the reporter adds to the daemon's status: identity, session and queue health."""
@@ -168,9 +163,12 @@ class StatusMeta:
     events_dropped: int = 0
     events_queued: int = 0
     commands_rejected: int = 0
+    commands_limited: int = 0
+    commands_ignored: int = 0
+    replies_dropped: int = 0
 
 
-def _error(status: DeviceStatus, secrets: list[str]) -> dict[str, Any] | None:
+def _error(status: DeviceStatus, secrets: Secrets) -> dict[str, Any] | None:
     if status.last_error is None:
         return None
     return {
@@ -204,10 +202,8 @@ def status_payload(
     status: DeviceStatus, system: SystemInfo, meta: StatusMeta, at: datetime
 ) -> dict[str, Any]:
     """The retained status document (see schemas/status.schema.json)."""
-    secrets = [status.correlation_id] if status.correlation_id else []
     ref = status.encounter_ref
-    if ref is None and status.correlation_id:
-        ref = encounter_ref(status.correlation_id)
+    secrets = {status.correlation_id: ref or UNKNOWN_REF} if status.correlation_id else {}
     mic = status.mic
     backlog = status.backlog
     return {
@@ -250,6 +246,9 @@ def status_payload(
             "events_dropped": meta.events_dropped,
             "events_queued": meta.events_queued,
             "commands_rejected": meta.commands_rejected,
+            "commands_limited": meta.commands_limited,
+            "commands_ignored": meta.commands_ignored,
+            "replies_dropped": meta.replies_dropped,
         },
     }
 
@@ -294,12 +293,11 @@ def event_payload(
     code: str | None = None,
     message: str | None = None,
     details: Mapping[str, Scalar] | None = None,
-    secrets: Iterable[str] = (),
+    secrets: Secrets = NO_SECRETS,
 ) -> dict[str, Any]:
     """One event (not retained). `seq` counts events since the process started (`instance`
     is random per process), so a gap tells a consumer that events were dropped while the
     broker was away, and (device_id, instance, seq) spots a QoS 1 duplicate."""
-    secrets = list(secrets)
     return {
         "v": SCHEMA_VERSION,
         "device_id": device_id,
@@ -328,7 +326,7 @@ def response_payload(
     error_message: str | None = None,
     error_reason: str | None = None,
     result: Mapping[str, Scalar] | None = None,
-    secrets: Iterable[str] = (),
+    secrets: Secrets = NO_SECRETS,
 ) -> dict[str, Any]:
     """The answer to one command on `.../cmd/response`, matched by request_id.
 
@@ -339,7 +337,7 @@ def response_payload(
         reason = error_reason if error_reason and _DETAIL_KEY.match(error_reason) else None
         error = {
             "code": error_code or "failed",
-            "message": scrub_text(error_message or "", list(secrets)),
+            "message": scrub_text(error_message or "", secrets),
             "reason": reason,
         }
     return {

@@ -7,8 +7,13 @@ broker can never stall audio capture or the event loop: the worst case is a full
 which drops its oldest event and says so in the next status.
 
 Sessions: every connection gets a new birth sequence number, carried by its `online` message
-and its Last Will, Sparkplug-style. If a late will of an older session lands on our retained
-availability topic while we are connected, we put `online` back.
+and its Last Will, Sparkplug-style. Whatever lands on our retained availability or status
+topic while we are connected and is not ours (a late will of an older session, a forgery,
+whatever birth_seq it claims) is overruled by publishing ours again (presence.py).
+
+Commands are subscribed with MQTT 5's no-local (our answers do not come back to us) and
+retain-as-published (a retained command is recognisable as such even when it is published
+while we listen; see commands.py); limits.py and dispatch.py keep a flood from starving them.
 """
 
 from __future__ import annotations
@@ -37,15 +42,17 @@ from edge_recorder.fleet.connection import (
     connect_async,
     protocol_name,
     settings_from_config,
+    subscriptions,
 )
 from edge_recorder.fleet.dispatch import CommandDispatcher
 from edge_recorder.fleet.homeassistant import discovery_messages
 from edge_recorder.fleet.inflight import InFlight
 from edge_recorder.fleet.outbox import Message, Outbox
+from edge_recorder.fleet.presence import RetainedGuard
 from edge_recorder.fleet.statusfeed import StatusFeed
 from edge_recorder.fleet.sysinfo import CachedProbe, LocalSystem, SystemProbe
 from edge_recorder.fleet.topics import HA_STATUS_TOPIC, DeviceTopics
-from edge_recorder.status import CommandHandler, DeviceStatus
+from edge_recorder.status import CommandHandler, DeviceStatus, FleetCounters
 from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
@@ -62,6 +69,9 @@ class ReporterStats:
     events_dropped: int
     in_flight: int  # handed to paho, PUBACK not yet seen (bounded by MAX_INFLIGHT)
     commands_rejected: int
+    commands_limited: int  # refused by the rate limit (answered rate_limited or not at all)
+    commands_ignored: int  # retained commands: never executed, never answered
+    replies_dropped: int  # answers not sent: over the refusal budget, or the queue was full
     last_connect_error: str | None
 
 
@@ -99,6 +109,8 @@ class FleetReporter:
             max_bytes=config.mqtt.max_command_bytes,
             timeout_s=command_timeout_s,
             max_pending=max_pending_commands,
+            rate_per_s=config.mqtt.command_rate_per_s,
+            burst=config.mqtt.command_burst,
             loop=lambda: self._loop,
             secrets=self._secrets,
             on_done=self.status_changed,
@@ -114,7 +126,9 @@ class FleetReporter:
         self._connected = False
         self._connects = 0
         self._need_birth = False
-        self._need_online = False
+        self._guard = RetainedGuard(
+            [self._topics.availability, self._topics.status], time.monotonic()
+        )
         self._need_discovery = False
         self._status_dirty = False
         self._inflight = InFlight(self._lock)
@@ -196,8 +210,26 @@ class FleetReporter:
                 events_dropped=self._outbox.events_dropped,
                 in_flight=self._inflight.queued_pending(),
                 commands_rejected=self._commands.rejected,
+                commands_limited=self._commands.limited,
+                commands_ignored=self._commands.ignored,
+                replies_dropped=self._replies_dropped(),
                 last_connect_error=self._connect_error,
             )
+
+    def counters(self) -> FleetCounters:
+        """What `ctl status` shows of fleet reporting (the MQTT status has the same)."""
+        stats = self.stats()
+        return FleetCounters(
+            connected=stats.connected,
+            events_dropped=stats.events_dropped,
+            commands_rejected=stats.commands_rejected,
+            commands_limited=stats.commands_limited,
+            commands_ignored=stats.commands_ignored,
+            replies_dropped=stats.replies_dropped,
+        )
+
+    def _replies_dropped(self) -> int:
+        return self._commands.replies_dropped + self._outbox.responses_dropped
 
     def _take_status(self, status: DeviceStatus) -> None:
         with self._lock:
@@ -205,9 +237,12 @@ class FleetReporter:
             self._status_dirty = True
             self._lock.notify_all()
 
-    def _secrets(self) -> list[str]:
+    def _secrets(self) -> payloads.Secrets:
+        """The current correlation id and the keyed ref to quote instead (the status's)."""
         status = self._status
-        return [status.correlation_id] if status and status.correlation_id else []
+        if status is None or not status.correlation_id:
+            return payloads.NO_SECRETS
+        return {status.correlation_id: status.encounter_ref or payloads.UNKNOWN_REF}
 
     # ---- paho callbacks (paho's network thread) ----
 
@@ -233,11 +268,9 @@ class FleetReporter:
             if changed:
                 log.warning("mqtt connection refused", reason=str(reason))
             return
-        subscriptions = [(self._topics.command_filter, 1), (self._topics.availability, 1)]
-        if self._cfg.homeassistant_discovery:
-            subscriptions.append((HA_STATUS_TOPIC, 1))
-        client.subscribe(subscriptions)
+        client.subscribe(self._subscriptions())
         with self._lock:
+            self._guard.connected()
             self._connected = True
             self._connects += 1
             self._seq_used = True
@@ -247,6 +280,12 @@ class FleetReporter:
         log.info(
             "mqtt connected", protocol=protocol_name(self._protocol), birth_seq=self._session_seq
         )
+
+    def _subscriptions(self) -> list[tuple[str, Any]]:
+        others = [self._topics.availability, self._topics.status]
+        if self._cfg.homeassistant_discovery:
+            others.append(HA_STATUS_TOPIC)
+        return subscriptions(self._topics.command_filter, others, self._protocol)
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this inside its `except OSError:`, so the cause is still at hand
@@ -275,8 +314,8 @@ class FleetReporter:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            if msg.topic == self._topics.availability:
-                self._check_stale_will(bytes(msg.payload))
+            if msg.topic in (self._topics.availability, self._topics.status):
+                self._check_retained(msg.topic, bytes(msg.payload))
             elif msg.topic == HA_STATUS_TOPIC:
                 if msg.payload.strip() == b"online":
                     with self._lock:
@@ -289,10 +328,9 @@ class FleetReporter:
         except Exception as exc:  # nothing received may take the network thread down
             log.error("mqtt message handling failed", error_type=type(exc).__name__)
 
-    def _check_stale_will(self, payload: bytes) -> None:
-        if payloads.needs_rebirth(payload, self._session_seq):
-            with self._lock:
-                self._need_online = True
+    def _check_retained(self, topic: str, payload: bytes) -> None:
+        with self._lock:
+            if self._guard.received(topic, payload):
                 self._lock.notify_all()
 
     # ---- the supervisor thread ----
@@ -349,14 +387,18 @@ class FleetReporter:
         while True:
             with self._lock:
                 while not self._work_ready():
-                    self._lock.wait(timeout=5.0)
+                    self._lock.wait(timeout=self._wait_s())
                 if self._stopping:
                     return "stop"
                 if self._fallback:
                     return "fallback"
-                birth, online = self._need_birth, self._need_online
+                corrections = self._guard.due(time.monotonic()) if self._connected else set()
+                birth = self._need_birth
+                online = self._topics.availability in corrections
+                if self._topics.status in corrections:
+                    self._status_dirty = True
                 discovery = self._need_discovery or (birth and self._cfg.homeassistant_discovery)
-                self._need_birth = self._need_online = self._need_discovery = False
+                self._need_birth = self._need_discovery = False
                 send_status = birth or (self._status_dirty and not self._inflight.status_pending())
                 room = MAX_INFLIGHT - self._inflight.queued_pending()
             if birth or online:
@@ -379,17 +421,25 @@ class FleetReporter:
             return False
         return (
             self._need_birth
-            or self._need_online
+            or self._guard.wait_s(time.monotonic()) == 0.0
             or self._need_discovery
             or (self._status_dirty and not self._inflight.status_pending())
             or (len(self._outbox) > 0 and self._inflight.queued_pending() < MAX_INFLIGHT)
         )
 
+    def _wait_s(self) -> float:
+        """Caller holds the lock: how long the supervisor may sleep (a paced correction)."""
+        wait = self._guard.wait_s(time.monotonic()) if self._connected else None
+        return 5.0 if wait is None else min(5.0, max(0.01, wait))
+
     def _publish_online(self, client: mqtt.Client) -> None:
         body = payloads.availability_payload(
             "online", self._session_seq, "connected", payloads.now()
         )
-        self._inflight.send(client, self._topics.availability, payloads.encode(body), True, "other")
+        data = payloads.encode(body)
+        with self._lock:
+            self._guard.published(self._topics.availability, data)
+        self._inflight.send(client, self._topics.availability, data, True, "other")
 
     def _publish_discovery(self, client: mqtt.Client) -> None:
         info = self._system.collect()
@@ -411,12 +461,17 @@ class FleetReporter:
                 events_dropped=self._outbox.events_dropped,
                 events_queued=self._outbox.events_queued,
                 commands_rejected=self._commands.rejected,
+                commands_limited=self._commands.limited,
+                commands_ignored=self._commands.ignored,
+                replies_dropped=self._replies_dropped(),
             )
         body = payloads.status_payload(status, self._system.collect(), meta, payloads.now())
         if payloads.find_forbidden(body):  # last line of defence; the builders never do this
             log.error("status not published: forbidden field")
             return
         data = payloads.encode(body)
+        with self._lock:
+            self._guard.published(self._topics.status, data)
         if not self._inflight.send(client, self._topics.status, data, True, "status"):
             with self._lock:
                 self._status_dirty = True
@@ -436,9 +491,10 @@ class FleetReporter:
             body = payloads.availability_payload(
                 "offline", self._session_seq, "shutdown", payloads.now()
             )
-            info = client.publish(
-                self._topics.availability, payloads.encode(body), qos=1, retain=True
-            )
+            data = payloads.encode(body)
+            with self._lock:
+                self._guard.published(self._topics.availability, data)
+            info = client.publish(self._topics.availability, data, qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
         client.disconnect()

@@ -1,7 +1,10 @@
 """The operator's view of the fleet, built from retained availability and status (pure).
 
 `FleetView.apply` takes messages in any order; presence follows birth sequence numbers, so a
-late Last Will from an older session cannot mark a live device offline. `render` draws the
+late Last Will from an older session cannot mark a live device offline. An `online` that
+arrives after an `offline` wins whatever their numbers: a device overrules a forged `offline`
+(even one claiming a higher birth_seq) by publishing its own `online` again, and a device
+whose birth counter was reset (re-imaged) starts again from 1. `render` draws the
 terminal table, `snapshot` gives the same rows as JSON for scripts.
 """
 
@@ -28,6 +31,7 @@ class DeviceRow:
     offline_seq: int = 0
     offline_reason: str | None = None
     plain_presence: str | None = None  # from a publisher that sends bare online/offline
+    announced: str | None = None  # what the latest availability (or newer status) says
     status: dict[str, Any] | None = None
     status_at: float | None = None
     last_seen: float | None = None
@@ -67,7 +71,10 @@ class FleetView:
             self._availability(row, body)
         elif leaf == "status":
             row.status, row.status_at = body, at
-            self._seq(row, "online", body.get("birth_seq"))
+            seq = body.get("birth_seq")
+            self._seq(row, "online", seq)
+            if row.announced != "offline" or (isinstance(seq, int) and seq > row.offline_seq):
+                row.announced = "online"  # a status of a session newer than the death proves life
         else:
             row.last_event = body
         row.last_seen = at if row.last_seen is None else max(row.last_seen, at)
@@ -88,9 +95,13 @@ class FleetView:
             self.ignored += 1
             return
         row.plain_presence = None
-        self._seq(row, state, body.get("birth_seq"))
-        if state == "offline" and body.get("birth_seq") == row.offline_seq:
-            row.offline_reason = body.get("reason")
+        seq = body.get("birth_seq")
+        stale = state == "offline" and isinstance(seq, int) and seq < row.online_seq
+        self._seq(row, state, seq)
+        if not stale:  # an offline older than the newest online is a late will: ignored
+            row.announced = state
+            if state == "offline":
+                row.offline_reason = body.get("reason")
 
     def rows(self) -> list[DeviceRow]:
         return [self.devices[k] for k in sorted(self.devices)]
@@ -100,10 +111,10 @@ def presence(row: DeviceRow, now: float) -> Presence:
     """online/offline by birth order; 'stale' when an online device stopped reporting."""
     if row.plain_presence is not None:
         state: Presence = "online" if row.plain_presence == "online" else "offline"
-    elif row.online_seq == 0 and row.offline_seq == 0:
+    elif row.announced is None:
         state = "unknown"
     else:
-        state = "online" if row.online_seq > row.offline_seq else "offline"
+        state = "online" if row.announced == "online" else "offline"
     if state == "online" and row.status is not None and row.status_at is not None:
         interval = row.status.get("interval_s")
         if isinstance(interval, int | float) and now - row.status_at > STALE_FACTOR * interval:
@@ -135,8 +146,10 @@ def alerts(row: DeviceRow) -> list[str]:
     temp = system.get("cpu_temp_c")
     if isinstance(temp, int | float) and temp >= HOT_C:
         found.append("hot")
-    if ((status.get("mqtt") or {}).get("events_dropped") or 0) > 0:
-        found.append("events_dropped")
+    mqtt = status.get("mqtt") or {}
+    for lost in ("events_dropped", "commands_limited", "replies_dropped"):
+        if (mqtt.get(lost) or 0) > 0:  # since the daemon started; a restart clears it
+            found.append(lost)
     return list(dict.fromkeys(found))
 
 

@@ -9,7 +9,8 @@ press them from outside. When the panel runs on the mock pin factory (`panel.pin
         the reply comes after the release.
     {"cmd": "sim", "led_history": true}
         every LED pin's timed states since start ([monotonic_s, value] pairs) and the
-        indicator patterns the daemon asked for ([monotonic_s, pattern]), one clock.
+        indicator patterns the daemon asked for ([monotonic_s, pattern], the latest
+        `recorder.INDICATOR_HISTORY`: the daemon keeps no more), one clock.
 
 On real pins (lgpio etc.) `sim` stays an unknown command, as on any production device.
 """

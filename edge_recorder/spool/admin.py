@@ -1,6 +1,8 @@
 """What `edge-recorder spool` does without the daemon's help: read a consistent snapshot of
 the ledger (no lock needed: it is replaced atomically), and, holding the directory lock,
-clear back-off or purge. None of this needs the device key: audio is never decrypted here.
+clear back-off or purge. None of this needs the device key: audio is never decrypted here,
+and the ledger names encounters by their keyed `encounter_ref` (what the fleet dashboard
+shows), the correlation ids themselves being sealed (`identity.py`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_recorder.spool.errors import SpoolLocked
+from edge_recorder.spool.crypto import load_key
+from edge_recorder.spool.errors import SpoolError, SpoolLocked
 from edge_recorder.spool.fileops import OsFileOps, fsync_dir
+from edge_recorder.spool.identity import Identities
 from edge_recorder.spool.ledger import (
     LEDGER_NAME,
     LedgerData,
@@ -28,6 +32,7 @@ from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef, list_segments
 class Snapshot:
     ledger: LedgerData
     segments: dict[str, list[SegmentRef]] = field(default_factory=dict)  # by recording hex
+    key_file: Path | None = None  # lets `resolve` take a correlation id (its ref is keyed)
 
     def segments_of(self, recording_id: str) -> list[SegmentRef]:
         return self.segments.get(uuid.UUID(recording_id).hex, [])
@@ -36,9 +41,13 @@ class Snapshot:
         return sum(s.size for s in self.segments_of(recording_id))
 
     def resolve(self, ident: str) -> str:
-        """An encounter id, a recording id, or a unique prefix (>= 4 chars) of a recording id."""
+        """An encounter ref (as listed), a recording id, a unique prefix (>= 4 chars) of a
+        recording id, or, when the spool key is readable here, a correlation id."""
         if ident in self.ledger.encounters or ident in self.ledger.recordings:
             return ident
+        ref = self._ref_of(ident)
+        if ref is not None and ref in self.ledger.encounters:
+            return ref
         matches = [r for r in self.ledger.recordings if len(ident) >= 4 and r.startswith(ident)]
         if len(matches) == 1:
             return matches[0]
@@ -46,12 +55,22 @@ class Snapshot:
             raise KeyError(f"'{ident}' matches {len(matches)} recordings; give more characters")
         raise KeyError(f"no encounter or recording '{ident}' in the spool")
 
+    def _ref_of(self, correlation_id: str) -> str | None:
+        """The id's ref on this device, if the key can be read (root, or the service user)."""
+        if self.key_file is None or self.ledger.version == 1:  # v1: ids are the keys
+            return None
+        try:
+            key, _ = load_key(self.key_file, allow_create=False)
+        except SpoolError:
+            return None
+        return Identities(key).ref(correlation_id)
 
-def snapshot(directory: Path) -> Snapshot:
+
+def snapshot(directory: Path, key_file: Path | None = None) -> Snapshot:
     """The ledger as last saved plus segment sizes; an empty one when no spool exists yet."""
     ledger = read_ledger_file(directory) or LedgerData()
     groups, _ = list_segments(directory / SEGMENTS_DIR)
-    return Snapshot(ledger, groups)
+    return Snapshot(ledger, groups, key_file)
 
 
 def _save_as_owner(directory: Path, ledger: LedgerData) -> None:
@@ -105,7 +124,7 @@ def purge(directory: Path, target: str, force: bool) -> list[str]:
     try:
         snap = snapshot(directory)
         chosen = purge_targets(snap.ledger, target, force)
-        forget_purged(snap.ledger, target, chosen)
+        forget_purged(snap.ledger, target, chosen, directory / SEGMENTS_DIR)
         _save_as_owner(directory, snap.ledger)
         for entry in chosen:
             for ref in snap.segments_of(entry.id):

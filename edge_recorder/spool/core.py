@@ -11,18 +11,34 @@ from typing import Self
 
 from edge_recorder.config.model import SpoolConfig
 from edge_recorder.spool import crypto
-from edge_recorder.spool.errors import SpoolError, UnknownRecording, os_error
+from edge_recorder.spool.context import CONTEXT_DIR, EncounterContexts
+from edge_recorder.spool.errors import SpoolError, SpoolFull, UnknownRecording, os_error
 from edge_recorder.spool.fileops import FileOps, OsFileOps
-from edge_recorder.spool.ledger import EncounterEntry, LedgerData, load_ledger, save_ledger
+from edge_recorder.spool.headers import RecordingHeader, drop_header, list_headers, read_header
+from edge_recorder.spool.identity import Identities
+from edge_recorder.spool.ledger import (
+    EncounterEntry,
+    LedgerData,
+    load_ledger,
+    save_ledger,
+    set_aside,
+)
 from edge_recorder.spool.lock import REQUESTS_DIR, SpoolLock, take_requests
 from edge_recorder.spool.maintenance import (
     adopt_orphans,
+    check_against_segments,
     clear_retry,
     delete_segments,
     drop_entry,
     recover_all,
 )
-from edge_recorder.spool.policy import SpaceLimits, SpaceStatus, check_append, space_status
+from edge_recorder.spool.policy import (
+    Refusal,
+    SpaceLimits,
+    SpaceStatus,
+    check_append,
+    space_status,
+)
 from edge_recorder.spool.reader import RecordingReader
 from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef, list_segments
 from edge_recorder.spool.state import ChangeSignal, SpooledRecording
@@ -55,11 +71,14 @@ class SpoolCore:
         )
         self._dir_lock = SpoolLock(config.dir)
         self._key = b""
+        self._ids: Identities | None = None
+        self._context_store: EncounterContexts | None = None
         self.ledger = LedgerData()
         self._live: dict[str, SpooledRecording] = {}
         self._readers: dict[str, tuple[threading.Lock, RecordingReader]] = {}
         self._notifier = ChangeSignal()
         self._used = 0
+        self._refused: Refusal | None = None  # the last append refused for space, until back
         self._dirty_since: float | None = None
 
     # ---- opening and closing ---------------------------------------------------------------
@@ -88,24 +107,36 @@ class SpoolCore:
         return spool
 
     def _load(self, environ: Mapping[str, str] | None) -> None:
-        self.ledger, _fresh = load_ledger(self.dir)
+        stored, _fresh = load_ledger(self.dir)  # shape and bounds checked; bad: set aside
         groups, strays = list_segments(self.segments_dir)
         for stray in strays:
             log.warning("unexpected file in spool segments dir", path=str(stray))
-        allow_create = self.ledger.key_id is None and not groups
+        allow_create = stored.key_id is None and not groups
         self._key, source = crypto.load_key(
             self.config.key_file, allow_create=allow_create, environ=environ
         )
         kid = crypto.key_id(self._key)
-        if self.ledger.key_id not in (None, kid):
+        if stored.key_id not in (None, kid):
             raise crypto.SpoolKeyError(
                 f"spool key from {source} (id {kid}) is not the key this spool was written "
-                f"with (id {self.ledger.key_id}); restore the original key"
+                f"with (id {stored.key_id}); restore the original key"
             )
+        self._ids = Identities(self._key)
+        try:
+            self.ledger = self._ids.from_disk(stored)
+            check_against_segments(self.ledger, groups)
+        except ValueError as exc:  # damage the file's shape could not show
+            self.ledger = set_aside(self.dir, str(exc))
         self.ledger.key_id = kid
         self._live = recover_all(self.ledger, groups, self._ops)
-        self._live.update(adopt_orphans(self.ledger, groups, self._ops, self._clock()))
+        self._live.update(
+            adopt_orphans(self.ledger, groups, self._ops, self._clock(), self._header_of)
+        )
+        known = {live.uuid.hex for live in self._live.values()}
+        for stale in list_headers(self.dir) - known:  # a recording that never was
+            drop_header(self.dir, stale)
         self._used = sum(live.disk_bytes for live in self._live.values())
+        self._contexts().migrate(list(self.ledger.encounters))
         try:
             for live in list(self._live.values()):
                 if self.ledger.reclaimable(live.entry):
@@ -147,7 +178,23 @@ class SpoolCore:
 
     # ---- writer host (called by RecordingWriter) -------------------------------------------
     def _check_append(self, disk_bytes: int) -> None:
-        check_append(self._limits, self._used, self._free(), disk_bytes)
+        free = self._free()
+        try:
+            check_append(self._limits, self._used, free, disk_bytes)
+        except SpoolFull as exc:
+            self._space_refused(exc, free)
+            raise
+
+    def _write_failed(self, error: SpoolError) -> None:
+        """A write failed (the writer says so before raising): ENOSPC/EDQUOT is remembered,
+        so `space()` reports "disk-full" until the disk really has room again."""
+        if isinstance(error, SpoolFull):
+            self._space_refused(error, self._free())
+
+    def _space_refused(self, error: SpoolFull, free: int) -> None:
+        if self._refused is None:
+            log.warning("spool space refused", reason=error.reason, free_bytes=free)
+        self._refused = Refusal(error.reason, free)
 
     def _account(
         self, live: SpooledRecording, disk_bytes: int, new_segment: SegmentRef | None
@@ -175,7 +222,7 @@ class SpoolCore:
     def retry(self, target: str | None = None) -> list[str]:
         """Clear back-off and quarantine for one recording/encounter id, or all (None)."""
         with self.lock:
-            changed = clear_retry(self.ledger, target)
+            changed = clear_retry(self.ledger, self._resolve(target))
             self._save()
         self._notifier.notify()
         return changed
@@ -203,8 +250,14 @@ class SpoolCore:
             )
 
     def space(self) -> SpaceStatus:
+        """The space alarm, following the space really free (a refusal holds until then)."""
         with self.lock:
-            return space_status(self._limits, self._used, self._free())
+            free = self._free()
+            refused = self._refused
+            if refused is not None and refused.cleared(self._limits, self._used, free):
+                self._refused = refused = None
+                log.info("spool space back", free_bytes=free, used_bytes=self._used)
+            return space_status(self._limits, self._used, free, refused)
 
     @property
     def notices(self) -> list[str]:
@@ -261,9 +314,40 @@ class SpoolCore:
             self._save()
 
     def _save(self) -> None:
-        """Persist the ledger; OS errors become SpoolDiskFull / SpoolIOError."""
+        """Persist the ledger (ids sealed, see identity.py); OS errors become SpoolDiskFull /
+        SpoolIOError."""
         try:
-            save_ledger(self.dir, self.ledger, self._ops)
+            save_ledger(self.dir, self.ids.to_disk(self.ledger), self._ops)
         except OSError as exc:
-            raise os_error(exc, "saving the spool ledger") from None
+            error = os_error(exc, "saving the spool ledger")
+            self._write_failed(error)
+            raise error from None
         self._dirty_since = None
+
+    # ---- who an encounter is (identity.py) -----------------------------------------------
+    @property
+    def ids(self) -> Identities:
+        if self._ids is None:
+            raise SpoolError("the spool is not open")
+        return self._ids
+
+    def encounter_ref(self, correlation_id: str) -> str:
+        """The encounter's opaque, publishable ref: keyed by this device's spool key, so the
+        same id gives the same ref after a restart and nothing to anyone without the key."""
+        return self.ids.ref(correlation_id)
+
+    def _resolve(self, target: str | None) -> str | None:
+        """An id as given, or the encounter whose ref it is (`spool list` shows refs)."""
+        if target is None or target in self.ledger.recordings or target in self.ledger.encounters:
+            return target
+        return next((c for c in self.ledger.encounters if self.ids.ref(c) == target), target)
+
+    def _header_of(self, recording_hex: str) -> RecordingHeader | None:
+        return read_header(self.dir, recording_hex, self.ids.header_cipher)
+
+    def _contexts(self) -> EncounterContexts:
+        if self._context_store is None:
+            self._context_store = EncounterContexts(
+                self.dir / CONTEXT_DIR, lambda: self._key, self.ids.context_name
+            )
+        return self._context_store

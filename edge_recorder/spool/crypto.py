@@ -46,6 +46,7 @@ __all__ = [
     "SegmentCipher",
     "SpoolKeyError",
     "derive_cipher",
+    "derive_key",
     "key_id",
     "load_key",
     "new_salt",
@@ -57,9 +58,14 @@ def _hkdf(key: bytes, salt: bytes | None, info: bytes, length: int = KEY_BYTES) 
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(key)
 
 
+def derive_key(device_key: bytes, info: bytes) -> bytes:
+    """A 32-byte key for one purpose (`info` labels it), derived from the device key."""
+    return _hkdf(device_key, None, info)
+
+
 def derive_cipher(device_key: bytes, info: bytes) -> AESGCM:
     """An AEAD for one purpose (`info` labels it), keyed from the device key, never with it."""
-    return AESGCM(_hkdf(device_key, None, info))
+    return AESGCM(derive_key(device_key, info))
 
 
 def key_id(key: bytes) -> str:

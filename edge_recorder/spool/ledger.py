@@ -5,17 +5,25 @@ their space is reclaimed); audio lengths of open recordings come from the self-v
 segment files, so appends never rewrite the ledger. Each save is temp file → fsync → rename →
 fsync(dir): after a crash the ledger is the old or the new version, never a mix.
 The pure state rules (delivered? reclaimable?) live here beside the model, free of I/O.
+
+The file is untrusted input at start-up (bit rot, a bad edit, a full disk mid-copy): it is
+parsed strictly and bounded before use (size, nesting, types, every number's range, ids that
+refer to each other), so a damaged ledger costs milliseconds and one log line, never a
+traceback or a restart loop. What fails is moved aside whole and the spool rebuilds the
+ledger from its segment files and their sealed recording headers (`maintenance.adopt_orphans`).
+On disk (version 2) encounters are named by their keyed `encounter_ref`, the correlation id
+itself only sealed (`identity.py`); version 1 (plain ids) is still read and migrated.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_recorder.spool.fileops import FileOps, fsync_dir, write_all
 from edge_recorder.support.logs import get_logger
@@ -24,34 +32,57 @@ log = get_logger(__name__)
 
 LEDGER_NAME = "ledger.json"
 MAX_NOTICES = 50
+MAX_LEDGER_BYTES = 16 * 1024 * 1024  # ~40,000 recordings; a real ledger is a few kB
+MAX_ENTRIES = 100_000
+MAX_BYTES = 1 << 48  # no recording is 256 TiB; the segment files bound it further at open
+MAX_TIME = 1e11  # epoch seconds (year ~5000): finite and far in the future
+_TEXT = 1000
 
 
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
 
+Epoch = Annotated[float, Field(ge=0, le=MAX_TIME, allow_inf_nan=False)]  # wall clock
+Text = Annotated[str, Field(max_length=_TEXT)]
+
+
+class LedgerUnreadable(ValueError):
+    """The ledger cannot be used; `reason` says why in a few words, without its content."""
+
+    def __init__(self, target: Path, reason: str) -> None:
+        super().__init__(f"ledger {target} is unreadable: {reason}")
+        self.reason = reason
+
+
 class RetryState(_M):
-    attempts: int = 0
-    next_attempt_at: float | None = None  # wall clock (epoch seconds)
-    last_error: str | None = None
+    attempts: int = Field(0, ge=0, le=1_000_000_000)
+    next_attempt_at: Epoch | None = None
+    last_error: Text | None = None
 
 
 class RecordingEntry(_M):
-    id: str
-    encounter: str
-    seq: int
-    codec: str
-    sample_rate: int
-    channels: int = 1
-    created_at: float
+    id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    encounter: str = Field(min_length=1, max_length=128)
+    seq: int = Field(ge=0, le=1_000_000)  # 0: an orphan whose recording number is unknown
+    codec: str = Field(max_length=32)
+    sample_rate: int = Field(ge=0, le=1_000_000)
+    channels: int = Field(1, ge=0, le=64)
+    created_at: Epoch
     state: Literal["open", "closed"] = "open"
-    closed_at: float | None = None
-    close_reason: str | None = None
-    length: int | None = None  # final byte length, set when closed
-    confirmed: int = 0  # bytes the service confirmed stored
+    closed_at: Epoch | None = None
+    close_reason: str | None = Field(None, max_length=64)
+    length: int | None = Field(None, ge=0, le=MAX_BYTES)  # final byte length, set when closed
+    confirmed: int = Field(0, ge=0, le=MAX_BYTES)  # bytes the service confirmed stored
     finalized: bool = False  # REST finalize (or stream completion) confirmed
-    quarantine: str | None = None  # why delivery must not touch it; None when healthy
+    quarantine: Text | None = None  # why delivery must not touch it; None when healthy
     retry: RetryState = Field(default_factory=RetryState)
+
+    @property
+    def deliverable(self) -> bool:
+        """A service numbers recordings from 1: an orphan adopted without its recording
+        header (seq 0, codec unknown) can be kept and purged, never sent."""
+        return self.seq >= 1 and self.codec != "unknown"
 
     @property
     def delivered(self) -> bool:
@@ -64,28 +95,46 @@ class RecordingEntry(_M):
 
 
 class EncounterEntry(_M):
-    id: str
-    order: int
-    created_at: float
+    id: str = Field(min_length=1, max_length=128)  # on disk (v2): the encounter_ref
+    order: int = Field(ge=0, le=1 << 40)
+    created_at: Epoch
     ended: bool = False
     processing_started: bool = False
     retry: RetryState = Field(default_factory=RetryState)
+    sealed_id: str | None = Field(None, max_length=1024)  # v2: the correlation id, sealed
 
 
 class Notice(_M):
-    at: float
-    kind: str  # torn-tail | corrupt | orphan | ledger-reset | missing-segment
-    recording: str | None = None
-    detail: str
+    at: Epoch
+    kind: str = Field(max_length=32)  # torn-tail | corrupt | orphan | ledger-reset | ...
+    recording: str | None = Field(None, max_length=64)
+    detail: Text
 
 
 class LedgerData(_M):
-    version: Literal[1] = 1
-    key_id: str | None = None
-    next_order: int = 0
-    encounters: dict[str, EncounterEntry] = Field(default_factory=dict)
-    recordings: dict[str, RecordingEntry] = Field(default_factory=dict)
-    notices: list[Notice] = Field(default_factory=list)
+    version: Literal[1, 2] = 2
+    key_id: str | None = Field(None, max_length=64)
+    next_order: int = Field(0, ge=0, le=1 << 40)
+    encounters: dict[str, EncounterEntry] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    recordings: dict[str, RecordingEntry] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    notices: list[Notice] = Field(default_factory=list, max_length=4 * MAX_NOTICES)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Entries agree with their keys and with each other (checked on every load)."""
+        for key, enc in self.encounters.items():
+            if enc.id != key:
+                raise ValueError("an encounter is filed under another id")
+        for key, rec in self.recordings.items():
+            if rec.id != key:
+                raise ValueError("a recording is filed under another id")
+            if rec.encounter not in self.encounters:
+                raise ValueError("a recording names an encounter the ledger does not hold")
+            if rec.state == "closed" and rec.length is None:
+                raise ValueError("a closed recording has no length")
+            if rec.length is not None and rec.confirmed > rec.length:
+                raise ValueError("a recording is confirmed beyond its length")
+        return self
 
     def recordings_of(self, encounter: str) -> list[RecordingEntry]:
         return sorted(
@@ -120,31 +169,61 @@ def save_ledger(directory: Path, data: LedgerData, ops: FileOps) -> None:
 
 
 def read_ledger_file(directory: Path) -> LedgerData | None:
-    """The ledger, or None if there is none yet; raises ValueError when unreadable."""
+    """The ledger, or None if there is none yet; raises LedgerUnreadable (saying why,
+    without content) when it is too large, not JSON, nested, mistyped or out of bounds."""
     target = directory / LEDGER_NAME
     try:
-        raw = target.read_bytes()
+        with target.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            raw = f.read(min(size, MAX_LEDGER_BYTES) + 1)  # read(n) allocates n bytes first
+            if len(raw) > MAX_LEDGER_BYTES:
+                raise LedgerUnreadable(target, f"{max(size, len(raw))} bytes is too large")
     except FileNotFoundError:
         return None
-    try:
-        return LedgerData.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as exc:
-        raise ValueError(f"ledger {target} is unreadable: {exc.__class__.__name__}") from None
+    except OSError as exc:
+        raise LedgerUnreadable(target, str(exc.strerror)) from None
+    try:  # pydantic's Rust JSON parser: bounded nesting, strict UTF-8, no float for an int
+        return LedgerData.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise LedgerUnreadable(target, describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """The first problem, as type and place only: the ledger's values (which may be ids of
+    a version 1 ledger) never reach a log. Keys under encounters/recordings are ids too."""
+    err = exc.errors(include_url=False, include_input=False)[0]
+    parts: list[str] = []
+    for item in err["loc"]:
+        parts.append("<id>" if parts and parts[-1] in ("encounters", "recordings") else str(item))
+    where = ".".join(parts) or "the top level"
+    if err["type"] == "json_invalid":
+        return f"not valid JSON ({err['msg'].removeprefix('Invalid JSON: ')})"
+    if err["type"] == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    return f"{err['type']} at {where}"
+
+
+def set_aside(directory: Path, reason: str) -> LedgerData:
+    """Move a bad ledger out of the way (kept for inspection, never deleted) and start an
+    empty one that says so; the caller rebuilds it from the segments."""
+    aside = directory / f"{LEDGER_NAME}.corrupt-{time.time_ns()}"
+    with contextlib.suppress(FileNotFoundError):
+        (directory / LEDGER_NAME).replace(aside)
+    log.error("spool ledger unusable; moved aside, rebuilding from the segments",
+              path=str(aside), reason=reason)  # fmt: skip
+    data = LedgerData()
+    data.add_notice("ledger-reset", f"unusable ledger moved to {aside.name}: {reason}"[:_TEXT])
+    return data
 
 
 def load_ledger(directory: Path) -> tuple[LedgerData, bool]:
     """(ledger, fresh). An unreadable ledger is moved aside (never deleted) and replaced by
-    an empty one; the spool then adopts its segments as quarantined orphans."""
+    an empty one; the spool then rebuilds it from its segments."""
     (directory / f".{LEDGER_NAME}.tmp").unlink(missing_ok=True)  # an unfinished save
     try:
         data = read_ledger_file(directory)
-    except ValueError as exc:
-        aside = directory / f"{LEDGER_NAME}.corrupt-{int(time.time())}"
-        (directory / LEDGER_NAME).replace(aside)
-        log.error("spool ledger unreadable; moved aside", path=str(aside), error=str(exc))
-        data = LedgerData()
-        data.add_notice("ledger-reset", f"unreadable ledger moved to {aside.name}")
-        return data, False
+    except LedgerUnreadable as exc:
+        return set_aside(directory, exc.reason), False
     if data is None:
         return LedgerData(), True
     return data, False

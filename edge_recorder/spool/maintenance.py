@@ -4,10 +4,12 @@ retry and purge selection. Functions here change the ledger in memory; the Spool
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_recorder.spool.errors import SpoolError, UnknownRecording
 from edge_recorder.spool.fileops import FileOps, fsync_dir
+from edge_recorder.spool.headers import RecordingHeader, drop_header, sync_headers
 from edge_recorder.spool.ledger import EncounterEntry, LedgerData, RecordingEntry
 from edge_recorder.spool.recovery import RecoveryResult, recover_tail
 from edge_recorder.spool.segments import SegmentRef
@@ -56,30 +58,80 @@ def recover_all(
     return lives
 
 
-def adopt_orphans(
-    ledger: LedgerData, groups: dict[str, list[SegmentRef]], ops: FileOps, now: float
-) -> dict[str, SpooledRecording]:
-    """Segments the ledger does not know (a lost ledger) become quarantined recordings of a
-    placeholder encounter: kept and reported, never deleted silently."""
-    lives: dict[str, SpooledRecording] = {}
-    for hex_id, refs in sorted(groups.items()):
-        if ORPHAN_ENCOUNTER not in ledger.encounters:
-            ledger.encounters[ORPHAN_ENCOUNTER] = EncounterEntry(
-                id=ORPHAN_ENCOUNTER, order=ledger.next_order, created_at=now, ended=True
-            )
-            ledger.next_order += 1
-        rec_uuid = uuid.UUID(hex_id)
-        entry = RecordingEntry(
-            id=str(rec_uuid), encounter=ORPHAN_ENCOUNTER, seq=0, codec="unknown",
-            sample_rate=0, created_at=now, state="open",
+def check_against_segments(ledger: LedgerData, groups: dict[str, list[SegmentRef]]) -> None:
+    """ValueError when the ledger claims more audio than a recording's segment files hold
+    (the plaintext is never longer than the files): such a number is damage, and trusting it
+    would have delivery read terabytes that do not exist."""
+    for entry in ledger.recordings.values():
+        refs = groups.get(uuid.UUID(entry.id).hex)
+        if not refs:
+            continue  # no files: reclaimed already, or quarantined as missing by recover_all
+        if max(entry.length or 0, entry.confirmed) > sum(r.size for r in refs):
+            raise ValueError("a recording is longer than its segment files")
+
+
+def _placeholder(ledger: LedgerData, now: float) -> str:
+    if ORPHAN_ENCOUNTER not in ledger.encounters:
+        ledger.encounters[ORPHAN_ENCOUNTER] = EncounterEntry(
+            id=ORPHAN_ENCOUNTER, order=ledger.next_order, created_at=now, ended=True
+        )
+        ledger.next_order += 1
+    return ORPHAN_ENCOUNTER
+
+
+def _adopted_entry(
+    ledger: LedgerData, rec_uuid: uuid.UUID, header: RecordingHeader | None, now: float
+) -> RecordingEntry:
+    """The ledger entry of a recording known only from its files: from its sealed header
+    (encounter, number, codec), or a placeholder that can be kept but never delivered."""
+    if header is None:
+        return RecordingEntry(
+            id=str(rec_uuid), encounter=_placeholder(ledger, now), seq=0, codec="unknown",
+            sample_rate=0, created_at=now,
         )  # fmt: skip
+    if header.encounter not in ledger.encounters:
+        ledger.encounters[header.encounter] = EncounterEntry(
+            id=header.encounter, order=ledger.next_order, created_at=header.created_at,
+            ended=True,
+        )  # fmt: skip
+        ledger.next_order += 1
+    return RecordingEntry(
+        id=str(rec_uuid), encounter=header.encounter, seq=header.seq, codec=header.codec,
+        sample_rate=header.sample_rate, channels=header.channels, created_at=header.created_at,
+    )  # fmt: skip
+
+
+def adopt_orphans(
+    ledger: LedgerData,
+    groups: dict[str, list[SegmentRef]],
+    ops: FileOps,
+    now: float,
+    header_of: Callable[[str], RecordingHeader | None] = lambda _hex: None,
+) -> dict[str, SpooledRecording]:
+    """Segments the ledger does not know (a lost or damaged ledger) become recordings again.
+    With a sealed header (`headers.py`) they rejoin their encounter under their own number
+    and are delivered as usual; without one (segments older than headers) they are kept as
+    quarantined recordings of a placeholder encounter: reported, never deleted silently, and
+    never sent (a service cannot take a recording without its encounter and number)."""
+    lives: dict[str, SpooledRecording] = {}
+    found = [(hex_id, refs, header_of(hex_id)) for hex_id, refs in groups.items()]
+    found.sort(key=lambda item: (item[2] is None, item[2].created_at if item[2] else 0, item[0]))
+    for hex_id, refs, header in found:
+        rec_uuid = uuid.UUID(hex_id)
+        entry = _adopted_entry(ledger, rec_uuid, header, now)
         live = SpooledRecording(entry, rec_uuid, refs)
         _apply_recovery(ledger, live, ops)
         entry.state, entry.length, entry.closed_at = "closed", live.end, now
-        entry.close_reason = "orphan"
-        if entry.quarantine is None:
-            entry.quarantine = "orphan segments: not in the ledger (was the ledger lost?)"
-        ledger.add_notice("orphan", entry.quarantine, entry.id)
+        if header is None:
+            entry.close_reason = "orphan"
+            if entry.quarantine is None:
+                entry.quarantine = "orphan segments: no ledger entry and no recording header"
+            ledger.add_notice("orphan", entry.quarantine, entry.id)
+        else:
+            entry.close_reason = "recovered"
+            if refs[0].base_offset != 0 and entry.quarantine is None:
+                entry.quarantine = "recovered without its first segment"
+            ledger.add_notice("recovered", "rebuilt from its segments and sealed header", entry.id)
         ledger.recordings[entry.id] = entry
         lives[entry.id] = live
     groups.clear()
@@ -89,6 +141,7 @@ def adopt_orphans(
 def delete_segments(live: SpooledRecording, segments_dir: Path, ops: FileOps) -> int:
     """Unlink a recording's segment files and make that durable; returns bytes freed.
     Missing files are fine (a delete interrupted earlier)."""
+    drop_header(segments_dir.parent, live.uuid.hex)  # first: a half-done delete never revives
     freed = 0
     for ref in live.segments:
         try:
@@ -128,6 +181,8 @@ def clear_retry(ledger: LedgerData, target: str | None) -> list[str]:
     changed = []
     items: list[RecordingEntry | EncounterEntry] = [*recs, *encs]
     for item in items:
+        if isinstance(item, RecordingEntry) and not item.deliverable:
+            continue  # an orphan without its header: releasing it could only fail at the service
         quarantined = isinstance(item, RecordingEntry) and item.quarantine is not None
         if item.retry.next_attempt_at is not None or item.retry.attempts or quarantined:
             changed.append(item.id)
@@ -162,10 +217,16 @@ def purge_targets(
     return chosen
 
 
-def forget_purged(ledger: LedgerData, target: str, chosen: list[RecordingEntry]) -> None:
-    """Ledger side of a purge (saved BEFORE files go: a crash leaves orphans, not a gap)."""
+def forget_purged(
+    ledger: LedgerData, target: str, chosen: list[RecordingEntry], segments_dir: Path
+) -> None:
+    """Ledger side of a purge (saved BEFORE files go: a crash leaves orphans, not a gap).
+    The recordings' headers go now, so those orphans stay orphans and are never delivered."""
     for entry in chosen:
+        drop_header(segments_dir.parent, uuid.UUID(entry.id).hex)
         ledger.recordings.pop(entry.id, None)
+    if chosen:
+        sync_headers(segments_dir.parent)  # gone for good before the ledger says so
     if target in ledger.encounters and not ledger.recordings_of(target):
         del ledger.encounters[target]
     ledger.add_notice("purge", f"purged {len(chosen)} recording(s) of {target}")

@@ -7,6 +7,13 @@
 - An append that would leave less than `reserve_free_bytes` free on the filesystem fails with
   "disk-reserve". When the disk is smaller than the cap, the high-water mark applies to the
   space really available (used + free - reserve), so a started encounter has room to go on.
+- An append the spool refused (cap or reserve) or the disk refused (ENOSPC/EDQUOT: the
+  spool can fill the disk itself, or the filesystem can run out before statvfs says so) is
+  remembered as a `Refusal`, and `space_status` keeps reporting it ("spool-full",
+  "disk-reserve", "disk-full") until the space is really back: room for the largest append
+  (`RESUME_MARGIN`, ~1 MiB) under the cap, above the reserve, and above the free space seen
+  at the refusal. Without it, a refusal the once-a-second check never saw (the free space
+  just before the failing write looked fine) was never cleared either.
 Nothing is ever dropped or expired to make room: space only returns through acknowledgement
 or an explicit `spool purge`.
 """
@@ -16,6 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_recorder.spool.errors import SpoolFull, SpoolRefused
+from edge_recorder.spool.records import (
+    MAX_RECORD_PLAINTEXT,
+    RECORD_OVERHEAD,
+    SEGMENT_HEADER_BYTES,
+)
+
+# The largest single append, in a new segment: once this fits again, capture can resume.
+RESUME_MARGIN = MAX_RECORD_PLAINTEXT + RECORD_OVERHEAD + SEGMENT_HEADER_BYTES
 
 
 @dataclass(frozen=True)
@@ -35,7 +50,21 @@ class SpaceStatus:
     max_bytes: int
     high_water_bytes: int
     disk_free_bytes: int
-    alarm: str | None  # "spool-high-water" | "spool-full" | "disk-reserve" | None
+    alarm: str | None  # "spool-high-water" | "spool-full" | "disk-reserve" | "disk-full" | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An append that was refused for lack of space, and the free space at that moment."""
+
+    reason: str  # "spool-full" | "disk-reserve" | "disk-full"
+    free: int
+
+    def cleared(self, limits: SpaceLimits, used: int, free: int) -> bool:
+        """Space is back for real (see the module docstring)."""
+        if self.reason == "spool-full":
+            return used + RESUME_MARGIN <= limits.max_bytes
+        return free >= max(limits.reserve_free_bytes, self.free) + RESUME_MARGIN
 
 
 def effective_cap(limits: SpaceLimits, used: int, free: int) -> int:
@@ -70,12 +99,17 @@ def check_append(limits: SpaceLimits, used: int, free: int, adding: int) -> None
         )
 
 
-def space_status(limits: SpaceLimits, used: int, free: int) -> SpaceStatus:
+def space_status(
+    limits: SpaceLimits, used: int, free: int, refused: Refusal | None = None
+) -> SpaceStatus:
+    """`refused`: the last refusal not cleared yet (the caller drops it once `cleared`)."""
     alarm: str | None = None
     if used >= limits.max_bytes:
         alarm = "spool-full"
     elif free < limits.reserve_free_bytes:
         alarm = "disk-reserve"
+    elif refused is not None:
+        alarm = refused.reason
     elif used >= limits.high_water:
         alarm = "spool-high-water"
     return SpaceStatus(used, limits.max_bytes, limits.high_water, free, alarm)

@@ -2,8 +2,9 @@
 
 Name: `segments/<recording uuid hex>-<base offset, 16 hex>.seg`, so the directory listing alone
 (no reads) tells which recording and which byte range a file starts; start-up therefore stats
-files instead of reading them. A segment is only ever appended to by the process that created
-it; a write that fails is cut back off (ftruncate) so no torn record sits before later ones.
+files instead of reading them (a recording's sealed header is in `headers/`: `headers.py`).
+A segment is only ever appended to by the process that created it; a write that fails is cut
+back off (ftruncate) so no torn record sits before later ones.
 """
 
 from __future__ import annotations

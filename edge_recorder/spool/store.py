@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from edge_recorder.spool.context import CONTEXT_DIR, EncounterContexts
 from edge_recorder.spool.core import CONFIRM_SAVE_INTERVAL_S, SpoolCore
-from edge_recorder.spool.errors import CorruptRecord, SpoolError, SpoolIOError
+from edge_recorder.spool.errors import CorruptRecord, SpoolError, SpoolIOError, os_error
+from edge_recorder.spool.headers import RecordingHeader, write_header
 from edge_recorder.spool.ledger import EncounterEntry, RecordingEntry, RetryState
 from edge_recorder.spool.maintenance import delete_segments, forget_purged, purge_targets
 from edge_recorder.spool.policy import check_new_encounter
@@ -72,6 +72,16 @@ class Spool(SpoolCore):
                 id=str(rec_uuid), encounter=correlation_id, seq=seq, codec=codec,
                 sample_rate=sample_rate, channels=channels, created_at=self._clock(),
             )  # fmt: skip
+            header = RecordingHeader(
+                encounter=correlation_id, seq=seq, codec=codec, sample_rate=sample_rate,
+                channels=channels, created_at=entry.created_at,
+            )  # fmt: skip
+            try:  # before the ledger and any audio: a lost ledger can be rebuilt from it
+                write_header(self.dir, rec_uuid.hex, header, self.ids.header_cipher)
+            except OSError as exc:
+                error = os_error(exc, "writing a recording header")
+                self._write_failed(error)
+                raise error from None
             self.ledger.recordings[entry.id] = entry
             try:
                 self._save()  # the ledger knows the recording before any segment exists
@@ -260,13 +270,6 @@ class Spool(SpoolCore):
     def encounter_context(self, correlation_id: str) -> dict[str, Any] | None:
         return self._contexts().load(correlation_id)
 
-    def _contexts(self) -> EncounterContexts:
-        store: EncounterContexts | None = getattr(self, "_context_store", None)
-        if store is None:
-            store = EncounterContexts(self.dir / CONTEXT_DIR, lambda: self._key)
-            self._context_store = store
-        return store
-
     def quarantine(self, recording_id: str, reason: str) -> None:
         """Delivery must stop retrying this recording; it is kept and reported, not deleted."""
         with self.lock:
@@ -306,10 +309,11 @@ class Spool(SpoolCore):
     def purge(self, target: str, *, force: bool = False) -> list[str]:
         """Delete a recording or encounter; refuses undelivered audio unless `force`."""
         with self.lock:
+            target = self._resolve(target) or target
             writing = {rid for rid, lv in self._live.items() if lv.writer is not None}
             chosen = purge_targets(self.ledger, target, force, writing)
             lives = [self._live[e.id] for e in chosen if e.id in self._live]
-            forget_purged(self.ledger, target, chosen)
+            forget_purged(self.ledger, target, chosen, self.segments_dir)
             self._save()  # ledger first: a crash mid-purge leaves orphans, not a gap
             for live in lives:
                 self._forget(live)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from edge_recorder.spool.errors import RecordingClosed, os_error
+from edge_recorder.spool.errors import RecordingClosed, SpoolError, os_error
 from edge_recorder.spool.fileops import FileOps
 from edge_recorder.spool.records import (
     MAX_RECORD_PLAINTEXT,
@@ -42,6 +42,8 @@ class WriterHost(Protocol):
     ) -> None: ...
 
     def _writer_closed(self, live: SpooledRecording, reason: str) -> None: ...
+
+    def _write_failed(self, error: SpoolError) -> None: ...
 
 
 RECENT_BYTES = 64 * 1024  # ~2 s of 16 kHz PCM16: what a live stream that keeps up asks for
@@ -132,7 +134,7 @@ class RecordingWriter:
         try:
             segment.append(framed)
         except OSError as exc:
-            raise os_error(exc, "appending audio") from None
+            raise self._failed(exc, "appending audio") from None
         with self._host.lock:
             start, kept = self._live.recent
             if start + len(kept) != self._live.end or len(kept) >= RECENT_BYTES:
@@ -148,7 +150,7 @@ class RecordingWriter:
             try:
                 old.fsync()  # every segment but the last is durable: recovery scans one file
             except OSError as exc:
-                raise os_error(exc, "syncing a full segment") from None
+                raise self._failed(exc, "syncing a full segment") from None
             old.close()
             self._segment = None
             with self._host.lock:
@@ -158,11 +160,19 @@ class RecordingWriter:
                 self._dir, self._live.uuid, self._live.end, self._key, self._ops
             )
         except OSError as exc:
-            raise os_error(exc, "creating a segment") from None
+            raise self._failed(exc, "creating a segment") from None
         self._segment = segment
         with self._host.lock:
             self._host._account(self._live, segment.ref.size, segment.ref)
         return segment
+
+    def _failed(self, exc: OSError, what: str) -> SpoolError:
+        """The typed error, told to the spool first (a full disk is an alarm until space is
+        back, whoever notices it)."""
+        error = os_error(exc, what)
+        with self._host.lock:
+            self._host._write_failed(error)
+        return error
 
     def flush(self) -> None:
         """fsync now; afterwards everything appended survives a power cut."""
@@ -172,7 +182,7 @@ class RecordingWriter:
                 try:
                     self._segment.fsync()
                 except OSError as exc:
-                    raise os_error(exc, "syncing audio") from None
+                    raise self._failed(exc, "syncing audio") from None
                 with self._host.lock:
                     self._live.durable = end
             self._last_sync = self._now()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import RunCli
 
 
@@ -87,3 +89,46 @@ def test_credentials_directory_is_used(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("check", "--config", str(config), env={"CREDENTIALS_DIRECTORY": str(creds)})
     assert "ok    auth client secret" in result.stdout
     assert str(creds / "aas-client-secret") in result.stdout
+
+
+def test_a_world_writable_control_socket_exits_78(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[control]\nsocket_mode = 0o777\n")
+    result = run_cli("check", "--config", str(config))
+    assert result.returncode == 78
+    assert "control.socket_mode: 0o777 lets every local user" in result.stderr
+
+
+def test_plain_http_for_a_client_secret_exits_78_in_any_spelling(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The reported case: an upper-case scheme passed the loopback-only plain-text rule."""
+    config = tmp_path / "c.toml"
+    for url in ("HTTP://auth.example.net/realms", "Http://auth.example.net/realms"):
+        config.write_text(f"[uplink]\nservice = 'corti'\n[corti]\nauth_url = '{url}'\n")
+        result = run_cli("check", "--config", str(config))
+        assert result.returncode == 78, result.stdout
+        assert "corti.auth_url: must use TLS (https://) outside loopback" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_config_that_is_not_utf8_exits_78_without_a_traceback(
+    run_cli: RunCli, tmp_path: Path, command: str
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_bytes(b'[device]\nlocation = "Z\xfcrich Room-Marker"\n')
+    result = run_cli(command, "--config", str(config))
+    assert result.returncode == 78  # before: 1, a UnicodeDecodeError traceback
+    assert "Traceback" not in result.stderr and "Room-Marker" not in result.stderr
+    assert f"{config}: not UTF-8 text (byte 0xfc at line 2, column 14)" in result.stderr
+
+
+def test_a_nul_in_a_path_exits_78_before_the_spool_is_touched(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """TOML can spell a NUL; the first mkdir() would raise ValueError (a traceback, exit 1)."""
+    config = tmp_path / "c.toml"
+    config.write_text('[spool]\ndir = "/tmp/spool\\u0000x"\n[audio]\nsource = "synthetic"\n')
+    result = run_cli("run", "--config", str(config))
+    assert result.returncode == 78 and "Traceback" not in result.stderr
+    assert "spool.dir: a path must not contain a NUL character" in result.stderr

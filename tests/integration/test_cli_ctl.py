@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from edge_recorder.config.model import ControlConfig
+from edge_recorder.control import server as control
 from edge_recorder.control.server import ControlServer
 from tests.conftest import ROOT
 from tests.integration.test_control_socket import SECRET_MRN, FakeHandler
+from tests.support.helpers import async_poll_until
 
 
 @dataclass
@@ -168,3 +170,117 @@ async def test_broken_config_exits_78(tmp_path: Path) -> None:
     config.write_text("[control]\nsocket_mode = 'rw'\n")
     done = await ctl("status", "--config", str(config))
     assert done.returncode == 78 and "control.socket_mode" in done.stderr
+
+
+async def test_reload_is_a_ctl_command_and_a_refusal_says_why(
+    daemon: tuple[Path, FakeHandler],
+) -> None:
+    path, handler = daemon
+    done = await ctl("reload", "--socket", str(path))
+    assert done.returncode == 0, done.stderr
+    handler.mode = "refuse"
+    refused = await ctl("reload", "--socket", str(path))
+    assert refused.returncode == 1 and "reload refused: no encounter in progress" in refused.stderr
+    assert [r.name for r in handler.requests] == ["reload", "reload"]
+
+
+# ------------------------------------------------ many clients: served, or told "busy", never
+#                                                  "not running" while the daemon runs
+
+
+@pytest.fixture
+async def crowded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[ControlServer, asyncio.StreamWriter]]:
+    """A real control server with one slot, no one-shot places, and that slot held."""
+    monkeypatch.setattr(control, "MAX_CLIENTS", 1)
+    monkeypatch.setattr(control, "OVERFLOW_CLIENTS", 0)
+    monkeypatch.setattr(control, "EVICT_IDLE_AFTER_S", 3600.0)
+    server = ControlServer(FakeHandler(), ControlConfig(socket=tmp_path / "ctl.sock"))
+    await server.start()
+    reader, writer = await asyncio.open_unix_connection(str(server.path))
+    writer.write(b'{"cmd": "status"}\n')
+    assert json.loads(await asyncio.wait_for(reader.readline(), 5))["ok"]
+    yield server, writer
+    writer.close()
+    await server.close()
+
+
+async def test_a_busy_daemon_is_retried_until_it_has_room(
+    crowded: tuple[ControlServer, asyncio.StreamWriter],
+) -> None:
+    server, holder = crowded
+    run = asyncio.create_task(ctl("identify", "--socket", str(server.path)))
+    await async_poll_until(lambda: server.stats.busy >= 1, timeout=30, what="ctl told busy")
+    holder.close()  # the slot frees up while ctl is retrying
+    done = await run
+    assert done.returncode == 0, done.stderr  # before: 1, "identify refused: too many..."
+    assert json.loads(done.stdout)["ok"] is True
+
+
+async def test_a_daemon_that_stays_busy_exits_75_busy_not_69(
+    crowded: tuple[ControlServer, asyncio.StreamWriter],
+) -> None:
+    server, _ = crowded
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    done = await ctl("status", "--socket", str(server.path))
+    assert done.returncode == 75, done.stderr
+    assert "the daemon is running but busy" in done.stderr and "try again" in done.stderr
+    assert server.stats.busy >= 2  # it did retry
+    assert loop.time() - started < 30  # bounded (3 s of retries plus interpreter start-up)
+
+
+async def test_a_full_listen_queue_is_busy_not_unreachable(tmp_path: Path) -> None:
+    """A connection storm fills the daemon's listen queue: connect() fails with EAGAIN."""
+    path = tmp_path / "full.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)  # never accepts: like a daemon buried under connections
+    queued = []
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(str(path))
+        except BlockingIOError:
+            sock.close()
+            break
+        queued.append(sock)
+    try:
+        done = await ctl("status", "--socket", str(path), "--timeout", "1")
+    finally:
+        for sock in queued:
+            sock.close()
+        listener.close()
+    assert done.returncode == 75, done.stderr  # before: 69, "cannot reach the daemon"
+    assert "busy (its control socket accepts no more connections)" in done.stderr
+
+
+async def test_clients_polling_status_do_not_lock_ctl_out(
+    daemon: tuple[Path, FakeHandler],
+) -> None:
+    path, handler = daemon
+    stop = asyncio.Event()
+    answered = [0] * control.MAX_CLIENTS
+
+    async def poll(n: int) -> None:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        try:
+            while not stop.is_set():
+                writer.write(b'{"cmd": "status"}\n')
+                assert json.loads(await asyncio.wait_for(reader.readline(), 5))["ok"]
+                answered[n] += 1
+        finally:
+            writer.close()
+
+    pollers = [asyncio.create_task(poll(n)) for n in range(control.MAX_CLIENTS)]
+    try:
+        await async_poll_until(lambda: min(answered) >= 3, what="every poller served")
+        done = await ctl("identify", "--socket", str(path))
+        assert done.returncode == 0, done.stderr  # before: 1, "too many control clients"
+        assert min(answered) > 3  # the pollers were served all along
+    finally:
+        stop.set()
+        await asyncio.gather(*pollers, return_exceptions=True)
+    assert [r.name for r in handler.requests] == ["identify"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from edge_recorder.status import (
     MicStatus,
 )
 from edge_recorder.support.logs import setup_logging
+from tests.support.helpers import async_poll_until
 
 SECRET_MRN = "MRN-99812"
 
@@ -242,19 +244,20 @@ async def test_too_many_clients_get_busy(
 ) -> None:
     srv, _ = server
     monkeypatch.setattr(control, "MAX_CLIENTS", 2)
+    monkeypatch.setattr(control, "OVERFLOW_CLIENTS", 0)
+    monkeypatch.setattr(control, "EVICT_IDLE_AFTER_S", 3600.0)
     idle = [await asyncio.open_unix_connection(str(srv.path)) for _ in range(2)]
     for reader, writer in idle:  # make sure both are being served
         writer.write(b'{"cmd": "status"}\n')
         assert json.loads(await asyncio.wait_for(reader.readline(), 5))["ok"]
     (busy,) = await ask(srv.path, b'{"cmd": "status"}\n')
     assert busy["code"] == "busy"
+    assert srv.stats.busy == 1
     for _, writer in idle:
         writer.close()
 
 
 async def test_stale_socket_is_replaced_live_one_is_not(config: ControlConfig) -> None:
-    import socket
-
     config.socket.parent.mkdir(parents=True)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(config.socket))
@@ -280,3 +283,128 @@ async def test_refuses_to_replace_a_regular_file_or_use_a_long_path(tmp_path: Pa
     long_path = tmp_path / ("d" * 120) / "ctl.sock"
     with pytest.raises(ControlError, match="too long"):
         await ControlServer(FakeHandler(), ControlConfig(socket=long_path)).start()
+
+
+# ---------------------------------------------------------------- many clients: fair and quiet
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """What the event loop's exception handler sees: an exception escaping a connection's
+    task (asyncio would log it with a traceback, once per connection)."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    yield seen
+    loop.set_exception_handler(None)
+
+
+async def hold(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that has been served once and then stays connected, idle."""
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(b'{"cmd": "status"}\n')
+    assert json.loads(await asyncio.wait_for(reader.readline(), 5))["ok"]
+    return reader, writer
+
+
+async def test_busy_replies_to_clients_that_left_are_counted_not_logged(
+    server: tuple[ControlServer, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    loop_errors: list[dict[str, Any]],
+    log_stream: io.StringIO,
+) -> None:
+    srv, _ = server
+    monkeypatch.setattr(control, "MAX_CLIENTS", 1)
+    monkeypatch.setattr(control, "OVERFLOW_CLIENTS", 0)
+    monkeypatch.setattr(control, "EVICT_IDLE_AFTER_S", 3600.0)
+    _, holder = await hold(srv.path)
+    for _ in range(50):  # connect and leave before the server even accepts
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+            gone.connect(str(srv.path))
+    await async_poll_until(lambda: srv.stats.busy == 50, what="50 busy answers")
+    await async_poll_until(
+        lambda: srv.stats.departed + len(loop_errors) == 50, what="50 replies that failed"
+    )
+    assert loop_errors == []  # before: "Unhandled exception in client_connected_cb" x 50
+    assert srv.stats.departed == 50
+    assert "Traceback" not in log_stream.getvalue()
+    assert log_stream.getvalue().count("control client left before its reply") == 50
+    assert "level=debug" in log_stream.getvalue().split("left before its reply")[0][-200:]
+    holder.close()
+
+
+async def test_clients_polling_status_cannot_lock_a_newcomer_out(
+    server: tuple[ControlServer, Any], loop_errors: list[dict[str, Any]]
+) -> None:
+    srv, handler = server
+    stop = asyncio.Event()
+    answered = [0] * control.MAX_CLIENTS
+
+    async def poll(n: int) -> None:  # ask, read, ask again, as fast as the server allows
+        reader, writer = await asyncio.open_unix_connection(str(srv.path))
+        try:
+            while not stop.is_set():
+                writer.write(b'{"cmd": "status"}\n')
+                assert json.loads(await asyncio.wait_for(reader.readline(), 5))["ok"]
+                answered[n] += 1
+        finally:
+            writer.close()
+
+    pollers = [asyncio.create_task(poll(n)) for n in range(control.MAX_CLIENTS)]
+    try:
+        await async_poll_until(lambda: min(answered) >= 3, what="every poller served")
+        (reply,) = await ask(srv.path, b'{"cmd": "identify"}\n')  # before: busy
+        assert reply["ok"] is True, reply
+        assert [r.name for r in handler.requests] == ["identify"]
+    finally:
+        stop.set()
+        await asyncio.gather(*pollers, return_exceptions=True)
+    assert all(p.exception() is None for p in pollers)
+    assert loop_errors == []
+
+
+async def test_a_newcomer_beyond_the_slots_gets_exactly_one_answer(
+    server: tuple[ControlServer, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv, _ = server
+    monkeypatch.setattr(control, "MAX_CLIENTS", 1)
+    monkeypatch.setattr(control, "EVICT_IDLE_AFTER_S", 3600.0)
+    _, holder = await hold(srv.path)
+    reader, writer = await asyncio.open_unix_connection(str(srv.path))
+    writer.write(b'{"cmd": "status"}\n{"cmd": "status"}\n')
+    assert json.loads(await asyncio.wait_for(reader.readline(), 5))["ok"] is True
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # one-shot: then closed
+    writer.close()
+    holder.close()
+
+
+async def test_an_idle_slot_holder_makes_room_for_a_newcomer(
+    server: tuple[ControlServer, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv, _ = server
+    monkeypatch.setattr(control, "MAX_CLIENTS", 2)
+    monkeypatch.setattr(control, "OVERFLOW_CLIENTS", 0)
+    monkeypatch.setattr(control, "EVICT_IDLE_AFTER_S", 0.0)  # idle at all: may be evicted
+    (first_reader, first), (second_reader, second) = [await hold(srv.path) for _ in range(2)]
+    replies = await ask(srv.path, b'{"cmd": "status"}\n{"cmd": "status"}\n', replies=2)
+    assert [r["ok"] for r in replies] == [True, True]  # a slot: more than one request
+    assert srv.stats.evicted == 1 and srv.stats.busy == 0
+    assert await asyncio.wait_for(first_reader.read(), 5) == b""  # the longest idle: closed
+    second.write(b'{"cmd": "status"}\n')  # the other one is still served
+    assert json.loads(await asyncio.wait_for(second_reader.readline(), 5))["ok"] is True
+    first.close()
+    second.close()
+
+
+async def test_a_client_asking_too_fast_is_slowed_down_not_cut_off(
+    server: tuple[ControlServer, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv, _ = server
+    monkeypatch.setattr(control, "REQUEST_RATE", 10.0)
+    monkeypatch.setattr(control, "REQUEST_BURST", 2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    replies = await ask(srv.path, b'{"cmd": "status"}\n' * 6, replies=6)
+    assert all(r["ok"] for r in replies)
+    assert srv.stats.rate_limited >= 4  # the burst of 2 at once, then one per 0.1 s
+    assert loop.time() - started >= 0.35

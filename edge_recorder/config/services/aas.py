@@ -4,27 +4,28 @@ and the partner identity the service expects)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field
 
-from edge_recorder.config.base import (
-    PositiveSeconds,
-    Seconds,
-    Section,
-    host_of,
-    is_loopback_host,
-)
+from edge_recorder.config.base import Endpoint, HttpUrl, PositiveSeconds, Seconds, Section
+
+# `aas.tls = false` makes every AAS endpoint plain text, so it is allowed for loopback only.
+AasHttpUrl = Annotated[str, Endpoint(schemes=("http", "https"), tls_flag="tls")]
+AasWsUrl = Annotated[str, Endpoint(schemes=("ws", "wss"), tls_flag="tls")]
+AasGrpcTarget = Annotated[str, Endpoint(kind="grpc", tls_flag="tls")]
 
 
 class AuthConfig(Section):
     """How the device gets its bearer token. The secret itself lives in a file or credential."""
 
+    model_config = ConfigDict(title="auth")
+
     mode: Literal["client_credentials", "static_token"] = Field(
         "client_credentials", description="OAuth2 client credentials, or a token file (dev)."
     )
-    token_url: str | None = Field(None, description="OAuth2 token endpoint (https).")
+    token_url: HttpUrl | None = Field(None, description="OAuth2 token endpoint (https).")
     client_id: str = Field("", description="OAuth2 client id (not a secret).")
     client_secret_file: Path | None = Field(
         None,
@@ -49,21 +50,16 @@ class AuthConfig(Section):
     refresh_margin_s: Seconds = Field(60.0, description="Refresh this long before expiry.")
     ca_file: Path | None = Field(None, description="CA bundle for the token endpoint.")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> AuthConfig:
-        url = self.token_url
-        if url and not url.startswith("https://") and not is_loopback_host(host_of(url)):
-            raise ValueError("auth.token_url must use https:// outside loopback")
-        return self
-
 
 class AasConfig(Section):
     """Ambient audio streaming service endpoints and the partner identity it expects."""
 
-    grpc_target: str = Field("", description="gRPC target host:port.")
-    rest_url: str = Field("", description="REST base URL.")
-    ws_url: str = Field("", description="WebSocket base URL (wss://host).")
-    partner_api_url: str = Field(
+    model_config = ConfigDict(title="aas")
+
+    grpc_target: AasGrpcTarget = Field("", description="gRPC target host:port.")
+    rest_url: AasHttpUrl = Field("", description="REST base URL.")
+    ws_url: AasWsUrl = Field("", description="WebSocket base URL (wss://host).")
+    partner_api_url: AasHttpUrl = Field(
         "",
         description="Partner API base URL for PUT /ambient-sessions (the live service serves "
         "it on another host than the audio); empty: rest_url.",
@@ -102,16 +98,3 @@ class AasConfig(Section):
     )
     rest_api_version: str = Field("2025-07-15", description="REST audio api-version.")
     sessions_api_version: str = Field("2", description="Partner API version (ambient-sessions).")
-
-    @model_validator(mode="after")
-    def _tls_outside_loopback(self) -> AasConfig:
-        if not self.tls:
-            for key in ("grpc_target", "rest_url", "ws_url", "partner_api_url"):
-                value = getattr(self, key)
-                if value and not is_loopback_host(host_of(value)):
-                    raise ValueError(f"aas.tls = false is only allowed for loopback ({key})")
-        for key in ("rest_url", "ws_url", "partner_api_url"):
-            value = getattr(self, key)
-            if value and "://" not in value:
-                raise ValueError(f"aas.{key} must be a URL with a scheme")
-        return self

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge_recorder.config.base import Section, require_tls_outside_loopback
+from edge_recorder.config.base import Endpoint, Section
 
 DOMAIN_RE = re.compile(r"(hai-|dom-)[a-z0-9]+")
 SUBSCRIPTION_RE = re.compile(r"sub-[a-zA-Z0-9]{21}")
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+# TLS even on loopback: HTTP/2 is negotiated with ALPN.
+AwsEndpointUrl = Annotated[
+    str,
+    Endpoint(schemes=("https",), note="HTTP/2 over TLS; use ca_file for a local test CA"),
+]
 
 
 class ChannelDefinition(BaseModel):
@@ -52,8 +57,10 @@ class TemplateSection(BaseModel):
 class AwsScribeConfig(Section):
     """Region, endpoint and session headers (credentials come from the standard AWS sources)."""
 
+    model_config = ConfigDict(title="aws")
+
     region: str = Field("us-east-1", description="AWS region of the streaming endpoint.")
-    endpoint_url: str | None = Field(
+    endpoint_url: AwsEndpointUrl | None = Field(
         None,
         description="Override the service endpoint (https://host:port; the emulator). "
         "TLS is always used: HTTP/2 is negotiated with ALPN.",
@@ -149,13 +156,7 @@ class AwsScribeConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _endpoint(self) -> AwsScribeConfig:
-        if self.endpoint_url and not self.endpoint_url.startswith("https://"):
-            require_tls_outside_loopback("aws", "endpoint_url", self.endpoint_url)
-            raise ValueError(
-                "aws.endpoint_url must be https:// (HTTP/2 over TLS; use ca_file for a "
-                "local test CA)"
-            )
+    def _consistent(self) -> AwsScribeConfig:
         ids = [c.channel_id for c in self.channels]
         if self.channels and sorted(ids) != [0, 1]:
             raise ValueError(

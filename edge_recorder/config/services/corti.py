@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ByteSize, Field, model_validator
+from pydantic import ByteSize, ConfigDict, Field, model_validator
 
-from edge_recorder.config.base import PositiveSeconds, Section, require_tls_outside_loopback
+from edge_recorder.config.base import HttpUrl, PositiveSeconds, Section, WsUrl
 
 EncounterType = Literal[
     "first_consultation", "consultation", "emergency", "inpatient", "outpatient"
@@ -20,16 +20,18 @@ MAX_UPLOAD_S = 7200.0  # [doc, research] 120 min per recording (the .NET SDK com
 class CortiConfig(Section):
     """Corti tenant, endpoints and workflow options (secrets live in files/credentials)."""
 
+    model_config = ConfigDict(title="corti")
+
     region: Literal["eu", "us"] = Field(
         "eu", description="Corti environment; gives the default api/auth/ws hosts."
     )
-    api_url: str = Field(
+    api_url: HttpUrl = Field(
         "", description="REST base URL override (default https://api.<region>.corti.app/v2)."
     )
-    auth_url: str = Field(
+    auth_url: HttpUrl = Field(
         "", description="Auth realms URL override (default https://auth.<region>.corti.app/realms)."
     )
-    ws_url: str = Field(
+    ws_url: WsUrl = Field(
         "",
         description="WebSocket base override (default wss://api.<region>.corti.app/audio-bridge/v2).",
     )
@@ -81,11 +83,6 @@ class CortiConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> CortiConfig:
-        for key in ("api_url", "auth_url", "ws_url"):
-            value = getattr(self, key)
-            if value and "://" not in value:
-                raise ValueError(f"corti.{key} must be a URL with a scheme")
-            require_tls_outside_loopback("corti", key, value)
         if self.template_keys and not self.transcribe:
             raise ValueError(
                 "corti.template_keys need corti.transcribe = true (documents are "

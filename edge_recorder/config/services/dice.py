@@ -9,14 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field
 
-from edge_recorder.config.base import (
-    PositiveSeconds,
-    Seconds,
-    Section,
-    require_tls_outside_loopback,
-)
+from edge_recorder.config.base import HttpUrl, PositiveSeconds, Seconds, Section, WsUrl
 
 OutputObject = Literal["transcript", "note"]
 GenMode = Literal["fast", "medium", "best"]
@@ -25,16 +20,18 @@ GenMode = Literal["fast", "medium", "best"]
 class DiceConfig(Section):
     """Dice endpoints, sign-in user and stream settings (the password lives in a file)."""
 
-    url: str = Field(
+    model_config = ConfigDict(title="dice")
+
+    url: WsUrl = Field(
         "wss://api.dice.health/v1/scribe/server",
         description="STREAM WebSocket URL [doc] (the server API; TLS required outside loopback).",
     )
-    token_url: str | None = Field(
+    token_url: HttpUrl | None = Field(
         None,
         description="OAuth2 password-grant sign-in URL (form-encoded). Not published with the "
         "STREAM docs [inferred]: ask Dice for it.",
     )
-    refresh_url: str | None = Field(
+    refresh_url: HttpUrl | None = Field(
         None,
         description="Where the refresh token is exchanged (grant_type=refresh_token); "
         "default: token_url [inferred].",
@@ -86,17 +83,3 @@ class DiceConfig(Section):
         description="Sealed notes older than this many days are deleted (PHI is not kept "
         "longer than needed to hand it over; 0 keeps them until deleted by hand).",
     )
-
-    @model_validator(mode="after")
-    def _urls(self) -> DiceConfig:
-        if self.url.split("://", 1)[0] not in ("ws", "wss"):
-            raise ValueError("dice.url must be a ws:// or wss:// URL")
-        require_tls_outside_loopback("dice", "url", self.url)
-        for key in ("token_url", "refresh_url"):
-            value = getattr(self, key)
-            if value is None:
-                continue
-            if value.split("://", 1)[0] not in ("http", "https"):
-                raise ValueError(f"dice.{key} must be an http:// or https:// URL")
-            require_tls_outside_loopback("dice", key, value)
-        return self

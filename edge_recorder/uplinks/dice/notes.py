@@ -1,10 +1,12 @@
 """The notes and transcripts Dice sends back: PHI, so encrypted at rest and never logged.
 
-Each stream's result is one file `<spool.dir>/notes/<encounter>-<stream>.json.enc` (mode
-0600): a 12-byte random nonce, then AES-256-GCM of the JSON, with the file name as
-associated data (a file renamed to another encounter fails to open). The key is derived with
-HKDF from the spool's device key (`spool.crypto.load_key`: the systemd credential
-'spool-key', else `spool.key_file`), so the device key itself never seals data, as in the
+Each stream's result is one file `<spool.dir>/notes/<encounter_ref>-<stream>.json.enc`
+(mode 0600; the keyed `encounter_ref` the status and the fleet show, never the correlation
+id, which may be a guessable EHR identifier): a 12-byte random nonce, then AES-256-GCM of
+the JSON, with the file name as associated data (a file renamed to another encounter fails
+to open). The key is derived with HKDF from the spool's device key
+(`spool.crypto.load_key`: the systemd credential 'spool-key', else `spool.key_file`), so the
+device key itself never seals data, as in the
 spool. A random 96-bit nonce per file is safe: a device writes a few files per encounter.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 from edge_recorder.spool.crypto import derive_cipher
 from edge_recorder.spool.fileops import write_private
+from edge_recorder.spool.identity import Identities
 from edge_recorder.spool.sealed import seal_json, unseal_json
 from edge_recorder.support.logs import get_logger
 
@@ -75,10 +78,10 @@ class NoteWriter:
     def save(self, encounter: str, stream: str, document: dict[str, Any]) -> Path | None:
         """Seal and write atomically; on failure log (no content) and return None: the
         note is a by-product, the audio in the spool stays the record."""
-        name = f"{encounter}-{stream}{SUFFIX}"
         try:
             if self._key is None:
                 self._key = self._load_key()
+            name = f"{Identities(self._key).ref(encounter)}-{stream}{SUFFIX}"
             path = write_private(self.directory, name, seal(self._key, name, document))
         except Exception as exc:  # any failure: keep delivering audio
             log.warning("dice note not saved", error=type(exc).__name__)

@@ -17,6 +17,7 @@ from typing import Any
 
 from devtools.faultproxy import FaultProxy
 from edge_recorder.spool.crypto import load_key
+from edge_recorder.spool.identity import Identities
 from edge_recorder.uplinks.dice.notes import read_note
 from tests.integration.daemon.conftest import (
     StartDaemon,
@@ -137,7 +138,8 @@ async def test_an_encounter_reaches_dice_across_a_network_cut(
     assert len(finished) == 2 and all(s["noteSections"][0] == "SOAP_SUBJECTIVE" for s in finished)
 
     key = load_key(tmp_path / "spool.key", allow_create=False)[0]
-    notes = sorted((tmp_path / "spool" / "notes").glob(f"{cid}-*.json.enc"))
+    ref = Identities(key).ref(cid)  # notes are named by the keyed ref, never by the id
+    notes = sorted((tmp_path / "spool" / "notes").glob(f"{ref}-*.json.enc"))
     assert notes, "the note of the final stream is kept, sealed"
     documents = [read_note(key, path) for path in notes]
     ends = {(d["recording_seq"], d["end_offset"]) for d in documents if d["note"]}

@@ -20,6 +20,7 @@ from edge_recorder.status import (
 )
 
 PATIENT_CORRELATION_ID = "enc-PATIENT-4711-secret"
+DEVICE_REF_KEY = b"fake device ref key, as the spool derives one"
 
 
 class FakeDaemon:
@@ -50,13 +51,13 @@ class FakeDaemon:
                 update={
                     "state": "recording",
                     "correlation_id": cid,
-                    "encounter_ref": encounter_ref(cid),
+                    "encounter_ref": encounter_ref(cid, DEVICE_REF_KEY),
                     "recording_seq": 1,
                 }
             )
-            return CommandResult(
-                ok=True, state="recording", data={"correlation_id": cid, "recording_seq": 1}
-            )
+            ref = encounter_ref(cid, DEVICE_REF_KEY)  # MqttHandler's answer, plus the id
+            data = {"correlation_id": cid, "encounter_ref": ref, "recording_seq": 1}
+            return CommandResult(ok=True, state="recording", data=data)
         if request.name == "pause":
             if state != "recording":
                 msg = f"cannot pause while {state} (encounter {self.current.correlation_id})"

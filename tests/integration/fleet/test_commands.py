@@ -10,7 +10,7 @@ import pytest
 from edge_recorder.fleet.commands import ALLOWED_COMMANDS
 from edge_recorder.status import encounter_ref
 from tests.integration.fleet.conftest import DEVICE, PREFIX
-from tests.integration.fleet.fakes import PATIENT_CORRELATION_ID
+from tests.integration.fleet.fakes import DEVICE_REF_KEY, PATIENT_CORRELATION_ID
 
 BASE = f"{PREFIX}/{DEVICE}"
 RESPONSE = f"{BASE}/cmd/response"
@@ -45,7 +45,7 @@ async def test_every_command_round_trip(device) -> None:
     started = await ask(watcher, "start", {"request_id": "s1", "context": context}, "s1")
     assert started["ok"] and started["state"] == "recording"
     assert started["result"] == {
-        "encounter_ref": encounter_ref(PATIENT_CORRELATION_ID),
+        "encounter_ref": encounter_ref(PATIENT_CORRELATION_ID, DEVICE_REF_KEY),
         "recording_seq": 1,
     }
     assert daemon.requests[-1].context is not None
@@ -73,7 +73,7 @@ async def test_every_command_round_trip(device) -> None:
     status = await watcher.await_for(
         lambda m: m.topic == f"{BASE}/status" and m.json()["state"] == "recording"
     )
-    assert status.json()["encounter_ref"] == encounter_ref(PATIENT_CORRELATION_ID)
+    assert status.json()["encounter_ref"] == encounter_ref(PATIENT_CORRELATION_ID, DEVICE_REF_KEY)
 
 
 async def test_refused_command_is_an_error_answer_without_patient_data(device) -> None:
@@ -88,7 +88,7 @@ async def test_refused_command_is_an_error_answer_without_patient_data(device) -
     answer = await ask(watcher, "pause", {"request_id": "p2"}, "p2")
     assert answer["ok"] is False and answer["error"]["code"] == "rejected"
     # the daemon's message named the correlation id; the answer names only the opaque ref
-    ref = encounter_ref(PATIENT_CORRELATION_ID)
+    ref = encounter_ref(PATIENT_CORRELATION_ID, DEVICE_REF_KEY)
     assert answer["error"]["message"] == f"cannot pause while paused (encounter ref:{ref})"
     assert answer["error"]["reason"] == "not_recording"
     assert len(daemon.requests) == 3

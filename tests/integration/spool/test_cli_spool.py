@@ -31,7 +31,7 @@ def _setup(tmp_path: Path) -> tuple[Path, SpoolConfig, list[str]]:
 
 
 def test_list_and_show(run_cli: RunCli, tmp_path: Path) -> None:
-    toml, _, ids = _setup(tmp_path)
+    toml, config, ids = _setup(tmp_path)
     listing = run_cli("spool", "list", "--config", str(toml))
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
@@ -47,7 +47,11 @@ def test_list_and_show(run_cli: RunCli, tmp_path: Path) -> None:
     show = run_cli("spool", "show", ids[1][:8], "--json", "--config", str(toml))
     body = json.loads(show.stdout)
     assert body["recording"] == ids[1] and body["segments"][0]["base_offset"] == 0
-    assert "enc-1" in run_cli("spool", "show", "enc-1", "--config", str(toml)).stdout
+    with open_spool(config) as spool:
+        ref = spool.encounter_ref("enc-1")
+    shown = run_cli("spool", "show", "enc-1", "--config", str(toml)).stdout  # the key is here
+    assert ref in shown and "enc-1" not in shown  # the ledger names it by its keyed ref
+    assert f"id={ref}" in run_cli("spool", "show", ref, "--config", str(toml)).stdout
     missing = run_cli("spool", "show", "nope", "--config", str(toml))
     assert missing.returncode == 1 and "no encounter or recording 'nope'" in missing.stderr
 

@@ -87,7 +87,7 @@ def test_verify_catches_a_broken_directive(tmp_path: Path) -> None:
     bad.write_text(
         UNIT.read_text()
         .replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={venv_exec} ")
-        .replace("RestartPreventExitStatus=78", "RestartPreventExitStatus=seventy-eight")
+        .replace("RestartPreventExitStatus=77 78", "RestartPreventExitStatus=seventy-eight")
     )
     result = analyze("verify", str(bad), cwd=tmp_path)
     assert "seventy-eight" in result.stdout + result.stderr
@@ -123,12 +123,29 @@ def test_supervision_directives() -> None:
     assert d["NotifyAccess"] == ["main"]
     assert d["WatchdogSec"] == ["20s"]
     assert d["Restart"] == ["on-failure"]
-    assert d["RestartPreventExitStatus"] == ["78"]  # EX_CONFIG from configfile
+    assert d["RestartPreventExitStatus"] == ["77 78"]  # EX_NOPERM, EX_CONFIG
     assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert d["ExecStart"] == [f"{INSTALLED_EXEC} run --config /etc/edge-recorder/config.toml"]
     assert d["StateDirectory"] == d["RuntimeDirectory"] == ["edge-recorder"]
     assert d["RuntimeDirectoryMode"] == ["0750"]
     assert "TimeoutStopSec" in d
+
+
+def test_no_restart_for_every_status_a_person_must_act_on() -> None:
+    """The unit must not restart on what a restart cannot cure (a config, a key, a
+    permission): the code's one table says which statuses those are, and the unit lists
+    exactly them."""
+    from edge_recorder.support import exitcodes
+
+    (listed,) = directives()["RestartPreventExitStatus"]
+    assert tuple(sorted(int(code) for code in listed.split())) == exitcodes.no_restart_codes()
+    assert exitcodes.no_restart_codes() == (
+        exitcodes.NO_ACCESS.code,
+        exitcodes.CONFIG.code,
+    )
+    restarted = [c for c in exitcodes.DAEMON_CODES if c.code and not c.person_must_act]
+    assert {c.code for c in restarted} == {exitcodes.FAILURE.code, exitcodes.SPOOL_LOCKED.code}
+    assert len({c.code for c in exitcodes.DAEMON_CODES}) == len(exitcodes.DAEMON_CODES)
 
 
 def test_hardware_and_network_stay_reachable() -> None:

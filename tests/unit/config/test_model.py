@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from edge_recorder.config.base import is_loopback_host
 from edge_recorder.config.loader import ConfigError, build_config, load_config
-from edge_recorder.config.model import Config, env_overrides, is_loopback_host
+from edge_recorder.config.model import Config, env_overrides
 
 
 def errors_for(raw: dict[str, object], environ: dict[str, str] | None = None) -> list[str]:
@@ -177,3 +178,15 @@ def test_byte_sizes_accept_units() -> None:
     config = build_config({"spool": {"max_bytes": "2GiB", "segment_bytes": "4MiB"}}, {})
     assert config.spool.max_bytes == 2 * 1024**3
     assert config.spool.segment_bytes == 4 * 1024**2
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o666, 0o662, 0o002])
+def test_a_control_socket_others_may_write_is_refused(mode: int) -> None:
+    (line,) = errors_for({"control": {"socket_mode": mode}})
+    assert line.startswith("control.socket_mode: ") and "every local user" in line
+    assert f"{mode:#o}" in line
+
+
+@pytest.mark.parametrize("mode", [0o660, 0o600, 0o770, 0o640, 0o664])
+def test_control_socket_modes_without_o_plus_w_are_fine(mode: int) -> None:
+    assert build_config({"control": {"socket_mode": mode}}, {}).control.socket_mode == mode

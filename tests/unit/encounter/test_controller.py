@@ -386,7 +386,7 @@ def test_each_start_and_resume_opens_the_next_sequence_with_a_new_guid() -> None
 
 
 def test_start_with_ehr_context_uses_its_correlation_id_and_hides_it() -> None:
-    from edge_recorder.status import CommandRequest, StartContext, encounter_ref
+    from edge_recorder.status import CommandRequest, StartContext
 
     context = StartContext(correlation_id="enc-42", external_user_id="dr-who", data={"mrn": "7"})
     ctl = controller()
@@ -397,7 +397,7 @@ def test_start_with_ehr_context_uses_its_correlation_id_and_hides_it() -> None:
     result = outcome.to_result()
     assert result.ok and result.data == {"correlation_id": "enc-42", "recording_seq": 1}
     published = outcome.to_result(local=False)  # for MQTT: never the (EHR) correlation id
-    assert published.data == {"encounter_ref": encounter_ref("enc-42"), "recording_seq": 1}
+    assert published.data == {"encounter_ref": ctl.ref("enc-42"), "recording_seq": 1}
     assert ctl.device_status(1.0).correlation_id == "enc-42"
 
 
@@ -423,14 +423,14 @@ def test_invalid_signals_are_refused_not_raised() -> None:
 
 
 def test_device_status_during_an_encounter() -> None:
-    from edge_recorder.status import BacklogStatus, DeviceStatus, encounter_ref
+    from edge_recorder.status import BacklogStatus, DeviceStatus
 
     ctl = in_state("recording")
     ctl.handle(ev.DigitalSilence(True), 1.0)
     base = DeviceStatus(online=True, backlog=BacklogStatus(recordings=2, bytes=10))
     status = ctl.device_status(12.5, base)
     assert status.state == "recording" and status.correlation_id == C
-    assert status.encounter_ref == encounter_ref(C) and status.recording_seq == 1
+    assert status.encounter_ref == ctl.ref(C) and status.recording_seq == 1
     assert status.encounter_elapsed_s == 12.5 and status.alarms == ["mic_silent"]
     assert status.backlog.recordings == 2 and status.online
     idle = controller().device_status(1.0)

@@ -87,16 +87,14 @@ def test_schema_and_pydantic_agree_on_start_bodies(body: dict[str, object]) -> N
 
 
 def test_recent_responses_dedupe_state_changes_only() -> None:
-    recent = RecentResponses(size=2)
-    assert recent.claim("start", "a") == (True, None)
-    assert recent.claim("start", "a") == (False, None)  # still running
+    recent = RecentResponses(capacity=2, ttl_s=300.0)
+    assert recent.claim("start", "a", 0.0) == (True, None)
+    assert recent.claim("start", "a", 1.0) == (False, None)  # still running
     recent.answer("start", "a", b"answer")
-    assert recent.claim("start", "a") == (False, b"answer")
-    assert recent.claim("identify", "a") == (True, None)
-    assert recent.claim("identify", "a") == (True, None)  # harmless: every press counts
-    recent.claim("stop", "b")
-    recent.claim("stop", "c")
-    assert recent.claim("start", "a") == (True, None)  # evicted (size 2)
+    assert recent.claim("start", "a", 2.0) == (False, b"answer")
+    assert recent.claim("identify", "a", 3.0) == (True, None)
+    assert recent.claim("identify", "a", 4.0) == (True, None)  # harmless: every press counts
+    assert recent.claim("start", "a", 300.0) == (True, None)  # the TTL has passed
 
 
 def test_topics() -> None:

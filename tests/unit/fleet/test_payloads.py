@@ -32,6 +32,7 @@ from edge_recorder.status import (
 from tests.integration.fleet.checks import assert_patient_free, validator
 
 CID = "enc-PATIENT-4711-secret"
+REF = encounter_ref(CID, b"device key" * 3)  # what the controller puts in the status
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
 META = StatusMeta("exam-1", "Room 1", 3, 30.0, "5", events_dropped=2, events_queued=1)
 
@@ -40,6 +41,7 @@ def recording_status() -> DeviceStatus:
     return DeviceStatus(
         state="recording",
         correlation_id=CID,
+        encounter_ref=REF,
         recording_seq=2,
         encounter_elapsed_s=12.345,
         alarms=[f"upload failed for {CID}"],
@@ -65,12 +67,10 @@ def test_status_names_the_encounter_only_by_ref() -> None:
     validator("status").validate(body)
     data = payloads.encode(body)
     assert_patient_free(data)
-    assert body["encounter_ref"] == encounter_ref(CID)
-    assert body["alarms"] == [f"upload failed for ref:{encounter_ref(CID)}"]
+    assert body["encounter_ref"] == REF
+    assert body["alarms"] == [f"upload failed for ref:{REF}"]
     assert body["warnings"] == ["max_duration"]
-    assert body["last_error"]["message"] == (
-        f"server said no to ref:{encounter_ref(CID)} Bearer [redacted]"
-    )
+    assert body["last_error"]["message"] == f"server said no to ref:{REF} Bearer [redacted]"
     assert body["mic"]["level_dbfs"] is None and body["mic"]["peak_dbfs"] is None  # -inf, NaN
     assert body["encounter_elapsed_s"] == 12.3
     assert body["mqtt"] == {
@@ -78,6 +78,9 @@ def test_status_names_the_encounter_only_by_ref() -> None:
         "events_dropped": 2,
         "events_queued": 1,
         "commands_rejected": 0,
+        "commands_limited": 0,
+        "commands_ignored": 0,
+        "replies_dropped": 0,
     }
     assert body["at"] == "2026-11-21T08:00:00.000Z"
 
@@ -162,16 +165,20 @@ def test_sanitize_details_drops_patient_keys_and_unknown_shapes() -> None:
             "note_text": f"about {CID}",
             "nested": [1, 2],
             "inf": math.inf,
-        }
+        },
+        {CID: REF},
     )
     assert clean == {
-        "encounter_ref": encounter_ref(CID),
+        "encounter_ref": REF,
         "bytes": 10,
         "ratio": 0.123,
-        "note_text": f"about ref:{encounter_ref(CID)}",
+        "note_text": f"about ref:{REF}",
         "inf": None,
     }
     assert set(dropped) == {"external_user_id", "data", "Context", "bad key", "audio", "nested"}
+    # an id whose keyed ref is not known here is hidden, never hashed without the key
+    unknown, _ = sanitize_details({"correlation_id": CID, "note_text": f"about {CID}"})
+    assert unknown == {"note_text": "about [encounter]"}
 
 
 def test_event_and_response_payloads_validate() -> None:
@@ -183,10 +190,10 @@ def test_event_and_response_payloads_validate() -> None:
         seq=1,
         event="encounter_delivered",
         at=NOW,
-        encounter=encounter_ref(CID),
+        encounter=REF,
         message=f"done {CID}",
         details=details,
-        secrets=[CID],
+        secrets={CID: REF},
     )
     validator("event").validate(event)
     assert_patient_free(payloads.encode(event))
@@ -261,15 +268,3 @@ def test_schema_examples_are_valid_and_patient_free(name: str) -> None:
         validator(name).validate(example)
         if name != "command-request":  # requests are inbound and may carry EHR context
             assert_patient_free(json.dumps(example).encode())
-
-
-def test_needs_rebirth() -> None:
-    def avail(state: str, seq: int) -> bytes:
-        return payloads.encode(availability_payload(state, seq, "lost", NOW))  # type: ignore[arg-type]
-
-    assert payloads.needs_rebirth(avail("offline", 4), 5)  # a late will of session 4
-    assert not payloads.needs_rebirth(avail("offline", 5), 5)  # our own clean shutdown
-    assert not payloads.needs_rebirth(avail("online", 5), 5)
-    assert payloads.needs_rebirth(b"garbage", 5)
-    assert payloads.needs_rebirth(b'{"state": "offline"}', 5)
-    assert payloads.needs_rebirth(b"[]", 5)

@@ -43,9 +43,7 @@ def test_a_tampered_or_moved_context_is_refused_not_crashed_on(tmp_path: Path) -
 
 
 def _names(spool) -> list[str]:  # type: ignore[no-untyped-def]
-    from edge_recorder.spool.context import _file_name
-
-    return [_file_name("enc-a"), _file_name("enc-b")]
+    return [spool._contexts()._file_name("enc-a"), spool._contexts()._file_name("enc-b")]
 
 
 def test_context_goes_when_processing_started_or_the_encounter_is_purged(tmp_path: Path) -> None:

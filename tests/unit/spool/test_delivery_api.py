@@ -254,17 +254,38 @@ def test_backlog_status_matches_the_status_model(tmp_path: Path) -> None:
         assert status.recordings == 1 and status.oldest_age_s == 60.0 and status.bytes > 10
 
 
-def test_orphan_segments_from_a_lost_ledger_are_kept_and_quarantined(tmp_path: Path) -> None:
+def test_segments_from_a_lost_ledger_rejoin_their_encounter_from_their_sealed_header(
+    tmp_path: Path,
+) -> None:
+    config = spool_config(tmp_path)
+    data = os.urandom(5000)
+    with open_spool(config) as spool:
+        rid = _closed(spool, "A", 2, data)
+    (config.dir / "ledger.json").write_text("not json")
+    with open_spool(config) as spool:
+        [rec] = spool.recordings()
+        assert (rec.id, rec.encounter, rec.seq, rec.codec, rec.sample_rate, rec.length) == (
+            rid, "A", 2, "pcm16", 16000, 5000
+        )  # fmt: skip
+        assert rec.quarantine is None and [r.id for r in spool.pending_recordings()] == [rid]
+        assert spool.read(rid, 0, 10_000) == data
+        assert any("ledger-reset" in n for n in spool.notices)
+
+
+def test_orphan_segments_without_a_header_are_kept_and_quarantined(tmp_path: Path) -> None:
     config = spool_config(tmp_path)
     data = os.urandom(5000)
     with open_spool(config) as spool:
         rid = _closed(spool, "A", 1, data)
     (config.dir / "ledger.json").write_text("not json")
+    for header in (config.dir / "headers").iterdir():  # as segments of older versions were
+        header.unlink()
     with open_spool(config) as spool:
         [rec] = spool.recordings()
         assert rec.id == rid and rec.quarantine is not None and "orphan" in rec.quarantine
         assert spool.read(rid, 0, 10_000) == data  # still readable for an operator
         assert any("ledger-reset" in n for n in spool.notices)
+        assert spool.retry() == [] and spool.recording(rid).quarantine is not None  # never sent
 
 
 def test_a_full_disk_does_not_stop_the_spool_from_opening(tmp_path: Path) -> None:

@@ -55,3 +55,20 @@ def test_append_respects_the_disk_reserve() -> None:
 def test_status_alarm(used: int, free: int, alarm: str | None) -> None:
     status = space_status(LIMITS, used, free)
     assert status.alarm == alarm and status.high_water_bytes == 800
+
+
+def test_a_refusal_holds_until_room_for_the_largest_append_is_back() -> None:
+    from edge_recorder.spool.policy import RESUME_MARGIN, Refusal
+
+    limits = SpaceLimits(max_bytes=10**9, high_water_ratio=0.8, reserve_free_bytes=1000)
+    disk_full = Refusal("disk-full", free=5000)  # ENOSPC while statvfs said 5000 bytes free
+    assert space_status(limits, 0, 5000, disk_full).alarm == "disk-full"
+    assert not disk_full.cleared(limits, 0, 5000 + RESUME_MARGIN - 1)
+    assert disk_full.cleared(limits, 0, 5000 + RESUME_MARGIN)
+    reserve = Refusal("disk-reserve", free=1100)  # the spool's own check said no
+    assert not reserve.cleared(limits, 0, 1000 + RESUME_MARGIN - 1)
+    assert reserve.cleared(limits, 0, 1100 + RESUME_MARGIN)
+    cap = Refusal("spool-full", free=PLENTY)
+    assert not cap.cleared(limits, 10**9 - RESUME_MARGIN + 1, PLENTY)
+    assert cap.cleared(limits, 10**9 - RESUME_MARGIN, PLENTY)
+    assert space_status(limits, 0, PLENTY).alarm is None  # no refusal: the old rules alone

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_recorder.spool.identity import Identities
 from edge_recorder.uplinks.base import (
     Ack,
     DataFormat,
@@ -81,7 +82,7 @@ async def test_a_stream_delivers_the_exact_bytes_and_brings_back_a_sealed_note(
     assert stream.transcript.final_count == stream.transcript.count
 
     (note_file,) = rig.notes_dir.iterdir()
-    assert note_file.name == f"enc-1-{stream.track_id}.json.enc"
+    assert note_file.name == f"{Identities(rig.key).ref('enc-1')}-{stream.track_id}.json.enc"
     assert note_file.stat().st_mode & 0o777 == 0o600
     assert b"Emulated" not in note_file.read_bytes()  # sealed, not plain JSON
     document = read_note(rig.key, note_file)

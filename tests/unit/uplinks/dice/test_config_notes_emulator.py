@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from devtools.emulators.dice import protocol as p
 from edge_recorder.config.model import Config
+from edge_recorder.spool.identity import Identities
 from edge_recorder.uplinks.dice.factory import dice_uplinks
 from edge_recorder.uplinks.dice.notes import NoteWriter, read_note, seal, unseal
 
@@ -108,8 +109,10 @@ def test_notes_are_sealed_bound_to_their_name_and_written_private(tmp_path: Path
     with pytest.raises(InvalidTag):
         unseal(bytes(32), "e-s.json.enc", blob)
     writer = NoteWriter(tmp_path / "notes", lambda: key)
-    path = writer.save("enc", "s1", {"note": None, "transcript": []})
+    path = writer.save("MRN-55443322-VISIT", "s1", {"note": None, "transcript": []})
     assert path is not None and path.stat().st_mode & 0o777 == 0o600
+    assert "MRN" not in path.name  # named by the keyed ref, never by the correlation id
+    assert path.name == f"{Identities(key).ref('MRN-55443322-VISIT')}-s1.json.enc"
     assert read_note(key, path) == {"note": None, "transcript": []}
 
 

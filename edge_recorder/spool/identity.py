@@ -1,0 +1,174 @@
+"""Who an encounter is, kept out of the spool's plain files.
+
+A correlation id may be an EHR identifier (an MRN and a visit number): PHI, and guessable, so
+an unkeyed hash of it is no disguise (trying the likely ids reverses it in a fraction of a
+second). Everything here is keyed from the spool's device key through HKDF, one label per
+purpose; the device key itself never hashes or seals anything:
+
+- `ref(id)`: the `encounter_ref` (`status.encounter_ref`: HMAC-SHA256, 12 hex characters). The
+  ledger names encounters by it and the fleet shows it, so `spool list` and a dashboard agree,
+  and neither gives the id away: without the key a guess cannot be checked. Stable for as
+  long as the spool key lives (restarts included); another device's key gives other refs.
+- `seal_id`/`open_id`: the id itself, AES-256-GCM under its own key, with the entry's ledger
+  key (its ref) as associated data, so a sealed id copied to another entry does not open.
+  Delivery still names the encounter to the service after a restart.
+- `context_name(id)`: the file name of the encounter's sealed EHR context (HMAC, 32 hex).
+- `header_cipher`: seals recording header files (`headers.py`).
+- `to_disk`/`from_disk`: the ledger as saved (refs, sealed ids, and no id left in any free
+  text: notices, quarantine reasons and service errors get `ref:<ref>` instead) and the
+  ledger as used in memory (ids). Version 1 ledgers (plain ids) are read as they are and
+  written as version 2 by the first save.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Mapping
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from edge_recorder.spool.crypto import derive_cipher, derive_key
+from edge_recorder.spool.ledger import LedgerData, RetryState
+from edge_recorder.status import encounter_ref
+
+_REF_INFO = b"edge-recorder encounter ref v1"
+_NAME_INFO = b"edge-recorder context name v1"
+_ID_INFO = b"edge-recorder ledger ids v1"
+_HEADER_INFO = b"edge-recorder recording header v1"
+_NONCE = 12
+_ID_CHARS = "A-Za-z0-9_|-"  # what a correlation id is made of (StartContext's pattern)
+
+
+class Identities:
+    """The device's keyed names and seals for encounter ids (see the module docstring)."""
+
+    def __init__(self, device_key: bytes) -> None:
+        self._ref_key = derive_key(device_key, _REF_INFO)
+        self._name_key = derive_key(device_key, _NAME_INFO)
+        self._ids = derive_cipher(device_key, _ID_INFO)
+        self.header_cipher: AESGCM = derive_cipher(device_key, _HEADER_INFO)
+        self._sealed: dict[tuple[str, str], str] = {}  # (id, ledger key) -> sealed id
+
+    def ref(self, correlation_id: str) -> str:
+        return encounter_ref(correlation_id, self._ref_key)
+
+    def context_name(self, correlation_id: str) -> str:
+        digest = hmac.new(self._name_key, correlation_id.encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    def seal_id(self, correlation_id: str, label: str) -> str:
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = self._ids.encrypt(nonce, correlation_id.encode(), label.encode())
+        return base64.b64encode(nonce + sealed).decode("ascii")
+
+    def open_id(self, sealed: str, label: str) -> str:
+        """The id sealed under ledger key `label`; ValueError when it does not open."""
+        try:
+            blob = base64.b64decode(sealed, validate=True)
+            plain = self._ids.decrypt(blob[:_NONCE], blob[_NONCE:], label.encode()).decode()
+        except (binascii.Error, InvalidTag, UnicodeDecodeError, ValueError):
+            raise ValueError("an encounter's sealed id does not open (damaged, or moved)") from None
+        if not label.startswith(self.ref(plain)):
+            raise ValueError("an encounter's sealed id does not match its ref")
+        return plain
+
+    # ---- the ledger on disk and in memory ------------------------------------------------
+    def to_disk(self, ledger: LedgerData) -> LedgerData:
+        """The ledger as saved: encounters filed under their refs, ids only sealed."""
+        keys: dict[str, str] = {}
+        taken: set[str] = set()
+        for cid, enc in ledger.encounters.items():
+            key = self.ref(cid)
+            if key in taken:  # two ids, one 48-bit ref: astronomically rare
+                key = f"{key}-{enc.order}"
+            keys[cid] = key
+            taken.add(key)
+        scrub = _scrubber(keys)
+        sealed = {
+            (cid, key): self._sealed.get((cid, key)) or self.seal_id(cid, key)
+            for cid, key in keys.items()
+        }
+        self._sealed = sealed  # only what the ledger still holds
+        encounters = {
+            keys[cid]: enc.model_copy(
+                update={
+                    "id": keys[cid],
+                    "sealed_id": sealed[cid, keys[cid]],
+                    "retry": _scrub_retry(enc.retry, scrub),
+                }
+            )
+            for cid, enc in ledger.encounters.items()
+        }
+        recordings = {
+            rid: rec.model_copy(
+                update={
+                    "encounter": keys.get(rec.encounter) or self.ref(rec.encounter),
+                    "quarantine": scrub(rec.quarantine),
+                    "retry": _scrub_retry(rec.retry, scrub),
+                }
+            )
+            for rid, rec in ledger.recordings.items()
+        }
+        notices = [n.model_copy(update={"detail": scrub(n.detail) or ""}) for n in ledger.notices]
+        return ledger.model_copy(
+            update={
+                "version": 2,
+                "encounters": encounters,
+                "recordings": recordings,
+                "notices": notices,
+            }
+        )
+
+    def from_disk(self, ledger: LedgerData) -> LedgerData:
+        """The ledger in memory (ids); ValueError when a sealed id is missing or damaged."""
+        if ledger.version == 1:
+            return ledger.model_copy(update={"version": 2})  # plain ids: sealed at next save
+        ids: dict[str, str] = {}
+        for key, enc in ledger.encounters.items():
+            if enc.sealed_id is None:
+                raise ValueError("an encounter has no sealed id")
+            ids[key] = self.open_id(enc.sealed_id, key)
+            self._sealed[ids[key], key] = enc.sealed_id
+        if len(set(ids.values())) != len(ids):
+            raise ValueError("one encounter is filed twice")
+        encounters = {
+            ids[key]: enc.model_copy(update={"id": ids[key], "sealed_id": None})
+            for key, enc in ledger.encounters.items()
+        }
+        recordings = {
+            rid: rec.model_copy(update={"encounter": ids[rec.encounter]})
+            for rid, rec in ledger.recordings.items()
+        }
+        return ledger.model_copy(update={"encounters": encounters, "recordings": recordings})
+
+
+def legacy_context_name(correlation_id: str) -> str:
+    """The unkeyed name older versions gave a sealed context file (read, then renamed)."""
+    return hashlib.sha256(correlation_id.encode()).hexdigest()[:32]
+
+
+def _scrubber(refs: Mapping[str, str]) -> Callable[[str | None], str | None]:
+    """Replaces each whole id in a text with `ref:<ref>` (a service's error may quote it)."""
+    if not refs:
+        return lambda text: text
+    alternatives = "|".join(re.escape(cid) for cid in sorted(refs, key=len, reverse=True))
+    pattern = re.compile(f"(?<![{_ID_CHARS}])(?:{alternatives})(?![{_ID_CHARS}])")
+
+    def scrub(text: str | None) -> str | None:
+        if not text:
+            return text
+        return pattern.sub(lambda m: f"ref:{refs[m.group(0)]}", text)
+
+    return scrub
+
+
+def _scrub_retry(retry: RetryState, scrub: Callable[[str | None], str | None]) -> RetryState:
+    if retry.last_error is None:
+        return retry
+    return retry.model_copy(update={"last_error": scrub(retry.last_error)})
