@@ -95,6 +95,7 @@ test: lint node
 ## docs: regenerate config.example.toml and the configuration reference in docs/configuration.md
 docs: bootstrap
 	$(PY) -m devtools.config_doc --write
+	$(PY) -m devtools.panel_legend --write
 
 ## proto: regenerate the committed stubs in edge_recorder/_proto from protos/ (grpc_tools.protoc
 ## + mypy-protobuf, imports made package-relative); a test fails when they drift

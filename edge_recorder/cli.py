@@ -10,8 +10,10 @@ importable (a development checkout, never a device), their commands (`emulator`,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
@@ -23,6 +25,11 @@ from edge_recorder import __version__, commands
 DEVTOOLS_COMMANDS = "devtools.commands"
 
 CommandFunc = Callable[[argparse.Namespace], int]
+
+#: Exit status when the reader of our stdout went away (`ctl ... | head`): 128 + SIGPIPE, what
+#: a shell reports for a C tool killed by the signal, so `set -o pipefail` scripts see the
+#: same status as with `cat` or `grep`.
+EXIT_BROKEN_PIPE = 141
 
 
 def devtools_commands() -> ModuleType | None:
@@ -59,13 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    func: CommandFunc = args.func
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        func: CommandFunc = args.func
         return func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The pipe's reader closed early (`| head`): stop quietly, as Unix tools do.
+
+    Python ignores SIGPIPE, so a write raised instead; and the interpreter would flush stdout
+    again at exit, fail again and print "Exception ignored ... BrokenPipeError". Pointing
+    stdout at /dev/null makes that last flush harmless. Once, here, for every command.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

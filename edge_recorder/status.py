@@ -80,6 +80,9 @@ class DeviceStatus(_Model):
     last_delivery_at: datetime | None = None
     backlog: BacklogStatus = Field(default_factory=BacklogStatus)
     mic: MicStatus = Field(default_factory=MicStatus)
+    # `error`: delivery's problem now (None once it works again: what an alert follows);
+    # `last_error`: the last problem seen, kept with its time after recovery (history).
+    error: ErrorInfo | None = None
     last_error: ErrorInfo | None = None
     mqtt: FleetCounters | None = None  # None: MQTT is off
 

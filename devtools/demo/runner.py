@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from devtools.demo.broker import Broker, BrokerError
+from devtools.demo.keep import ENDLESS_MIC, ENDLESS_MIC_TEXT, WorkDirBusy, WorkDirLock, keep_hints
 from devtools.demo.procs import ChildProcess, pid_alive, spawn
 from devtools.demo.services import (
     ControlClient,
@@ -83,6 +84,8 @@ class Demo:
         self.signalled: int | None = None
         self.cleaning = False
         self.verdict_code: int | None = None  # set once the verdict is printed
+        self.daemon: ChildProcess | None = None
+        self.config_tree: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -92,11 +95,13 @@ class Demo:
         assert main is not None
 
         def on_signal(signum: int) -> None:
+            # Cancel before printing: if stdout is a broken pipe (`| tee` killed by the same
+            # Ctrl-C), nothing the handler prints may keep the children from being stopped.
             if self.signalled is None:
                 self.signalled = signum
-                self.timeline.say("demo", f"{signal.Signals(signum).name}: stopping everything")
                 if not self.cleaning:
                     main.cancel()
+                self.timeline.say("demo", f"{signal.Signals(signum).name}: stopping everything")
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
@@ -152,7 +157,7 @@ class Demo:
 
     async def _setup(self) -> ControlClient:
         say, speed = self.timeline.say, self.options.speed
-        for line in intro(speed):
+        for line in intro(speed, self.options.keep):
             self.timeline.plain(line)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir(parents=True)
@@ -179,35 +184,42 @@ class Demo:
             f"HTTP :{http.port} -> :{self.emulator.http_port}")  # fmt: skip
 
         socket_path = self.short_dir / "ctl.sock"
-        config = write_toml(
-            self.run_dir / "device.toml",
-            device_config(
-                self.run_dir / "emulator-device.toml",
-                emulator=self.emulator,
-                grpc_proxy_port=grpc.port,
-                http_proxy_port=http.port,
-                sections=self._sections(wav, socket_path),
-            ),
+        self.config_tree = device_config(
+            self.run_dir / "emulator-device.toml",
+            emulator=self.emulator,
+            grpc_proxy_port=grpc.port,
+            http_proxy_port=http.port,
+            sections=self._sections(wav, socket_path),
         )
-        self.config_path = config
+        self.config_path = write_toml(self.run_dir / "device.toml", self.config_tree)
         self.mqtt = MqttWatcher(
             self.timeline, "127.0.0.1", self.broker.port, TOPIC_PREFIX, DEVICE_ID
         )
         self.notify = NotifyReceiver(
             self.short_dir / "notify.sock", lambda status: say("state", status)
         )
+        await self._start_daemon()
+        control = ControlClient(socket_path)
+        self.tasks.append(asyncio.create_task(watch_leds(self.timeline, control.leds)))
+        return control
+
+    async def _start_daemon(self) -> ChildProcess:
+        assert self.notify is not None
         env = {
             "GPIOZERO_PIN_FACTORY": "mock",
             "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin",
             "NOTIFY_SOCKET": str(self.notify.path),
         }
+        config = self.config_path
         args = ["run", "--config", str(config)]
+        self.notify.ready.clear()
         daemon = await self._spawn("daemon", args, self.run_dir / "daemon.log", env, False)
-        say("setup", f"daemon: edge-recorder run --config {config} (pid {daemon.pid})")
+        self.daemon = daemon
+        self.timeline.say(
+            "setup", f"daemon: edge-recorder run --config {config} (pid {daemon.pid})"
+        )
         await self._wait_ready(daemon)
-        control = ControlClient(socket_path)
-        self.tasks.append(asyncio.create_task(watch_leds(self.timeline, control.leds)))
-        return control
+        return daemon
 
     async def _spawn(
         self, name: str, args: list[str], log: Path, env: dict[str, str] | None, pipe: bool
@@ -344,29 +356,55 @@ class Demo:
         return self.verdict_code
 
     async def _keep_running(self) -> None:
+        """Restart the daemon with an endless mic (the WAV is about to end, and a WAV mic
+        that ended is `error no_mic`), then wait for Ctrl-C."""
         assert self.broker is not None and self.emulator is not None
+        assert self.daemon is not None
+        say = self.timeline.say
         self.timeline.plain("")
-        self.timeline.plain("--keep: everything keeps running until Ctrl-C. Try:")
-        self.timeline.plain(f"  edge-recorder ctl status --config {self.config_path}")
-        self.timeline.plain(
-            f"  mosquitto_sub -h 127.0.0.1 -p {self.broker.port} -t '{TOPIC_PREFIX}/#' -v"
+        say(
+            "demo",
+            "--keep: the speech WAV is nearly over; restarting the daemon with an endless mic",
         )
-        self.timeline.plain(f"  curl {self.emulator.http_url}/_emulator/sessions")
+        code = await self.daemon.stop()
+        say("setup", f"daemon stopped (pid {self.daemon.pid}, exit {code})")
+        audio = self.config_tree.setdefault("audio", {})
+        audio.pop("wav_path", None)
+        audio.update(ENDLESS_MIC)
+        write_toml(self.config_path, self.config_tree)
+        await self._start_daemon()
+        say("demo", f"mic now: {ENDLESS_MIC_TEXT}")
+        hints = keep_hints(self.config_path, self.broker.port, TOPIC_PREFIX, self.emulator.http_url)
+        for line in hints:
+            self.timeline.plain(line)
         await asyncio.Event().wait()  # until a signal cancels the demo
 
 
-def intro(speed: float) -> list[str]:
+def intro(speed: float, keep: bool = False) -> list[str]:
     pace = "real time" if speed == 1 else f"{speed:g}x real time"
+    then = " (--keep: then an endless synthetic mic)" if keep else ""
     return [
         "edge-recorder demo: the real daemon on simulated hardware, everything on loopback",
-        "  mic: an espeak-ng conversation (WAV) at "
-        + pace
-        + "; buttons and LEDs: gpiozero mock pins",
+        f"  mic: an espeak-ng conversation (WAV) at {pace}{then}",
+        "  buttons and LEDs: gpiozero mock pins",
         "  service: the AAS emulator behind a TCP fault proxy; fleet: mosquitto + MQTT",
         "  script: record, cut the network, pause + resume offline, restore, stop, verify bytes",
         "",
     ]
 
 
+#: Exit status when another demo runs in the same work directory (EX_TEMPFAIL: try later).
+EXIT_WORK_DIR_BUSY = 75
+
+
 async def run_demo(options: DemoOptions, out: IO[str] | None = None) -> int:
-    return await Demo(options, out).run()
+    lock = WorkDirLock(options.work_dir)
+    try:
+        lock.acquire()
+    except WorkDirBusy as exc:
+        Timeline(out).plain(f"edge-recorder demo: {exc}")
+        return EXIT_WORK_DIR_BUSY
+    try:
+        return await Demo(options, out).run()
+    finally:
+        lock.release()

@@ -11,7 +11,9 @@ Sources, each shown with its own tag:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -23,12 +25,14 @@ from edge_recorder.panel.patterns import (
     AMBER,
     BLUE,
     DIM_GREEN,
+    GREEN,
     MAGENTA,
     OFF,
     PATTERNS,
     RED,
     WHITE,
     Light,
+    describe,
 )
 
 BYTES_PER_S = 32000  # 16 kHz mono PCM16
@@ -36,37 +40,59 @@ PROGRESS_EVERY_S = 2.0  # at most one progress line per recording this often
 
 
 class Timeline:
-    """Thread-safe printer: `+  12.3s  tag       text`."""
+    """Thread-safe printer: `+  12.3s  tag       text`.
+
+    Printing never raises: when stdout's reader is gone (`demo | tee` and a Ctrl-C that
+    killed tee too), the lines are kept in `lines` but no longer printed, so the signal
+    handler and the clean-up that stops the children run to the end regardless."""
 
     def __init__(self, out: IO[str] | None = None) -> None:
         self.start = time.monotonic()
         self._out = out or sys.stdout
         self._lock = threading.Lock()
+        self._broken = False
         self.lines: list[str] = []
 
     def offset(self, at: float | None = None) -> float:
         return (time.monotonic() if at is None else at) - self.start
 
     def say(self, tag: str, text: str, at: float | None = None) -> None:
-        line = f"{self.offset(at):+8.1f}s  {tag:<9} {text}"
-        with self._lock:
-            self.lines.append(line)
-            print(line, file=self._out, flush=True)
+        self.plain(f"{self.offset(at):+8.1f}s  {tag:<9} {text}")
 
     def plain(self, text: str = "") -> None:
         with self._lock:
             self.lines.append(text)
-            print(text, file=self._out, flush=True)
+            if self._broken:
+                return
+            try:
+                print(text, file=self._out, flush=True)
+            except (OSError, ValueError):  # BrokenPipeError, EIO, or a closed file
+                self._broken = True
+                self._silence()
+
+    def _silence(self) -> None:
+        """Point a broken stdout at /dev/null: the interpreter flushes it once more at exit,
+        and that flush would otherwise print "Exception ignored ... BrokenPipeError"."""
+        try:
+            fd = self._out.fileno()
+        except (OSError, ValueError, AttributeError):
+            return
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
 
 
 _COLOURS = {RED: "red", AMBER: "amber", MAGENTA: "magenta", WHITE: "white", BLUE: "blue"}
-_COLOURS.update({DIM_GREEN: "dim green", OFF: "off"})
+_COLOURS.update({DIM_GREEN: "dim green", GREEN: "green", OFF: "off"})
 
 
 def light_text(light: Light) -> str:
     on, off = _COLOURS.get(light.on, str(light.on)), _COLOURS.get(light.off, str(light.off))
     if light.solid:
         return "off" if light.on == OFF else f"solid {on}"
+    if light.count > 1:  # a double or triple blink
+        return describe(light)
     return f"{on} {light.on_s:g} s / {off} {light.off_s:g} s"
 
 
@@ -154,6 +180,8 @@ async def watch_leds(timeline: Timeline, fetch: Fetch, period_s: float = 0.2) ->
             data = None
         if isinstance(data, dict):
             indicators = data.get("indicators") or []
+            if len(indicators) < seen:  # a new daemon (keep mode restarts it): a new history
+                seen = 0
             for at, name in indicators[seen:]:
                 timeline.say("led", describe_pattern(str(name)), at=float(at))
             seen = max(seen, len(indicators))

@@ -38,7 +38,7 @@ from typing import Any
 from edge_recorder.app.extras import load_usable_config
 from edge_recorder.app.recorder import MqttHandler, Recorder
 from edge_recorder.app.service import ServiceNotifier, WatchdogSupervisor, install_signal_handlers
-from edge_recorder.capture.worker import AudioWorker
+from edge_recorder.capture.worker import AudioWorker, storage_reason
 from edge_recorder.config.loader import ConfigError, print_config_error
 from edge_recorder.config.model import Config
 from edge_recorder.control.server import ControlError, ControlServer
@@ -155,6 +155,8 @@ class Daemon:
         self._delivery_task: asyncio.Task[None] | None = None
         self._ready = False
         self._reload_lock = asyncio.Lock()
+        self._storage_problem: str | None = None  # the spool's storage fault, as last logged
+        self._health_error: str | None = None  # the last unexpected health-check failure
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -319,17 +321,40 @@ class Daemon:
             self.recorder.dispatch(ev.Tick())
 
     async def _health(self) -> None:
-        """spool.sync, and delivery/spool state turned into controller events on change."""
+        """spool.sync, and delivery/spool state turned into controller events on change.
+
+        A spool that cannot be synced or measured (its directory removed, EIO, a read-only
+        remount) is a storage fault: named as such in status and logged once when it starts
+        and once when it ends, not a traceback a second."""
         while True:
+            problem: str | None = None
             try:
                 await asyncio.to_thread(self.spool.sync)
-            except SpoolError as exc:
-                log.error("spool sync failed", error=str(exc))
+            except (SpoolError, OSError) as exc:
+                problem = storage_reason(exc)
             try:
                 self._check_health()
-            except Exception:
-                log.exception("health check failed")
+                self._health_error = None
+            except (SpoolError, OSError) as exc:
+                problem = problem or storage_reason(exc)
+            except Exception as exc:  # a bug: its traceback once, not once a second
+                if repr(exc) != self._health_error:
+                    self._health_error = repr(exc)
+                    log.exception("health check failed")
+            self._storage_state(problem)
             await asyncio.sleep(min(HEALTH_EVERY_S, self.config.spool.fsync_interval_s))
+
+    def _storage_state(self, problem: str | None) -> None:
+        """Tell the controller (and the log, once) when the spool's storage fails or recovers."""
+        if problem == self._storage_problem:
+            return
+        if problem is not None:
+            log.error("spool storage fault; capture stops until it works again", error=problem)
+            self.recorder.dispatch(ev.StorageFault(problem))
+        else:
+            log.warning("spool storage works again")
+            self.recorder.dispatch(ev.StorageOk())
+        self._storage_problem = problem
 
     def _check_health(self) -> None:
         snap = self.delivery.snapshot()
@@ -352,6 +377,7 @@ class Daemon:
             "spool": spool_event,
             "service": service_event,
             "live": ev.LiveSilent(snap.live_silent),
+            "delivery": ev.DeliveryDisabled(snap.disabled),
         }
         if limits is not None:
             wanted["limits"] = ev.ServiceLimits(float(limits[0]), float(limits[1]))

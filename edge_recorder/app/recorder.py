@@ -139,6 +139,7 @@ class Recorder:
             service=snap.service,
             processing_refs=dict(snap.processing_refs),
             last_delivery_at=snap.last_delivery_at,
+            error=snap.error,
             last_error=snap.last_error,
             backlog=self.spool.backlog(),
             mic=self.worker.mic,

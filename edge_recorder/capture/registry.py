@@ -54,6 +54,8 @@ def open_source(audio: AudioConfig) -> AudioSource:
 def probe_mic(config: Config) -> list[CheckResult]:
     """`check --probe` row: open the configured mic and capture ~0.5 s, or say why not."""
     audio = config.audio
+    if audio.source == "wav":
+        return _probe_wav(audio)
     if audio.source != "alsa":
         return [CheckResult("mic", "info", f"source = {audio.source}: no microphone to probe")]
     try:
@@ -80,3 +82,23 @@ def probe_mic(config: Config) -> list[CheckResult]:
     level = f"{20 * np.log10(rms):.1f} dBFS" if rms > 0 else "digital silence (muted?)"
     status: Literal["ok", "warn"] = "ok" if rms > 0 else "warn"
     return [CheckResult("mic", status, f"{audio.device}: {len(samples)} frames, level {level}")]
+
+
+def _probe_wav(audio: AudioConfig) -> list[CheckResult]:
+    """A WAV "mic": the file's own header decides rate and channels (`audio.rate` does not
+    apply), so say what the file holds, or fail for a file the daemon could not play."""
+    try:
+        source = open_source(audio)
+    except Exception as exc:  # missing file, not audio, unsupported subtype (soundfile's own)
+        return [CheckResult("mic", "fail", f"wav {audio.wav_path}: {type(exc).__name__}: {exc}")]
+    try:
+        fmt = source.format
+        frames = getattr(source, "total_frames", 0)
+    finally:
+        source.stop()
+    seconds = frames / fmt.rate if fmt.rate else 0.0
+    detail = (
+        f"source = wav: no microphone to probe; {audio.wav_path}: {fmt.rate} Hz {fmt.channels} ch "
+        f"{fmt.sample_format}, {seconds:.1f} s -> 16 kHz mono"
+    )
+    return [CheckResult("mic", "ok" if frames else "fail", detail)]

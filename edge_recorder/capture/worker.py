@@ -330,11 +330,16 @@ class AudioWorker:
             return
         try:
             rec.writer.append(data)
-        except SpoolError as exc:
+        except SpoolFull as exc:
             rec.failed = str(exc)
             rec.unstored_bytes += len(data)
             log.error("spool refused audio; capture into this recording stops", error=str(exc))
             self._post(ev.SpoolFull(hard=True))
+        except (SpoolError, OSError) as exc:  # the directory vanished, EIO, read-only...
+            rec.failed = storage_reason(exc)
+            rec.unstored_bytes += len(data)
+            log.error("spool write failed; capture into this recording stops", error=rec.failed)
+            self._post(ev.StorageFault(rec.failed))
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -382,6 +387,9 @@ class AudioWorker:
         except (SpoolRefused, SpoolFull):
             self._post(ev.SpoolFull(hard=True))
             raise
+        except (SpoolError, OSError) as exc:
+            self._post(ev.StorageFault(storage_reason(exc)))
+            raise
         self._recording = _Recording(writer, self._new_pipeline(source.format, encode=True))
         self._meter = None
         log.info("recording audio opened", recording_id=writer.recording_id, seq=what.seq)
@@ -397,8 +405,14 @@ class AudioWorker:
         except Exception:
             log.exception("flushing the pipeline failed; the recording keeps what it has")
         if rec.unstored_bytes:
-            log.error("audio not stored: the spool was full", unstored_bytes=rec.unstored_bytes)
-        rec.writer.close(reason)
+            why = rec.failed or "the spool was full"
+            log.error("audio not stored", reason=why, unstored_bytes=rec.unstored_bytes)
+        try:
+            rec.writer.close(reason)
+        except (SpoolError, OSError) as exc:  # storage gone: the fault is already raised
+            log.error("recording could not be closed in the spool", error=storage_reason(exc))
+            self._post(ev.StorageFault(storage_reason(exc)))
+            return None
         log.info(
             "recording audio closed",
             recording_id=rec.writer.recording_id,
@@ -408,3 +422,12 @@ class AudioWorker:
             length_bytes=rec.writer.offset,
         )
         return rec.writer.offset
+
+
+def storage_reason(exc: BaseException) -> str:
+    """A short, log- and status-safe reason for a spool storage failure (paths only)."""
+    cause = exc if isinstance(exc, OSError) else (exc.__cause__ or exc)
+    if isinstance(cause, OSError) and cause.strerror:
+        where = f": {cause.filename}" if cause.filename else ""
+        return f"{cause.strerror} (errno {cause.errno}){where}"[:200]
+    return f"{type(exc).__name__}: {exc}"[:200]

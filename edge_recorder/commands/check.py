@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from edge_recorder.commands._common import add_config_argument, config_path, load_or_exit
+from edge_recorder.config.loader import EX_CONFIG, ConfigError, print_config_error
+
+if TYPE_CHECKING:
+    from edge_recorder.config.model import Config
+    from edge_recorder.support.checks import CheckResult
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "check",
         help="validate the config (exit 78 on errors); --probe also tests mic and endpoints",
         description="Validate the configuration and print a readable report. A config error "
-        "exits 78 (EX_CONFIG) with one 'key.path: reason' line per problem.",
+        "exits 78 (EX_CONFIG) with one 'key.path: reason' line per problem; so does a config "
+        "the device could record with but never deliver from (no endpoint or ids for "
+        "uplink.service).",
     )
     add_config_argument(parser)
     parser.add_argument(
@@ -35,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
     rows: list[CheckResult] = [CheckResult("config", "ok", f"{config_path(args)} is valid")]
     rows.extend(summary(config))
+    delivery = delivery_row(config)
+    rows.append(delivery)
     if args.probe:
         probes: list[tuple[str, Probe]] = [
             ("mic", probe_mic),
@@ -55,4 +66,33 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             print(f"{marks[row.status]}  {row.name:<20} {row.detail}")
         print("result: " + ("FAILED" if failed else "ok"))
+    if delivery.status == "fail":  # the service config is incomplete: a config error
+        reason = delivery.detail.split(": ", 1)[-1]
+        print_config_error(
+            ConfigError(
+                [f"{reason} (uplink.service = {config.uplink.service!r} cannot deliver)"],
+                str(config_path(args)),
+            )
+        )
+        return EX_CONFIG
     return 1 if failed else 0
+
+
+def delivery_row(config: Config) -> CheckResult:
+    """Can `uplink.service` deliver with this config? The same test the daemon's delivery
+    engine makes at start-up (build the uplinks, name the identity), so a config `check`
+    passes never runs as a daemon that records but silently delivers nothing."""
+    from edge_recorder.support.checks import CheckResult
+    from edge_recorder.uplinks.bundle import MemoryState
+    from edge_recorder.uplinks.registry import build_uplinks
+
+    service = config.uplink.service
+    try:
+        uplinks = build_uplinks(config, MemoryState())
+        try:
+            uplinks.identity("edge-recorder-check")
+        finally:
+            asyncio.run(uplinks.aclose())
+    except (ValueError, OSError) as exc:
+        return CheckResult("delivery", "fail", f"{service} cannot deliver: {exc}")
+    return CheckResult("delivery", "ok", f"{service}: endpoints and ids configured")

@@ -16,9 +16,12 @@ import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_recorder.commands._common import add_config_argument, config_path
+
+if TYPE_CHECKING:
+    from edge_recorder.config.model import AudioConfig
 
 _CARD_LINE = re.compile(r"^\s*(\d+)\s+\[(\S+)\s*\]:\s*(.*?)\s+-\s+(.*)$")
 # Tried in turn until the device accepts one; once open, the full capability space is read.
@@ -205,6 +208,55 @@ def pin_factory(kind: str) -> dict[str, Any]:
     return report
 
 
+def configured_source(audio: AudioConfig, present: set[str]) -> dict[str, Any]:
+    """The configured source as it is: the ALSA device (and whether its card is here), or the
+    WAV file with the rate and channels it really has, or the synthetic generator. An ALSA
+    device name is only reported when ALSA is the source: the unused default would mislead."""
+    out: dict[str, Any] = {"source": audio.source, "profile": audio.profile}
+    if audio.source == "alsa":
+        card = re.search(r"CARD=([^,\s]+)", audio.device)
+        return out | {
+            "device": audio.device,
+            "card_present": bool(card and card.group(1) in present),
+        }
+    out |= {"device": None, "card_present": None, "speed": audio.speed}
+    if audio.source == "synthetic":
+        return out | {"rate": audio.rate, "channels": audio.channels, "format": audio.format}
+    out |= {"wav_path": str(audio.wav_path), "rate": None, "channels": None, "wav_error": ""}
+    try:
+        import soundfile
+
+        info = soundfile.info(str(audio.wav_path))
+    except Exception as exc:  # soundfile raises its own LibsndfileError as well as OSError
+        return out | {"wav_error": str(exc) or type(exc).__name__}
+    return out | {
+        "rate": int(info.samplerate),
+        "channels": int(info.channels),
+        "format": str(info.subtype),
+        "duration_s": round(float(info.duration), 2),
+    }
+
+
+def describe_configured(conf: dict[str, Any]) -> str:
+    """One line for the text report."""
+    pace = f"at {conf.get('speed', 1.0):g}x real time" if conf.get("speed") else "unpaced"
+    if conf["source"] == "alsa":
+        where = "present" if conf["card_present"] else "NOT present"
+        return f"configured mic: {conf['device']} (card {where})"
+    if conf["source"] == "synthetic":
+        return (
+            f"configured source: synthetic (generated speech-like bursts, endless), "
+            f"{conf['rate']} Hz {conf['channels']} ch {conf['format']}, {pace}; no ALSA device"
+        )
+    if conf["wav_error"]:
+        return f"configured source: wav file {conf['wav_path']} (unreadable: {conf['wav_error']})"
+    return (
+        f"configured source: wav file {conf['wav_path']} ({conf['rate']} Hz, "
+        f"{conf['channels']} ch, {conf['format']}, {conf['duration_s']:g} s), {pace}; "
+        "no ALSA device"
+    )
+
+
 def gather(args: argparse.Namespace) -> dict[str, Any]:
     from edge_recorder.config.hardware import all_profiles
     from edge_recorder.config.loader import ConfigError, load_config
@@ -229,20 +281,12 @@ def gather(args: argparse.Namespace) -> dict[str, Any]:
         if not args.no_probe:
             for pcm in card.pcms:
                 probe_pcm(pcm)
-    configured = config.audio.device
-    configured_card = re.search(r"CARD=([^,\s]+)", configured)
     present = {c.id for c in cards or []}
     return {
         "cards": [asdict(c) for c in cards or []],
         "sound_support": cards is not None,
         "capture_pcm_names": pcm_names,
-        "configured": {
-            "source": config.audio.source,
-            "device": configured,
-            "profile": config.audio.profile,
-            "card_present": bool(configured_card and configured_card.group(1) in present),
-            "config_error": config_note,
-        },
+        "configured": configured_source(config.audio, present) | {"config_error": config_note},
         "profiles": {n: {"title": p.title, "kind": p.kind} for n, p in profiles.items()},
         "gpio": pin_factory(config.panel.pin_factory),
     }
@@ -279,11 +323,7 @@ def print_report(report: dict[str, Any]) -> None:
     conf = report["configured"]
     if conf["config_error"]:
         print(f"config problem (defaults shown): {conf['config_error']}")
-    if conf["source"] == "alsa":
-        where = "present" if conf["card_present"] else "NOT present"
-        print(f"configured mic: {conf['device']} (card {where})")
-    else:
-        print(f"configured source: {conf['source']} (no ALSA device used)")
+    print(describe_configured(conf))
     gpio = report["gpio"]
     factory = gpio["factory"] or f"none ({gpio.get('error', 'unavailable')})"
     print(f"GPIO: board: {gpio['board']}; pin factory: {factory}")

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from edge_recorder.commands._common import add_config_argument, load_or_exit
+from edge_recorder.commands._common import add_config_argument, config_path, load_or_exit
+
+#: Exit status for a watch not told where the broker is (as argparse exits for bad usage).
+EXIT_USAGE = 2
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,12 +61,15 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             "username": args.username,
             "password_file": args.password_file,
         }
+    # Usage errors (exit 2): the watch was not told where the broker is, neither by --broker
+    # nor by a config file that sets mqtt.host. A config file that exists but is invalid is a
+    # config error like for every command (exit 78, with the key that is wrong).
+    path = config_path(args)
+    if not path.exists():
+        _no_broker(f"no config file {path}")
     mqtt_cfg = load_or_exit(args, usable=False).mqtt
     if not mqtt_cfg.host:
-        print(
-            "edge-recorder fleet watch: no broker: give --broker or set mqtt.host", file=sys.stderr
-        )
-        raise SystemExit(2)
+        _no_broker(f"{path} sets no mqtt.host")
     return {
         "host": mqtt_cfg.host,
         "port": args.port or mqtt_cfg.port,
@@ -73,6 +79,14 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "username": args.username or mqtt_cfg.username,
         "password_file": args.password_file or mqtt_cfg.password_file,
     }
+
+
+def _no_broker(why: str) -> NoReturn:
+    print(
+        f"edge-recorder fleet watch: no broker: give --broker, or a config with mqtt.host ({why})",
+        file=sys.stderr,
+    )
+    raise SystemExit(EXIT_USAGE)
 
 
 def run(args: argparse.Namespace) -> int:

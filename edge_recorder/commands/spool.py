@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = parser.add_subparsers(dest="spool_command", metavar="ACTION", required=True)
     p_list = sub.add_parser("list", help="table of encounters and recordings in the spool")
     p_show = sub.add_parser("show", help="details of one encounter or recording")
-    p_show.add_argument("id", help="encounter id, recording id, or a unique id prefix")
+    p_show.add_argument(
+        "id", help="encounter ref (as listed) or id, recording id, or a unique prefix (4+)"
+    )
     p_retry = sub.add_parser("retry", help="clear back-off and quarantine so delivery retries")
     target = p_retry.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?", help="encounter or recording id (or unique prefix)")
@@ -52,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from edge_recorder.spool import SpoolError
-    from edge_recorder.spool.admin import snapshot
+    from edge_recorder.spool.admin import ensure_unlocked, snapshot
 
     config = load_or_exit(args, usable=False)
     directory = config.spool.dir
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             return _show(snap, snap.resolve(args.id), args.json)
         if args.spool_command == "retry":
             return _retry(directory, None if args.all else snap.resolve(args.id))
+        ensure_unlocked(directory)  # before --force and --yes: the daemon must be stopped
         return _purge(directory, snap, snap.resolve(args.id), args.force, args.yes)
     except (SpoolError, KeyError, ValueError, OSError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
@@ -124,15 +127,18 @@ def _list(snap: Snapshot, as_json: bool) -> int:
         print("spool is empty")
         _print_notices(snap)
         return 0
+    # The whole encounter name (the 12-hex ref), never cut: it is what `show`, `retry` and
+    # `purge` take, and what the fleet dashboard's events show.
+    width = max(len("ENCOUNTER"), *(len(r.encounter) for r in recs))
     print(
-        f"{'ENCOUNTER':<24} {'#':>3} {'RECORDING':<8} {'STATE':<11} {'BYTES':>11} "
+        f"{'ENCOUNTER':<{width}} {'#':>3} {'RECORDING':<8} {'STATE':<11} {'BYTES':>11} "
         f"{'CONFIRMED':>11} {'AGE':>7} {'TRIES':>5}  LAST ERROR"
     )
     for r in recs:
         length = str(r.length) if r.length is not None else f"~{snap.disk_bytes(r.id)}"
         problem = r.quarantine or r.retry.last_error or ""
         print(
-            f"{r.encounter[:24]:<24} {r.seq:>3} {r.id[:8]:<8} {_state(r):<11} {length:>11} "
+            f"{r.encounter:<{width}} {r.seq:>3} {r.id[:8]:<8} {_state(r):<11} {length:>11} "
             f"{r.confirmed:>11} {_age(r.created_at):>7} {r.retry.attempts:>5}  {problem[:60]}"
         )
     total = sum(s.size for refs in snap.segments.values() for s in refs)

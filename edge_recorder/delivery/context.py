@@ -81,6 +81,9 @@ class LinkHealth:
     online: bool = False
     refusing: bool = False
     last_delivery_at: datetime | None = None
+    # `error` is the problem delivery has now (cleared by the next successful call);
+    # `last_error` the last one seen, kept with its time for the operator's history.
+    error: ErrorInfo | None = None
     last_error: ErrorInfo | None = None
     processing_refs: tuple[tuple[str, str], ...] = ()
     service: ServiceConfiguration | None = None
@@ -88,6 +91,12 @@ class LinkHealth:
     link_failures: int = 0  # consecutive transport failures on the live connection
     live_silent: bool = False  # a live stream got no answer at all: REST carries the audio
     redial: bool = False  # drop the live connection before the next call
+
+    def report(self, code: str, message: str) -> None:
+        """A problem now: both the current error and the last one seen."""
+        self.error = self.last_error = ErrorInfo(
+            code=code, message=message[:300], at=datetime.now(UTC)
+        )
 
 
 @dataclass
@@ -153,6 +162,7 @@ class DeliveryContext:
         """A call worked; only one on the live connection proves that connection healthy (a
         REST upload between failing gRPC calls must not stop the redial count)."""
         self.link.online, self.link.refusing = True, False
+        self.link.error = None  # the link works again; `last_error` keeps what happened
         if live_link:
             self.link.link_failures = 0
         if delivered:
@@ -166,17 +176,13 @@ class DeliveryContext:
             if self.link.link_failures >= REDIAL_AFTER:
                 self.link.redial, self.link.link_failures = True, 0
         self.link.refusing = decision.refusing
-        self.link.last_error = ErrorInfo(
-            code=f"delivery_{error.kind.value}", message=decision.reason[:300], at=datetime.now(UTC)
-        )
+        self.link.report(f"delivery_{error.kind.value}", decision.reason)
         level = log.warning if decision.alert else log.info
         level("delivery failed", action=decision.action.value, reason=decision.reason, **where)
 
     def quarantine(self, recording_id: str, reason: str) -> None:
         self.spool.quarantine(recording_id, reason)
-        self.link.last_error = ErrorInfo(
-            code="delivery_quarantined", message=reason[:300], at=datetime.now(UTC)
-        )
+        self.link.report("delivery_quarantined", reason)
 
     def backoff(self, attempts: int, error: UplinkError, decision: Decision) -> float:
         up = self.config.uplink
@@ -234,9 +240,7 @@ class DeliveryContext:
             f"the live service answered nothing ({str(error)[:120]}); the recording goes "
             "through REST store-and-forward when it closes"
         )
-        self.link.last_error = ErrorInfo(
-            code="delivery_live_silent", message=reason, at=datetime.now(UTC)
-        )
+        self.link.report("delivery_live_silent", reason)
         log.warning(
             "live delivery silent; switching to store-and-forward", recording_id=recording_id
         )

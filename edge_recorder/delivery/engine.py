@@ -48,12 +48,14 @@ class DeliverySnapshot:
 
     online: bool
     last_delivery_at: datetime | None
-    last_error: ErrorInfo | None
+    last_error: ErrorInfo | None  # the last problem seen, kept (with its time) after recovery
     refusing: bool  # the service refuses this device (403 / allow list / credentials)
     service_limits: tuple[float, float] | None  # (max_duration_s, warn_before_s), cached
     service: str = "aas"  # uplink.service
     processing_refs: tuple[tuple[str, str], ...] = ()  # ids the service returned (no text)
     live_silent: bool = False  # the live service answered nothing: REST carries the audio
+    error: ErrorInfo | None = None  # the problem delivery has now; None once a call works
+    disabled: bool = False  # the config cannot deliver (no endpoint, no ids): audio only piles up
 
     @classmethod
     def unknown(cls) -> DeliverySnapshot:
@@ -94,6 +96,8 @@ class DeliveryEngine:
                 self._ctx.identity("probe")
             except ValueError as exc:
                 self._config_error = str(exc)
+        if self._config_error is not None:  # shown from the start, not only once run() runs
+            self._ctx.link.report("delivery_config", self._config_error)
 
     @property
     def context(self) -> DeliveryContext:
@@ -103,9 +107,6 @@ class DeliveryEngine:
         """Deliver until cancelled; service, network and spool errors never escape."""
         ctx = self._ctx
         if self._config_error is not None:
-            ctx.link.last_error = ErrorInfo(
-                code="delivery_config", message=self._config_error, at=datetime.now(UTC)
-            )
             log.error("delivery disabled: configuration incomplete", reason=self._config_error)
             await asyncio.Event().wait()  # until cancelled; the audio stays in the spool
         async with asyncio.TaskGroup() as group:
@@ -136,6 +137,8 @@ class DeliveryEngine:
             service=ctx.config.uplink.service,
             processing_refs=ctx.link.processing_refs,
             live_silent=ctx.link.live_silent,
+            error=ctx.link.error,
+            disabled=self._config_error is not None,
         )
 
     async def aclose(self) -> None:
@@ -175,7 +178,7 @@ async def _guarded(
             if time.monotonic() - started > up.retry_max_s:
                 failures = 0  # it had been working: not part of a crash loop
             failures += 1
-            ctx.link.last_error = task_error(name, failure)
+            ctx.link.error = ctx.link.last_error = task_error(name, failure)
             delay = backoff_s(failures, up.retry_initial_s, up.retry_max_s, rand=ctx.rand)
             log.info("delivery task restarts after a back-off", task=name, delay_s=round(delay, 2))
         await asyncio.sleep(delay)  # the back-off itself

@@ -52,9 +52,10 @@ from edge_recorder.status import (
 __all__ = ["EncounterController", "Limits", "Outcome"]
 
 Phase = Literal["idle", "recording", "paused", "stopping", "interrupted"]
-FAULT_ORDER: tuple[Fault, ...] = ("no_mic", "spool_full", "service_refusing")
+FAULT_ORDER: tuple[Fault, ...] = ("no_mic", "storage_error", "spool_full", "service_refusing")
 FAULT_MESSAGES: dict[Fault, str] = {
     "no_mic": "no microphone: check that the mic is connected",
+    "storage_error": "the spool cannot be written: check the storage (see the log)",
     "spool_full": "the spool is full: nothing can be stored until the backlog is delivered",
     "service_refusing": "the service is refusing this device: check its credentials and ids",
 }
@@ -87,6 +88,7 @@ class EncounterController:
         self._spool_hard = False
         self._silent = False
         self._live_silent = False
+        self._delivery_disabled = False
         self._online = False
         self._backlog = 0
         self._identify_until: float | None = None
@@ -108,8 +110,11 @@ class EncounterController:
             ev.MicBack: self._on_health,
             ev.DigitalSilence: self._on_health,
             ev.LiveSilent: self._on_health,
+            ev.DeliveryDisabled: self._on_health,
             ev.SpoolFull: self._on_health,
             ev.SpoolOk: self._on_health,
+            ev.StorageFault: self._on_health,
+            ev.StorageOk: self._on_health,
             ev.ServiceRefused: self._on_health,
             ev.ServiceOk: self._on_health,
             ev.Closed: self._on_closed,
@@ -139,7 +144,7 @@ class EncounterController:
         if self.state != "error":
             return None
         if self._phase == "interrupted":
-            return "no_mic" if "no_mic" in self._faults else "spool_full"
+            return self._capture_blocked() or "spool_full"
         return next(f for f in FAULT_ORDER if f in self._faults)
 
     @property
@@ -221,6 +226,8 @@ class EncounterController:
             names.add("mic_silent")
         if self._live_silent:
             names.add("live_silent")
+        if self._delivery_disabled:
+            names.add("delivery_disabled")
         return frozenset(names)
 
     def _indicator_for(self, now: float) -> IndicatorName:
@@ -238,8 +245,8 @@ class EncounterController:
             return "warning" if warned else "paused"
         if self._phase == "stopping":
             return "stopping"
-        if self._phase == "interrupted" or self._faults:
-            return "error"
+        if self._phase == "interrupted" or self._faults or self._delivery_disabled:
+            return "error"  # not the backlog blink: nothing will be delivered
         if self._backlog:
             return "delivering" if self._online else "offline_buffering"
         return "idle"
@@ -267,6 +274,8 @@ class EncounterController:
     def _capture_blocked(self) -> Fault | None:
         if "no_mic" in self._faults:
             return "no_mic"
+        if "storage_error" in self._faults:
+            return "storage_error"
         return "spool_full" if self._spool_hard else None
 
     def _begin(self, context: StartContext | None, now: float, effects: list[Effect]) -> None:
@@ -322,7 +331,11 @@ class EncounterController:
         """Interrupt capture when a fault blocks it; resume by itself once it clears."""
         blocked = self._capture_blocked()
         if self._phase == "recording" and blocked is not None:
-            reason: CloseReason = "mic_lost" if blocked == "no_mic" else "spool_full"
+            reasons: dict[Fault, CloseReason] = {
+                "no_mic": "mic_lost",
+                "storage_error": "storage_error",
+            }
+            reason = reasons.get(blocked, "spool_full")
             self._close(now, effects, reason, "interrupted")
         elif self._phase == "interrupted" and blocked is None:
             self._open(now, effects)
@@ -426,11 +439,17 @@ class EncounterController:
                 self._silent = active
             case ev.LiveSilent(active=active):
                 self._live_silent = active
+            case ev.DeliveryDisabled(active=active):
+                self._delivery_disabled = active
             case ev.MicBack():
                 self._faults.pop("no_mic", None)
             case ev.SpoolOk():
                 self._faults.pop("spool_full", None)
                 self._spool_hard = False
+            case ev.StorageFault(reason=reason):
+                self._faults["storage_error"] = reason
+            case ev.StorageOk():
+                self._faults.pop("storage_error", None)
             case ev.ServiceOk():
                 self._faults.pop("service_refusing", None)
         self._reconcile(now, fx)

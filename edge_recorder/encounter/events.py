@@ -15,10 +15,17 @@ from typing import Any, Literal
 from edge_recorder.config.model import Config
 from edge_recorder.status import CommandResult, EncounterState, StartContext
 
-Fault = Literal["no_mic", "spool_full", "service_refusing"]
+Fault = Literal["no_mic", "storage_error", "spool_full", "service_refusing"]
 WarningKind = Literal["max_duration", "auto_stop"]
 CloseReason = Literal[
-    "stop", "pause", "max_duration", "no_speech", "mic_lost", "spool_full", "shutdown"
+    "stop",
+    "pause",
+    "max_duration",
+    "no_speech",
+    "mic_lost",
+    "storage_error",
+    "spool_full",
+    "shutdown",
 ]
 IndicatorName = Literal[
     "idle",
@@ -129,6 +136,15 @@ class LiveSilent:
 
 
 @dataclass(frozen=True)
+class DeliveryDisabled:
+    """The config cannot deliver (no endpoint, no ids: `active`). Recording is still allowed:
+    the audio waits, encrypted, in the spool until the config is fixed, while refusing would
+    lose the visit. So it is an alarm (LED error pattern, status, MQTT), not a fault."""
+
+    active: bool
+
+
+@dataclass(frozen=True)
 class SpoolFull:
     """`hard=False`: above the high-water mark (no new encounters); `hard=True`: no room left
     to write, so capture has to stop."""
@@ -139,6 +155,19 @@ class SpoolFull:
 @dataclass(frozen=True)
 class SpoolOk:
     pass
+
+
+@dataclass(frozen=True)
+class StorageFault:
+    """The spool cannot be written (its directory vanished, EIO, a read-only remount): not
+    a full spool and not a missing mic. Capture stops until the storage works again."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class StorageOk:
+    """The spool's directory is there and syncs again."""
 
 
 @dataclass(frozen=True)
@@ -192,8 +221,11 @@ Event = (
     | MicBack
     | DigitalSilence
     | LiveSilent
+    | DeliveryDisabled
     | SpoolFull
     | SpoolOk
+    | StorageFault
+    | StorageOk
     | ServiceRefused
     | ServiceOk
     | Closed
@@ -252,7 +284,7 @@ class WarnCleared:
 @dataclass(frozen=True)
 class Alarm:
     """Set or clear a named alarm (`no_mic`, `mic_silent`, `spool_full`, `service_refusing`,
-    `live_silent`)."""
+    `live_silent`, `delivery_disabled`, `storage_error`)."""
 
     name: str
     active: bool

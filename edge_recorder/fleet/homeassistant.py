@@ -91,6 +91,13 @@ ENTITIES: tuple[Entity, ...] = (
         "{{ value_json.last_error.code if value_json.last_error else 'none' }}",
         (("entity_category", "diagnostic"),),
     ),
+    Entity(  # follows the current delivery error: OFF again once delivery works
+        "binary_sensor",
+        "delivery_problem",
+        "Delivery problem",
+        "{{ 'ON' if value_json.error else 'OFF' }}",
+        (("device_class", "problem"),),
+    ),
     Entity(
         "binary_sensor",
         "mic_problem",

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from edge_recorder.fleet.sysinfo import SystemInfo
-from edge_recorder.status import DeviceStatus
+from edge_recorder.status import DeviceStatus, ErrorInfo
 from edge_recorder.support.logs import redact_text
 
 SCHEMA_VERSION = 1
@@ -168,13 +168,13 @@ class StatusMeta:
     replies_dropped: int = 0
 
 
-def _error(status: DeviceStatus, secrets: Secrets) -> dict[str, Any] | None:
-    if status.last_error is None:
+def _error(error: ErrorInfo | None, secrets: Secrets) -> dict[str, Any] | None:
+    if error is None:
         return None
     return {
-        "code": scrub_text(status.last_error.code, secrets, 64),
-        "message": scrub_text(status.last_error.message, secrets),
-        "at": iso(status.last_error.at),
+        "code": scrub_text(error.code, secrets, 64),
+        "message": scrub_text(error.message, secrets),
+        "at": iso(error.at),
     }
 
 
@@ -223,7 +223,8 @@ def status_payload(
         "uplink_online": status.online,
         "uplink_service": status.service,
         "last_delivery_at": iso(status.last_delivery_at),
-        "last_error": _error(status, secrets),
+        "error": _error(status.error, secrets),  # now; null once delivery works again
+        "last_error": _error(status.last_error, secrets),  # the last one seen, kept
         "backlog": {
             "recordings": backlog.recordings,
             "bytes": backlog.bytes,
@@ -274,6 +275,7 @@ def status_signature(status: DeviceStatus) -> str:
             mic.device,
             mic.digital_silence,
             mic.last_error,
+            status.error.code if status.error else None,
             status.last_error.model_dump(mode="json") if status.last_error else None,
         ],
         default=str,

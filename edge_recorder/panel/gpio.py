@@ -120,6 +120,34 @@ class _Debouncer:
         return ok
 
 
+class _Rhythm:
+    """Repeats one cycle of (value, seconds) steps on an LED from its own thread, until
+    stopped. gpiozero's `blink` only knows on/off/on/off; a double or triple blink and a
+    dim breath need steps of their own. Like gpiozero, each step waits after its write, so
+    a late wake-up lengthens a phase and never shortens the next."""
+
+    def __init__(self, led: Any, steps: list[tuple[Any, float]]) -> None:
+        self._led = led
+        self._steps = steps
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="panel-led", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            for value, seconds in self._steps:
+                if self._stopping.is_set():
+                    return
+                self._led.value = value
+                if self._stopping.wait(seconds):
+                    return
+
+    def stop(self) -> None:
+        """Returns once the thread has written its last value (the caller writes next)."""
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+
 class Panel:
     """Buttons in, lights and sounds out. Build it in the loop thread; call `apply` there."""
 
@@ -152,6 +180,7 @@ class Panel:
         self._hold_timer: asyncio.TimerHandle | None = None
         self._button_lock = threading.Lock()  # edges (gpiozero threads) vs the hold (loop)
         self.current: IndicatorName | None = None
+        self._rhythm: _Rhythm | None = None
         try:
             self._setup()
         except PanelError:
@@ -276,28 +305,27 @@ class Panel:
     def show(self, name: IndicatorName) -> None:
         pattern = PATTERNS[name]
         self.current = name
-        led, scale = self._led, self._scale
-        if led is None:
+        if self._led is None:
             return
-        if self._config.led == "rgb":
-            light = pattern.rgb
-            if light.solid:
-                led.color = light.on
-            else:
-                led.blink(
-                    on_time=light.on_s * scale,
-                    off_time=light.off_s * scale,
-                    on_color=light.on,
-                    off_color=light.off,
-                )
-            return
-        mono = pattern.mono
-        if not mono.solid:
-            led.blink(on_time=mono.on_s * scale, off_time=mono.off_s * scale)
-        elif self._config.led == "pwm":
-            led.value = mono.level
+        self._stop_rhythm()
+        kind = self._config.led
+        look = pattern.mono if kind == "none" else pattern.look(kind)
+        steps = [(self._level(value), seconds * self._scale) for value, seconds in look.steps()]
+        if len(steps) == 1:
+            self._led.value = steps[0][0]
         else:
-            led.value = mono.level > 0
+            self._rhythm = _Rhythm(self._led, steps)
+
+    def _level(self, value: Any) -> Any:
+        """A table value as this LED takes it: a colour, a PWM level, or on/off."""
+        if self._config.led == "single":
+            return value > 0
+        return value
+
+    def _stop_rhythm(self) -> None:
+        if self._rhythm is not None:
+            self._rhythm.stop()
+            self._rhythm = None
 
     def play(self, cue: SoundName) -> None:
         if self._buzzer is None:
@@ -312,6 +340,7 @@ class Panel:
         if self._hold_timer is not None:
             self._hold_timer.cancel()
             self._hold_timer = None
+        self._stop_rhythm()
         closing = list(reversed(self._devices))
         self._devices.clear()
         if self._own_factory and self._factory is not None:

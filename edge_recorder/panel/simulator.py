@@ -10,7 +10,8 @@ press them from outside. When the panel runs on the mock pin factory (`panel.pin
     {"cmd": "sim", "led_history": true}
         every LED pin's timed states since start ([monotonic_s, value] pairs) and the
         indicator patterns the daemon asked for ([monotonic_s, pattern], the latest
-        `recorder.INDICATOR_HISTORY`: the daemon keeps no more), one clock.
+        `recorder.INDICATOR_HISTORY`: the daemon keeps no more), and the buzzer pin's timed
+        states (`buzzer`, [] without `panel.buzzer_pin`: a beep is a 1.0 then a 0.0), one clock.
 
 On real pins (lgpio etc.) `sim` stays an unknown command, as on any production device.
 """
@@ -72,7 +73,14 @@ class PanelSimulator:
         if request.get("led_history"):
             pins = {str(n): pin_history(self._factory.pin(n)) for n in self._config.led_pins}
             indicators = [[t, name] for t, name in self._indicators()]
-            data = {"pins": pins, "indicators": indicators, "now": time.monotonic()}
+            buzzer = self._config.buzzer_pin
+            beeps = [] if buzzer is None else pin_history(self._factory.pin(buzzer))
+            data = {
+                "pins": pins,
+                "buzzer": beeps,
+                "indicators": indicators,
+                "now": time.monotonic(),
+            }
             return CommandResult(ok=True, data=data)
         return CommandResult(
             ok=False, code="bad_request", error="sim needs 'press' or 'led_history'"

@@ -27,6 +27,9 @@ from edge_recorder.spool.lock import SpoolLock, submit_request
 from edge_recorder.spool.maintenance import clear_retry, forget_purged, purge_targets
 from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef, list_segments
 
+#: Shortest id prefix `resolve` accepts: shorter ones match too much to be meant.
+MIN_PREFIX = 4
+
 
 @dataclass
 class Snapshot:
@@ -41,18 +44,32 @@ class Snapshot:
         return sum(s.size for s in self.segments_of(recording_id))
 
     def resolve(self, ident: str) -> str:
-        """An encounter ref (as listed), a recording id, a unique prefix (>= 4 chars) of a
-        recording id, or, when the spool key is readable here, a correlation id."""
+        """An encounter ref (as listed) or recording id, a unique prefix (>= 4 chars) of
+        either, or, when the spool key is readable here, a correlation id. An ambiguous prefix
+        is an error that lists the candidates (encounters by ref, recordings with theirs)."""
         if ident in self.ledger.encounters or ident in self.ledger.recordings:
             return ident
         ref = self._ref_of(ident)
         if ref is not None and ref in self.ledger.encounters:
             return ref
-        matches = [r for r in self.ledger.recordings if len(ident) >= 4 and r.startswith(ident)]
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            raise KeyError(f"'{ident}' matches {len(matches)} recordings; give more characters")
+        if len(ident) < MIN_PREFIX:
+            raise KeyError(
+                f"no encounter or recording '{ident}' in the spool "
+                f"(a prefix needs at least {MIN_PREFIX} characters)"
+            )
+        encounters = sorted(e for e in self.ledger.encounters if e.startswith(ident))
+        recordings = sorted(r for r in self.ledger.recordings if r.startswith(ident))
+        if len(encounters) + len(recordings) == 1:
+            return (encounters or recordings)[0]
+        if encounters or recordings:
+            candidates = [f"encounter {e}" for e in encounters] + [
+                f"recording {r} (encounter {self.ledger.recordings[r].encounter})"
+                for r in recordings
+            ]
+            raise KeyError(
+                f"'{ident}' matches {len(candidates)} entries; give more characters: "
+                + ", ".join(candidates)
+            )
         raise KeyError(f"no encounter or recording '{ident}' in the spool")
 
     def _ref_of(self, correlation_id: str) -> str | None:
@@ -115,6 +132,16 @@ def plan_purge(snap: Snapshot, target: str, force: bool) -> PurgePlan:
         sum(snap.disk_bytes(r.id) for r in chosen),
         sum(1 for r in chosen if not r.delivered),
     )
+
+
+def ensure_unlocked(directory: Path) -> None:
+    """SpoolLocked now if the daemon holds the spool: `purge` would be refused anyway, so say
+    so before asking for `--force` or a confirmation (`purge` takes the lock again itself)."""
+    if not directory.is_dir():
+        return  # no spool yet: nobody holds it, and there is nothing to purge
+    lock = SpoolLock(directory)
+    lock.acquire()
+    lock.release()
 
 
 def purge(directory: Path, target: str, force: bool) -> list[str]:

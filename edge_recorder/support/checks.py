@@ -31,17 +31,16 @@ Probe = Callable[[Config], list[CheckResult]]
 def summary(config: Config) -> list[CheckResult]:
     """What the config says, in one line per area (no I/O)."""
     a, e, s = config.audio, config.encoding, config.spool
-    if a.source == "alsa":
-        where = f"alsa {a.device}"
-    elif a.source == "wav":
-        where = f"wav {a.wav_path} speed={a.speed}"
+    # A WAV's header sets its rate and channels (audio.rate/channels/format do not apply):
+    # `check --probe` reads and shows them.
+    if a.source == "wav":
+        what = f"wav {a.wav_path} speed={a.speed} (rate and channels: the file's own)"
     else:
-        where = f"synthetic speed={a.speed}"
+        where = f"alsa {a.device}" if a.source == "alsa" else f"synthetic speed={a.speed}"
+        what = f"{where} {a.rate} Hz {a.channels} ch {a.format}"
     rows = [
         CheckResult("device", "info", f"id={config.device.id}"),
-        CheckResult(
-            "audio", "info", f"{where} {a.rate} Hz {a.channels} ch {a.format} -> 16 kHz mono"
-        ),
+        CheckResult("audio", "info", f"{what} -> 16 kHz mono"),
         CheckResult("vad", "info", f"engine={config.vad.engine}"),
         CheckResult("encoding", "info", f"codec={e.codec} chunk={e.chunk_ms} ms"),
         CheckResult(

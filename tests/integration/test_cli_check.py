@@ -16,10 +16,14 @@ def test_version_and_help(run_cli: RunCli) -> None:
     assert helptext.returncode == 0 and "check" in helptext.stdout
 
 
-def test_example_config_passes(run_cli: RunCli, repo_root: Path) -> None:
+def test_example_config_is_valid_but_cannot_deliver(run_cli: RunCli, repo_root: Path) -> None:
+    """The example has no service endpoint: a daemon would record and deliver nothing, so
+    `check` fails it as a config error (78), naming the missing key."""
     result = run_cli("check", "--config", str(repo_root / "config.example.toml"))
-    assert result.returncode == 0, result.stderr
-    assert "result: ok" in result.stdout
+    assert result.returncode == 78, result.stdout
+    assert "config.example.toml is valid" in result.stdout
+    assert "FAIL  delivery" in result.stdout and "aas cannot deliver: auth." in result.stdout
+    assert "result: FAILED" in result.stdout
     assert "audio" in result.stdout and "plughw:CARD=" in result.stdout
 
 
@@ -54,7 +58,7 @@ def test_config_path_from_environment(run_cli: RunCli, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[device]\nid = 'exam-7'\n")
     result = run_cli("check", env={"EDGE_RECORDER_CONFIG": str(config)})
-    assert result.returncode == 0 and "id=exam-7" in result.stdout
+    assert "id=exam-7" in result.stdout and f"{config} is valid" in result.stdout
 
 
 def test_missing_config_file_exits_78(run_cli: RunCli, tmp_path: Path) -> None:
@@ -66,7 +70,7 @@ def test_check_does_not_touch_the_spool(run_cli: RunCli, tmp_path: Path) -> None
     spool = tmp_path / "spool"
     config = tmp_path / "c.toml"
     config.write_text(f"[spool]\ndir = '{spool}'\nkey_file = '{tmp_path / 'k'}'\n")
-    assert run_cli("check", "--config", str(config)).returncode == 0
+    assert "is valid" in run_cli("check", "--config", str(config)).stdout
     assert not spool.exists() and not (tmp_path / "k").exists()
 
 
@@ -76,7 +80,7 @@ def test_secret_references_are_reported_without_values(run_cli: RunCli, tmp_path
     config = tmp_path / "c.toml"
     config.write_text(f"[auth]\nclient_id = 'dev'\nclient_secret_file = '{secret}'\n")
     result = run_cli("check", "--config", str(config), "--json")
-    assert result.returncode == 0
+    assert result.returncode == 78  # no endpoints: cannot deliver
     assert str(secret) in result.stdout and "very-secret-value" not in result.stdout
 
 

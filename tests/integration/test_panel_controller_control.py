@@ -19,8 +19,16 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from edge_recorder.config.model import ControlConfig, PanelConfig
 from edge_recorder.control.server import ControlServer
 from edge_recorder.encounter.controller import EncounterController, Limits, Outcome
-from edge_recorder.encounter.events import Closed, EndEncounter, Event, OpenRecording
+from edge_recorder.encounter.events import (
+    Closed,
+    EndEncounter,
+    Event,
+    MicLost,
+    OpenRecording,
+)
 from edge_recorder.panel.gpio import Panel, PanelEvent
+from edge_recorder.panel.patterns import SOUNDS
+from edge_recorder.panel.simulator import PanelSimulator
 from edge_recorder.status import CommandRequest, CommandResult, DeviceStatus
 from tests.integration.test_cli_ctl import ctl
 from tests.integration.test_panel_gpio import wait_until
@@ -46,6 +54,7 @@ class Harness:
             hold_time_s=0.2,
             bounce_time_s=0.0,  # the mock's taps last microseconds (debounce: test_panel_gpio)
         )
+        self.panel_config = panel_config
         self.panel = Panel(panel_config, self.on_button, self.loop, pin_factory=factory)
         self.server = ControlServer(self, ControlConfig(socket=socket_path))
 
@@ -151,3 +160,29 @@ async def test_ctl_start_with_context_then_hold_pause_privacy_resume_and_tap_sto
     assert [(e.correlation_id, e.recordings, e.reason) for e in wired.ended] == [
         ("visit-123", 2, "stop")
     ]
+
+
+async def test_an_alarm_beeps_and_the_beep_is_in_the_simulated_history(
+    harness: tuple[Harness, MockFactory],
+) -> None:
+    """The buzzer is simulated like the LEDs: `sim led_history` returns its pin's timed
+    states, so a test (or the demo) can hear an alarm without a speaker."""
+    wired, factory = harness
+    simulator = PanelSimulator(factory, wired.panel_config, lambda: [])
+    start = await ctl("start", "--socket", str(wired.server.path))
+    assert start.returncode == 0, start.stderr
+    await wait_until(lambda: len(factory.pin(18).states) >= 3)  # the start beep has ended
+    before = (await simulator.handle({"led_history": True})).data["buzzer"]
+    assert [v for _, v in before] == [0.0, 1.0, 0.0]  # initial low, then the start beep
+
+    alarm_at = wired.loop.time()
+    wired.dispatch(MicLost("unplugged"))  # a fault while recording: the alarm cue
+    await wait_until(lambda: len(factory.pin(18).states) >= 5)
+    reply = await simulator.handle({"led_history": True})
+    assert reply.ok
+    history = reply.data["buzzer"]
+    (rise, fall) = history[-2:]
+    assert [rise[1], fall[1]] == [1.0, 0.0]
+    assert rise[0] >= alarm_at - 0.01  # a beep after the alarm, not the start beep
+    assert fall[0] - rise[0] >= SOUNDS["alarm"].on_s - 0.01  # the long alarm tone
+    assert reply.data["now"] >= fall[0]

@@ -7,7 +7,6 @@ LED and buzzer pins' timed histories must match the documented table in panel_pa
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import threading
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from edge_recorder.encounter.events import (
     RecordPressed,
 )
 from edge_recorder.panel.gpio import Panel, PanelError, make_pin_factory
-from edge_recorder.panel.patterns import PATTERNS, SOUNDS
+from edge_recorder.panel.patterns import PANEL_KINDS, PATTERNS, SOUNDS, PanelKind
 
 SCALE = 0.5  # patterns run at half their table durations here, to keep the suite short
 RGB_PINS = (5, 6, 13)
@@ -195,18 +194,34 @@ def phase_ok(measured: list[float], expected: float, slack: float) -> None:
     assert min(measured) <= expected + slack + 0.1 * expected, (measured, expected)
 
 
-def durations_match(pin: Any, on: float, off: float, on_s: float, off_s: float) -> None:
-    """The pin alternates between `on` and `off`, staying `on_s` / `off_s` in each."""
+def pin_cycle(steps: list[tuple[Any, float]], channel: int | None) -> list[tuple[float, float]]:
+    """One pin's cycle from the table's steps: (value, seconds), equal neighbours merged."""
+    cycle: list[tuple[float, float]] = []
+    for value, seconds in steps:
+        level = float(value[channel] if channel is not None else value)
+        if cycle and cycle[-1][0] == level:
+            cycle[-1] = (level, cycle[-1][1] + seconds)
+        else:
+            cycle.append((level, seconds))
+    assert len(cycle) == 1 or cycle[-1][0] != cycle[0][0], "a cycle must not wrap a phase"
+    return cycle
+
+
+def follows_cycle(pin: Any, cycle: list[tuple[float, float]]) -> None:
+    """From its first change on, the pin steps through `cycle` in order, staying in each
+    step as long as the table says (step k of every repetition timed together)."""
     states = list(pin.states)[1:]  # [0] is the initial state
-    values = [s.state for s in states]
-    assert all(v in (pytest.approx(on), pytest.approx(off)) for v in values), values
-    assert all(a != b for a, b in itertools.pairwise(values)), values
-    phases: dict[bool, list[float]] = {True: [], False: []}
-    for before, after in itertools.pairwise(states):
-        phases[before.state == pytest.approx(on)].append(after.timestamp)
-    assert len(phases[True]) >= 2 and len(phases[False]) >= 2, states
-    phase_ok(phases[True], on_s * SCALE, slack=0.03)
-    phase_ok(phases[False], off_s * SCALE, slack=0.03)
+    values = [float(s.state) for s in states]
+    assert values == [pytest.approx(cycle[i % len(cycle)][0]) for i in range(len(values))], (
+        values,
+        cycle,
+    )
+    phases: dict[int, list[float]] = {k: [] for k in range(len(cycle))}
+    for i, (_, after) in enumerate(itertools.pairwise(states)):
+        phases[i % len(cycle)].append(after.timestamp)
+    assert all(len(p) >= 2 for p in phases.values()), states
+    for k, (_, seconds) in enumerate(cycle):
+        phase_ok(phases[k], seconds * SCALE, slack=0.03)
 
 
 def solid_at(pin: Any, value: float) -> None:
@@ -215,46 +230,36 @@ def solid_at(pin: Any, value: float) -> None:
 
 
 async def test_every_pattern_matches_the_table() -> None:
-    """One panel per pattern and LED kind, all running at once (so the test takes about one
-    cycle of the slowest pattern); every pin's history is held to the table."""
-    panels: list[tuple[str, IndicatorName, Panel, MockFactory]] = []
+    """One panel per pattern and LED kind, all running at once (so the test takes about two
+    cycles of the slowest pattern); every pin's history is held to the table's steps —
+    single, double and triple blinks and the PWM LED's breathing alike."""
+    panels: list[tuple[PanelKind, IndicatorName, Panel, MockFactory]] = []
     try:
-        for kind in ("rgb", "single", "pwm"):
+        for kind in PANEL_KINDS:
             pins = list(RGB_PINS) if kind == "rgb" else [RGB_PINS[0]]
             for name in PATTERNS:
                 panel, factory = make_panel(led=kind, led_pins=pins, record_button_pin=None)
                 panels.append((kind, name, panel, factory))
         for _, name, panel, _ in panels:
             panel.show(name)
-        checks: list[tuple[str, Any, Callable[[Any], None]]] = []
+        checks: list[tuple[str, Any, list[tuple[float, float]]]] = []
         for kind, name, _, factory in panels:
-            pattern = PATTERNS[name]
-            if kind == "rgb":
-                light = pattern.rgb
-                for i, pin_no in enumerate(RGB_PINS):
-                    on, off = light.on[i], light.off[i]
-                    if light.solid or on == off:
-                        check = functools.partial(solid_at, value=on)
-                    else:
-                        check = functools.partial(
-                            durations_match, on=on, off=off, on_s=light.on_s, off_s=light.off_s
-                        )
-                    checks.append((f"{kind}/{name}/pin{pin_no}", factory.pin(pin_no), check))
-            else:
-                mono = pattern.mono
-                if mono.solid:
-                    level = mono.level if kind == "pwm" else float(mono.level > 0)
-                    check = functools.partial(solid_at, value=level)
-                else:
-                    check = functools.partial(
-                        durations_match, on=1.0, off=0.0, on_s=mono.on_s, off_s=mono.off_s
-                    )
-                checks.append((f"{kind}/{name}", factory.pin(RGB_PINS[0]), check))
-        blinking = [pin for _, pin, check in checks if check.func is durations_match]
-        await wait_until(lambda: all(len(pin.states) >= 6 for pin in blinking))
-        for label, pin, check in checks:
+            steps = PATTERNS[name].look(kind).steps()
+            if kind == "single":
+                steps = [(float(value > 0), seconds) for value, seconds in steps]  # type: ignore[operator]
+            channels: list[int | None] = [0, 1, 2] if kind == "rgb" else [None]
+            for channel in channels:
+                pin_no = RGB_PINS[channel or 0]
+                cycle = pin_cycle(steps, channel)
+                checks.append((f"{kind}/{name}/pin{pin_no}", factory.pin(pin_no), cycle))
+        blinking = [(pin, len(cycle)) for _, pin, cycle in checks if len(cycle) > 1]
+        await wait_until(lambda: all(len(pin.states) >= 2 + 2 * n for pin, n in blinking))
+        for label, pin, cycle in checks:
             try:
-                check(pin)
+                if len(cycle) == 1:
+                    solid_at(pin, cycle[0][0])
+                else:
+                    follows_cycle(pin, cycle)
             except AssertionError as exc:
                 raise AssertionError(f"{label}: {exc}") from None
     finally:
@@ -289,8 +294,8 @@ async def test_active_low_led_pins_are_inverted() -> None:
     try:
         panel.show("recording")
         assert factory.pin(5).state == 0  # lit means pulled low
-        panel.show("idle")
-        assert factory.pin(5).state == 1
+        panel.show("idle")  # a blip: lit (low) first, then dark (high)
+        await wait_until(lambda: factory.pin(5).state == 1)
     finally:
         panel.close()
 

@@ -1,7 +1,8 @@
 """`edge-recorder check --probe` rows for AAS: token, live transport, REST host.
 
 Side-effect free: it fetches a token, calls RetrieveConfiguration on the configured live
-transport and sends one GET to the REST host (any HTTP answer proves TLS and routing work).
+transport and sends the REST host one authenticated request it must refuse with the service's
+own validation answer (`AasRestClient.probe`): a web server answering 404 is not the service.
 It never creates a session or uploads audio, and prints no token.
 """
 
@@ -61,9 +62,9 @@ async def probe_aas_async(config: Config) -> list[CheckResult]:
             rest = uplinks.store_forward
             assert isinstance(rest, AasRestClient)
             try:
-                status = await rest.reachable()
+                answer = await rest.probe()
                 rows.append(
-                    CheckResult("aas-rest", "ok", f"{aas.rest_url} answers (HTTP {status})")
+                    CheckResult("aas-rest", "ok", f"{aas.rest_url} is the service ({answer})")
                 )
             except UplinkError as err:
                 rows.append(CheckResult("aas-rest", "fail", str(err)))

@@ -304,13 +304,48 @@ class AasRestClient:
                 raise _first_error(group_error) from None
         return await self.finalize(session, recording_seq, len(plan))
 
-    async def reachable(self) -> int:
-        """HTTP status of `GET /` on the REST host: any answer proves DNS, TLS and routing."""
-        try:
-            async with self._http().get(self._base + "/", ssl=self._ssl) as resp:
-                return resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _network_error(exc, "GET", "/") from None
+    async def probe(self) -> str:
+        """Is `aas.rest_url` the service, and does it take our token? (`check --probe`)
+
+        An authenticated `POST /audio/finalizeUpload` with an empty body: the service checks
+        the token, then refuses the body with its own validation answer (400 and a JSON
+        `{"error": ...}`), storing nothing. Any other answer (a 404 from a web server at the
+        wrong URL, a login page, a 5xx) is not that proof and raises an `UplinkError` naming
+        what came back; a refused token raises as any call's would (after one refresh)."""
+        path = "/audio/finalizeUpload"
+
+        async def attempt(token: str) -> str:
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "x-correlation-id": str(uuid.uuid4()),
+                "Accept": "application/json",
+            }
+            try:
+                async with self._http().post(
+                    self._base + path,
+                    params={"api-version": self._api_version},
+                    json={},
+                    headers=headers,
+                    ssl=self._ssl,
+                ) as resp:
+                    text = body_text(await read_prefix(resp))
+                    status = resp.status
+                    answer = parse_json(text) if text.strip() else None
+                    if status == 400 and isinstance(answer, dict) and answer.get("error"):
+                        return f"HTTP {status}: {str(answer['error'])[:80]}"
+                    if status in (401, 403):
+                        raise error_from_response(status, text, resp.headers)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _network_error(exc, "POST", path) from None
+            raise UplinkError(
+                ErrorKind.PROTOCOL,
+                f"POST {path} answered HTTP {status}, not the service's validation answer "
+                "(is aas.rest_url the service's REST base URL?)",
+                transport="rest",
+                status=status,
+            )
+
+        return await call_with_token(self._tokens, attempt)
 
     # ------------------------------------------------------------------ transport
 

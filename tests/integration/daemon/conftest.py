@@ -26,7 +26,13 @@ import tomli_w
 from devtools.demo.verdict import reencode
 from edge_recorder.config.loader import load_config
 from tests.integration.systemd.conftest import NotifySocket
-from tests.support.emulator import EmulatorHandle, MakeEmulator
+from tests.support.emulator import (
+    CUSTOMER_ID,
+    PARTNER_ID,
+    PRODUCT_ID,
+    EmulatorHandle,
+    MakeEmulator,
+)
 from tests.support.helpers import wait_for
 
 SPEED = 8.0  # the WAV plays 8x faster than real time
@@ -76,7 +82,8 @@ def daemon_config(
     wav: Path,
     **sections: dict[str, Any],
 ) -> dict[str, Any]:
-    """The config tree of a device pointed at `emu` (None: an unreachable service)."""
+    """The config tree of a device pointed at `emu` (None: a complete config for an
+    unreachable service; drop `aas`/`auth` from the tree for an incomplete one)."""
     secret = tmp_path / "client-secret"
     secret.write_text((emu.client_secret if emu else "unused") + "\n")
     tree: dict[str, Any] = {
@@ -123,6 +130,22 @@ def daemon_config(
             "partner_id": emu.partner_id,
             "product_id": emu.product_id,
             "external_user_id": emu.external_user_id,
+        }
+    else:  # a complete config for a service nobody answers (port 9 refuses at once)
+        tree["auth"] = {
+            "mode": "client_credentials",
+            "token_url": "http://127.0.0.1:9/oauth2/token",
+            "client_id": "unreachable",
+            "client_secret_file": str(secret),
+        }
+        tree["aas"] = {
+            "grpc_target": "127.0.0.1:9",
+            "rest_url": "http://127.0.0.1:9",
+            "tls": False,
+            "customer_id": CUSTOMER_ID,
+            "partner_id": PARTNER_ID,
+            "product_id": PRODUCT_ID,
+            "external_user_id": "unreachable-user",
         }
     for name, values in sections.items():
         tree.setdefault(name, {}).update(values)

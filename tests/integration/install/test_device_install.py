@@ -122,7 +122,8 @@ def test_an_upgrade_with_extras_installs_exactly_them_and_keeps_one_venv_back(
     for extra, config in configs.items():
         done = edge_recorder(root, "check", "--config", str(config))
         assert "optional extra" not in done.stderr, (extra, done.stderr)
-        assert done.returncode == 0, (extra, done.stdout, done.stderr)
+        # valid (a config without service endpoints then exits 78: it cannot deliver)
+        assert f"{config} is valid" in done.stdout, (extra, done.stdout, done.stderr)
     after = os.readlink(root / "opt/edge-recorder/venv")
     assert after != before and after.startswith("venvs/")
     assert sorted(p.name for p in venvs.iterdir()) == sorted([Path(before).name, Path(after).name])

@@ -91,8 +91,11 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("idle", ev.MicBack(), OK, "idle", (), None),
     ("idle", ev.DigitalSilence(True), OK, "idle", (), None),
     ("idle", ev.LiveSilent(True), OK, "idle", alarm("live_silent"), None),
+    ("idle", ev.DeliveryDisabled(True), OK, "idle", alarm("delivery_disabled", "error"), None),
     ("idle", ev.SpoolFull(), OK, "error", alarm("spool_full", "error"), None),
     ("idle", ev.SpoolOk(), OK, "idle", (), None),
+    ("idle", ev.StorageFault("EIO"), OK, "error", alarm("storage_error", "error"), None),
+    ("idle", ev.StorageOk(), OK, "idle", (), None),
     ("idle", ev.ServiceRefused("403"), OK, "error", alarm("service_refusing", "error"), None),
     ("idle", ev.ServiceOk(), OK, "idle", (), None),
     ("idle", ev.Closed(), NO, "idle", (), "nothing_closing"),
@@ -165,6 +168,14 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ),
     (
         "recording",
+        ev.DeliveryDisabled(True),
+        OK,
+        "recording",
+        alarm("delivery_disabled", "recording_alarm"),
+        None,
+    ),
+    (
+        "recording",
         ev.SpoolFull(hard=False),
         OK,
         "recording",
@@ -180,6 +191,15 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
         None,
     ),
     ("recording", ev.SpoolOk(), OK, "recording", (), None),
+    (
+        "recording",
+        ev.StorageFault("EIO"),
+        OK,
+        "interrupted",
+        (close("storage_error"), *alarm("storage_error", "error")),
+        None,
+    ),
+    ("recording", ev.StorageOk(), OK, "recording", (), None),
     (
         "recording",
         ev.ServiceRefused(),
@@ -208,8 +228,11 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("paused", ev.MicBack(), OK, "paused", (), None),
     ("paused", ev.DigitalSilence(True), OK, "paused", (), None),
     ("paused", ev.LiveSilent(True), OK, "paused", alarm("live_silent"), None),
+    ("paused", ev.DeliveryDisabled(True), OK, "paused", alarm("delivery_disabled"), None),
     ("paused", ev.SpoolFull(hard=True), OK, "paused", alarm("spool_full"), None),
     ("paused", ev.SpoolOk(), OK, "paused", (), None),
+    ("paused", ev.StorageFault("EIO"), OK, "paused", alarm("storage_error"), None),
+    ("paused", ev.StorageOk(), OK, "paused", (), None),
     ("paused", ev.ServiceRefused(), OK, "paused", alarm("service_refusing"), None),
     ("paused", ev.ServiceOk(), OK, "paused", (), None),
     ("paused", ev.Closed(), NO, "paused", (), "nothing_closing"),
@@ -231,8 +254,11 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("stopping", ev.MicBack(), OK, "stopping", (), None),
     ("stopping", ev.DigitalSilence(True), OK, "stopping", (), None),
     ("stopping", ev.LiveSilent(True), OK, "stopping", alarm("live_silent"), None),
+    ("stopping", ev.DeliveryDisabled(True), OK, "stopping", alarm("delivery_disabled"), None),
     ("stopping", ev.SpoolFull(), OK, "stopping", alarm("spool_full"), None),
     ("stopping", ev.SpoolOk(), OK, "stopping", (), None),
+    ("stopping", ev.StorageFault("EIO"), OK, "stopping", alarm("storage_error"), None),
+    ("stopping", ev.StorageOk(), OK, "stopping", (), None),
     ("stopping", ev.ServiceRefused(), OK, "stopping", alarm("service_refusing"), None),
     ("stopping", ev.ServiceOk(), OK, "stopping", (), None),
     ("stopping", ev.Closed(), OK, "idle", (Indicator("idle"),), None),
@@ -254,8 +280,11 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("error", ev.MicBack(), OK, "idle", (Alarm("no_mic", False), Indicator("idle")), None),
     ("error", ev.DigitalSilence(True), OK, "error", (), None),
     ("error", ev.LiveSilent(True), OK, "error", alarm("live_silent"), None),
+    ("error", ev.DeliveryDisabled(True), OK, "error", alarm("delivery_disabled"), None),
     ("error", ev.SpoolFull(), OK, "error", alarm("spool_full"), None),
     ("error", ev.SpoolOk(), OK, "error", (), None),
+    ("error", ev.StorageFault("EIO"), OK, "error", alarm("storage_error"), None),
+    ("error", ev.StorageOk(), OK, "error", (), None),
     ("error", ev.ServiceRefused(), OK, "error", alarm("service_refusing"), None),
     ("error", ev.ServiceOk(), OK, "error", (), None),
     ("error", ev.Closed(), NO, "error", (), "nothing_closing"),
@@ -277,8 +306,11 @@ ROWS: list[tuple[str, ev.Event, bool, str, tuple[Effect, ...], str | None]] = [
     ("interrupted", ev.MicBack(), OK, "recording", (Alarm("no_mic", False), *RESUME), None),
     ("interrupted", ev.DigitalSilence(True), OK, "interrupted", (), None),
     ("interrupted", ev.LiveSilent(True), OK, "interrupted", alarm("live_silent"), None),
+    ("interrupted", ev.DeliveryDisabled(True), OK, "interrupted", alarm("delivery_disabled"), None),
     ("interrupted", ev.SpoolFull(), OK, "interrupted", alarm("spool_full"), None),
     ("interrupted", ev.SpoolOk(), OK, "interrupted", (), None),
+    ("interrupted", ev.StorageFault("EIO"), OK, "interrupted", alarm("storage_error"), None),
+    ("interrupted", ev.StorageOk(), OK, "interrupted", (), None),
     ("interrupted", ev.ServiceRefused(), OK, "interrupted", alarm("service_refusing"), None),
     ("interrupted", ev.ServiceOk(), OK, "interrupted", (), None),
     ("interrupted", ev.Closed(), NO, "interrupted", (), "nothing_closing"),
@@ -452,3 +484,33 @@ def test_a_silent_live_service_is_an_alarm_until_live_answers_again() -> None:
     assert Alarm("live_silent", False) in cleared.effects
     assert Indicator("recording") in cleared.effects
     assert ctl.device_status(4.0).alarms == []
+
+
+def test_recording_is_allowed_while_delivery_is_disabled_with_the_alarm_shown() -> None:
+    """An incomplete service config must not lose the visit: the audio waits in the spool
+    until the config is fixed. But the device must not look healthy either: idle shows the
+    error pattern (not the backlog blink), recording the alarm overlay."""
+    ctl = in_state("idle")
+    ctl.handle(ev.Uplink(online=False, backlog=3), 0.5)
+    raised = ctl.handle(ev.DeliveryDisabled(True), 1.0)
+    assert Indicator("error") in raised.effects
+    assert ctl.device_status(1.5).alarms == ["delivery_disabled"]
+    started = ctl.handle(ev.Start(), 2.0)
+    assert started.ok and started.state == "recording"
+    assert ctl.indicator == "recording_alarm"
+    cleared = ctl.handle(ev.DeliveryDisabled(False), 3.0)
+    assert Alarm("delivery_disabled", False) in cleared.effects
+    assert ctl.indicator == "recording"
+
+
+def test_a_storage_fault_is_named_as_such_and_capture_resumes_when_it_clears() -> None:
+    """Not "no mic": the recording is interrupted with its own reason and comes back."""
+    ctl = in_state("recording")
+    out = ctl.handle(ev.StorageFault("No such file or directory (errno 2)"), 1.0)
+    assert out.state == "error" and ctl.error_reason == "storage_error"
+    assert close("storage_error") in out.effects
+    back = ctl.handle(ev.StorageOk(), 2.0)
+    assert back.state == "recording" and Alarm("storage_error", False) in back.effects
+    idle = in_state("idle")
+    idle.handle(ev.StorageFault("EIO"), 3.0)
+    assert idle.handle(ev.Start(), 3.5).code == "storage_error"  # no new encounter meanwhile
