@@ -14,13 +14,12 @@ the second say so at once instead.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
+
+from edge_recorder.support import pidlock
 
 LOCK_NAME = "demo.lock"
 
@@ -71,23 +70,14 @@ class WorkDirLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+            self._fd = pidlock.acquire(self.path, 0o644)
+        except pidlock.LockHeld as held:
             raise WorkDirBusy(
-                f"another demo (pid {holder}) is running in {self.path.parent}; wait for it, "
-                "or give this one its own: --work-dir DIR"
+                f"another demo (pid {held.holder}) is running in {self.path.parent}; wait for "
+                "it, or give this one its own: --work-dir DIR"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
 
     def release(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+        pidlock.release(self._fd)
+        self._fd = -1

@@ -10,8 +10,6 @@ tick. `spool purge` needs the lock: stop the daemon first.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -19,6 +17,7 @@ import time
 from pathlib import Path
 
 from edge_recorder.spool.errors import SpoolLocked
+from edge_recorder.support import pidlock
 
 LOCK_NAME = "lock"
 REQUESTS_DIR = "requests"
@@ -30,29 +29,21 @@ class SpoolLock:
         self._fd = -1
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+            fd = pidlock.acquire(self.path, 0o600)
+        except pidlock.LockHeld as held:
             raise SpoolLocked(
-                f"spool {self.path.parent} is in use by another process (pid {holder}), "
+                f"spool {self.path.parent} is in use by another process (pid {held.holder}), "
                 "normally the running daemon"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         if os.geteuid() == 0:  # an operator as root must not lock the service user out
             owner = self.path.parent.stat()
             os.fchown(fd, owner.st_uid, owner.st_gid)
         self._fd = fd
 
     def release(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+        pidlock.release(self._fd)
+        self._fd = -1
 
 
 def submit_request(directory: Path, action: str, target: str | None) -> Path:
