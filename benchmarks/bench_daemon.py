@@ -59,9 +59,9 @@ from calendar import timegm
 from pathlib import Path
 from typing import Any
 
+from benchmarks._daemon import start_daemon, status_kb
 from devtools.demo.broker import Broker
-from devtools.demo.procs import spawn
-from devtools.demo.services import ControlClient, NotifyReceiver, write_toml
+from devtools.demo.services import ControlClient, write_toml
 from devtools.demo.speech import speech_wav
 
 # The emulator's gRPC server lives in this process while it forks the daemon: gRPC's fork
@@ -86,13 +86,6 @@ def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
 
 
 def _threads(pid: int) -> dict[str, float]:
@@ -171,23 +164,8 @@ async def _measure(
                 "birth_seq_file": str(run_dir / "birth-seq"),
             }
         config = write_toml(run_dir / "device.toml", tree)
-        notify = NotifyReceiver(short / "notify.sock", lambda _status: None)
-        stack.callback(notify.close)
         log = run_dir / "daemon.log"
-        daemon = await spawn(
-            "daemon",
-            ["run", "--config", str(config)],
-            log=log,
-            env={
-                "GPIOZERO_PIN_FACTORY": "mock",
-                "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin",
-                "NOTIFY_SOCKET": str(notify.path),
-                **DAEMON_ENV,
-            },
-        )
-        stack.push_async_callback(daemon.stop)
-        async with asyncio.timeout(60):
-            await notify.ready.wait()
+        daemon = await start_daemon(stack, config, short, log, DAEMON_ENV)
         control = ControlClient(short / "ctl.sock")
         if record:
             await control.ok({"cmd": "start"})
@@ -201,7 +179,7 @@ async def _measure(
         threads1 = _threads(daemon.pid)
         if prober is not None:
             prober.wait()
-        hwm_kb, rss_kb = _status_kb(daemon.pid, "VmHWM"), _status_kb(daemon.pid, "VmRSS")
+        hwm_kb, rss_kb = status_kb(daemon.pid, "VmHWM"), status_kb(daemon.pid, "VmRSS")
         if record:
             await control.ok({"cmd": "stop"})
             await control.wait_for(lambda s: s["state"] == "idle", 15, "idle")

@@ -37,9 +37,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from benchmarks._daemon import start_daemon, status_kb
 from devtools.demo.broker import Broker
-from devtools.demo.procs import spawn
-from devtools.demo.services import ControlClient, NotifyReceiver, write_toml
+from devtools.demo.services import ControlClient, write_toml
 from devtools.faultproxy import FaultProxy
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # see bench_daemon
@@ -51,17 +51,10 @@ SPEED = 40.0
 GOAL_RSS_GROWTH_MB = 5.0
 
 
-def _status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
 def _sample(pid: int, log: Path, sim_s: float) -> dict[str, float]:
     return {
         "t_sim_h": round(sim_s / 3600, 3),
-        "rss_mb": round(_status_kb(pid, "VmRSS") / 1024, 2),
+        "rss_mb": round(status_kb(pid, "VmRSS") / 1024, 2),
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
         "threads": len(os.listdir(f"/proc/{pid}/task")),
         "log_bytes": log.stat().st_size,
@@ -141,22 +134,8 @@ async def _soak(hours: float, speed: float, tmp: Path) -> dict[str, Any]:
             },
         )
         config = write_toml(tmp / "device.toml", tree)
-        notify = NotifyReceiver(short / "notify.sock", lambda _status: None)
-        stack.callback(notify.close)
         log = tmp / "daemon.log"
-        daemon = await spawn(
-            "daemon",
-            ["run", "--config", str(config)],
-            log=log,
-            env={
-                "GPIOZERO_PIN_FACTORY": "mock",
-                "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin",
-                "NOTIFY_SOCKET": str(notify.path),
-            },
-        )
-        stack.push_async_callback(daemon.stop)
-        async with asyncio.timeout(60):
-            await notify.ready.wait()
+        daemon = await start_daemon(stack, config, short, log)
         control = ControlClient(short / "ctl.sock")
         pinger = _Pinger(broker.port, "soak-room")
         stack.callback(pinger.close)
