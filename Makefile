@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # the ALSA file plugin, a mosquitto broker for fleet tests, codecs and speech for fixtures).
 APT_PACKAGES := gcc pkg-config python3-dev python3-venv libasound2-dev libasound2-plugins \
 	alsa-utils libsystemd-dev systemd mosquitto mosquitto-clients sox espeak-ng libopus0 \
-	ffmpeg openssl ca-certificates
+	ffmpeg openssl ca-certificates chromium fonts-dejavu-core
 
 LINT_PATHS := edge_recorder tests devtools $(wildcard benchmarks)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -86,7 +86,22 @@ $(NODE_STAMP): $(CONTRACT)/package.json $(CONTRACT)/package-lock.json
 	cd $(CONTRACT) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
-node: $(NODE_STAMP)
+# The dashboard's browser assets (uPlot), locked in devtools/assets/package-lock.json: `make assets`
+# copies them into edge_recorder/dashboard/static/vendor/ (committed, so the wheel needs no npm and
+# nothing loads from the internet at run time); a test checks the copy equals the locked package.
+ASSETS := devtools/assets
+ASSETS_STAMP := $(ASSETS)/node_modules/.installed
+
+$(ASSETS_STAMP): $(ASSETS)/package.json $(ASSETS)/package-lock.json $(NODE_STAMP)
+	cd $(ASSETS) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+node: $(NODE_STAMP) $(ASSETS_STAMP)
+
+## assets: copy the locked uPlot build into the dashboard's static/vendor/
+.PHONY: assets
+assets: bootstrap node
+	$(PY) -m devtools.assets.vendor
 
 ## test: bootstrap, lint, then the whole suite
 test: lint node

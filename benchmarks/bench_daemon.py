@@ -60,9 +60,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._daemon import start_daemon, status_kb
-from devtools.demo.broker import Broker
 from devtools.demo.services import ControlClient, write_toml
 from devtools.demo.speech import speech_wav
+from edge_recorder.dashboard.broker import Broker
 
 # The emulator's gRPC server lives in this process while it forks the daemon: gRPC's fork
 # handlers are not needed (the child execs at once) and would only log a warning.

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._daemon import start_daemon, status_kb
-from devtools.demo.broker import Broker
 from devtools.demo.services import ControlClient, write_toml
 from devtools.faultproxy import FaultProxy
+from edge_recorder.dashboard.broker import Broker
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # see bench_daemon
 

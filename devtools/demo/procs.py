@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from devtools.demo.broker import die_with_parent
+from edge_recorder.dashboard.broker import die_with_parent
 
 
 class ChildProcess:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from devtools.demo.broker import Broker, BrokerError
 from devtools.demo.keep import ENDLESS_MIC, ENDLESS_MIC_TEXT, WorkDirBusy, WorkDirLock, keep_hints
 from devtools.demo.procs import ChildProcess, pid_alive, spawn
 from devtools.demo.services import (
@@ -41,6 +40,7 @@ from devtools.demo.speech import SpeechError, duration_s, speech_wav
 from devtools.demo.timeline import DeliveryWatcher, MqttWatcher, Timeline, watch_leds
 from devtools.demo.verdict import judge, render
 from devtools.faultproxy import FaultProxy
+from edge_recorder.dashboard.broker import Broker, BrokerError
 
 DEVICE_ID = "demo-room-1"
 TOPIC_PREFIX = "edge-recorder"

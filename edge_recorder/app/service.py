@@ -13,67 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from edge_recorder.status import DeviceStatus
 from edge_recorder.support.heartbeat import Clock, Heartbeat
 from edge_recorder.support.logs import get_logger
 
+# Re-exported: the daemon's callers and tests import these from here.
+from edge_recorder.support.sdnotify import NotifySender as NotifySender
+from edge_recorder.support.sdnotify import SystemdNotifier as SystemdNotifier
+from edge_recorder.support.sdnotify import watchdog_interval as watchdog_interval
+
 log = get_logger(__name__)
 
 Callback = Callable[[], Awaitable[object] | object]
-
-
-class NotifySender(Protocol):
-    """Sends one sd_notify message (newline-separated `KEY=value` assignments)."""
-
-    def notify(self, message: str) -> bool: ...
-
-
-class SystemdNotifier:
-    """sd_notify(3) as a non-blocking datagram to `$NOTIFY_SOCKET`; a no-op without it.
-
-    systemd-python's `daemon.notify` blocks in sendmsg while holding the GIL once the notify
-    socket's queue is full (about ten datagrams when systemd is not reading): one STATUS line
-    would freeze every thread of the daemon, the watchdog included. The protocol is one
-    datagram, so it is sent here with MSG_DONTWAIT; a message that does not fit is dropped
-    and counted, never waited for.
-    """
-
-    def __init__(self) -> None:
-        self._sock: socket.socket | None = None
-        self.dropped = 0
-
-    def notify(self, message: str) -> bool:
-        address = os.environ.get("NOTIFY_SOCKET", "")
-        if not address:
-            return False
-        if address.startswith("@"):  # abstract namespace
-            address = "\0" + address[1:]
-        if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        try:
-            self._sock.sendto(message.encode(), socket.MSG_DONTWAIT, address)
-        except BlockingIOError:
-            self.dropped += 1
-            if self.dropped == 1:
-                log.warning("systemd notify socket is full; dropping notifications")
-            return False
-        except OSError as exc:
-            log.warning("sd_notify failed", error=exc.strerror or str(exc))
-            return False
-        return True
-
-    def flush(self, timeout_s: float) -> bool:
-        """Sends are immediate; nothing is ever queued here."""
-        return True
 
 
 @dataclass
@@ -131,32 +88,6 @@ class ServiceNotifier:
     def _status_assignment(status: DeviceStatus | str) -> str:
         text = status.one_line() if isinstance(status, DeviceStatus) else status
         return f"STATUS={_one_line(text)}"
-
-
-def watchdog_interval(
-    environ: Mapping[str, str] | None = None, pid: int | None = None
-) -> float | None:
-    """The watchdog timeout in seconds if systemd expects pings from this process, else None.
-
-    Same rules as sd_watchdog_enabled(3): WATCHDOG_USEC must be a positive integer and, when
-    WATCHDOG_PID is set, it must be our pid (a child must not inherit the duty).
-    """
-    env = os.environ if environ is None else environ
-    raw = env.get("WATCHDOG_USEC", "")
-    try:
-        usec = int(raw)
-    except ValueError:
-        return None
-    if usec <= 0:
-        return None
-    owner = env.get("WATCHDOG_PID")
-    if owner:
-        try:
-            if int(owner) != (os.getpid() if pid is None else pid):
-                return None
-        except ValueError:
-            return None
-    return usec / 1_000_000
 
 
 class WatchdogSupervisor:

@@ -11,6 +11,7 @@ import random
 import socket
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -46,17 +47,17 @@ class ConnectionSettings:
         return f"ConnectionSettings(host={self.host!r}, port={self.port}, tls={bool(self.tls)})"
 
 
-def tls_context(config: Config) -> ssl.SSLContext:
-    """Verifying client context: the configured CA (or the system store), optional client cert."""
-    mqtt_cfg = config.mqtt
+def tls_context(
+    ca_file: Path | None, client_cert_file: Path | None = None, client_key_file: Path | None = None
+) -> ssl.SSLContext:
+    """Verifying client context: the CA file (or the system store), optional client cert.
+
+    Plain parameters, so the device's [mqtt] section and the dashboard's share it."""
     try:
-        context = ssl.create_default_context(
-            cafile=str(mqtt_cfg.ca_file) if mqtt_cfg.ca_file else None
-        )
-        if mqtt_cfg.client_cert_file:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        if client_cert_file:
             context.load_cert_chain(
-                str(mqtt_cfg.client_cert_file),
-                str(mqtt_cfg.client_key_file) if mqtt_cfg.client_key_file else None,
+                str(client_cert_file), str(client_key_file) if client_key_file else None
             )
     except (OSError, ssl.SSLError) as exc:
         raise FleetSetupError(f"mqtt TLS files unusable: {exc}") from None
@@ -64,18 +65,30 @@ def tls_context(config: Config) -> ssl.SSLContext:
     return context
 
 
+def broker_password(username: str | None, password_file: Path | None) -> str | None:
+    """The broker password for `username` (the file or the systemd credential), or None.
+
+    A configured file that cannot be read is a setup error; with no file and no credential the
+    user name goes alone (brokers may authenticate by user name and client certificate)."""
+    if not username:
+        return None
+    try:
+        return read_secret(password_file, "mqtt-password")
+    except SecretUnavailable as exc:
+        if password_file is not None:
+            raise FleetSetupError(f"mqtt password: {exc}") from None
+        log.info("mqtt user name without password", reason=str(exc))
+        return None
+
+
 def settings_from_config(config: Config) -> ConnectionSettings:
     mqtt_cfg = config.mqtt
     if not mqtt_cfg.host:
         raise FleetSetupError("mqtt.host is not set: MQTT is off")
-    password = None
-    if mqtt_cfg.username:
-        try:
-            password = read_secret(mqtt_cfg.password_file, "mqtt-password")
-        except SecretUnavailable as exc:
-            if mqtt_cfg.password_file is not None:
-                raise FleetSetupError(f"mqtt password: {exc}") from None
-            log.info("mqtt user name without password", reason=str(exc))
+    password = broker_password(mqtt_cfg.username, mqtt_cfg.password_file)
+    tls = None
+    if mqtt_cfg.tls:
+        tls = tls_context(mqtt_cfg.ca_file, mqtt_cfg.client_cert_file, mqtt_cfg.client_key_file)
     return ConnectionSettings(
         host=mqtt_cfg.host,
         port=mqtt_cfg.port,
@@ -84,7 +97,7 @@ def settings_from_config(config: Config) -> ConnectionSettings:
         prefer_v5=mqtt_cfg.protocol == "5",
         username=mqtt_cfg.username,
         password=password,
-        tls=tls_context(config) if mqtt_cfg.tls else None,
+        tls=tls,
     )
 
 

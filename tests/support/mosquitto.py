@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devtools.demo.broker import Broker, free_port
+from edge_recorder.dashboard.broker import Broker, free_port
 from tests.support.pki import make_pki
 
 __all__ = [
@@ -78,7 +78,7 @@ def make_tls_files(directory: Path) -> TlsFiles:
 
 @dataclass
 class Mosquitto(Broker):
-    """The demo's broker (devtools.demo.broker) plus TLS and password options."""
+    """The loopback broker (edge_recorder.dashboard.broker) plus TLS and password options."""
 
     tls: TlsFiles | None = None
     require_certificate: bool = False

@@ -34,6 +34,7 @@ from tests.support.emulator import (
     MakeEmulator,
 )
 from tests.support.helpers import wait_for
+from tests.support.mosquitto import Mosquitto
 
 SPEED = 8.0  # the WAV plays 8x faster than real time
 SENTENCE = "The patient reports a mild headache since Tuesday, no fever, and sleeps well."
@@ -150,6 +151,16 @@ def daemon_config(
     for name, values in sections.items():
         tree.setdefault(name, {}).update(values)
     return tree
+
+
+def mqtt_section(broker: Mosquitto, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    """The [mqtt] section of a device reporting to `broker` (its birth counter in tmp_path)."""
+    return {
+        "host": broker.host,
+        "port": broker.port,
+        "birth_seq_file": str(tmp_path / "birth-seq"),
+        **extra,
+    }
 
 
 def write_config(path: Path, tree: dict[str, Any]) -> Path:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.integration.daemon.conftest import StartDaemon, daemon_config, write_config
+from tests.integration.daemon.conftest import StartDaemon, daemon_config, mqtt_section, write_config
 from tests.support.mosquitto import Collector, Mosquitto, Received
 
 
@@ -17,12 +17,7 @@ async def test_mqtt_presence_status_events_and_commands(
     start_daemon: StartDaemon, tmp_path: Path, short_dir: Path, speech_wav: Path,
     mosquitto_broker: Mosquitto, mqtt_collector: Callable[..., Collector],
 ) -> None:  # fmt: skip
-    mqtt = {
-        "host": mosquitto_broker.host,
-        "port": mosquitto_broker.port,
-        "birth_seq_file": str(tmp_path / "birth-seq"),
-        "status_interval_s": 30.0,
-    }
+    mqtt = mqtt_section(mosquitto_broker, tmp_path, status_interval_s=30.0)
     tree = daemon_config(None, tmp_path, short_dir, speech_wav, mqtt=mqtt)
     base = f"edge-recorder/{tree['device']['id']}"
     seen = mqtt_collector(mosquitto_broker, [f"{base}/#"])
@@ -66,11 +61,7 @@ async def test_sigkill_of_the_daemon_publishes_its_will(
     start_daemon: StartDaemon, tmp_path: Path, short_dir: Path, speech_wav: Path,
     mosquitto_broker: Mosquitto, mqtt_collector: Callable[..., Collector],
 ) -> None:  # fmt: skip
-    mqtt = {
-        "host": mosquitto_broker.host,
-        "port": mosquitto_broker.port,
-        "birth_seq_file": str(tmp_path / "birth-seq"),
-    }
+    mqtt = mqtt_section(mosquitto_broker, tmp_path)
     tree = daemon_config(None, tmp_path, short_dir, speech_wav, mqtt=mqtt)
     topic = f"edge-recorder/{tree['device']['id']}/availability"
     seen = mqtt_collector(mosquitto_broker, [topic])

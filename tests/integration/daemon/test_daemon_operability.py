@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.integration.daemon.conftest import StartDaemon, daemon_config, write_config
+from tests.integration.daemon.conftest import StartDaemon, daemon_config, mqtt_section, write_config
 from tests.support.helpers import wait_for
 from tests.support.mosquitto import Collector, Mosquitto, Received
 
@@ -30,11 +30,7 @@ async def test_a_config_that_cannot_deliver_is_an_alarm_everywhere_and_recording
     start_daemon: StartDaemon, tmp_path: Path, short_dir: Path, speech_wav: Path,
     mosquitto_broker: Mosquitto, mqtt_collector: Callable[..., Collector],
 ) -> None:  # fmt: skip
-    mqtt = {
-        "host": mosquitto_broker.host,
-        "port": mosquitto_broker.port,
-        "birth_seq_file": str(tmp_path / "birth-seq"),
-    }
+    mqtt = mqtt_section(mosquitto_broker, tmp_path)
     tree = daemon_config(None, tmp_path, short_dir, speech_wav, mqtt=mqtt)
     del tree["aas"], tree["auth"]  # what config.example.toml ships: no endpoint at all
     base = f"edge-recorder/{tree['device']['id']}"

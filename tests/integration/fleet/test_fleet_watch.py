@@ -34,6 +34,31 @@ def publish_device(watcher, device: str, seq: int, status: DeviceStatus, will: i
         watcher.publish(f"{PREFIX}/{device}/availability", payloads.encode(offline), retain=True)
 
 
+def watch(broker, *extra: str) -> list[str]:
+    """The command line of `fleet watch` on `broker`'s test prefix, run as a child process."""
+    return [
+        sys.executable,
+        "-m",
+        "edge_recorder",
+        "fleet",
+        "watch",
+        "--broker",
+        broker.host,
+        "--port",
+        str(broker.port),
+        "--prefix",
+        PREFIX,
+        *extra,
+    ]
+
+
+def reap(child: subprocess.Popen) -> None:
+    """Kill a `fleet watch` that a failing test left running, and wait for it."""
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+
+
 async def test_watch_once_shows_the_fleet(
     mosquitto_broker, make_config, collect, start_reporter, run_cli
 ) -> None:
@@ -67,14 +92,17 @@ async def test_watch_once_shows_the_fleet(
     table = await asyncio.to_thread(run_cli, *args)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split()[:3] == ["DEVICE", "PRESENCE", "STATE"]
-    rows = {line.split()[0]: line for line in lines[1:-1]}
-    assert set(rows) == {"exam-1", "exam-2", "exam-3", "exam-4"}
+    assert lines[0].startswith(f"edge-recorder fleet  {PREFIX} @ {mosquitto_broker.host}:")
+    assert lines[1] == "4 devices, 3 online, 1 offline, 2 with problems, 1 recording, 1 idle"
+    assert lines[2].split()[:3] == ["DEVICE", "PRESENCE", "STATE"]
+    order = [line.split()[0] for line in lines[3:-1]]
+    assert order == ["exam-2", "exam-3", "exam-4", "exam-1"]  # offline, error, recording, idle
+    rows = {line.split()[0]: line for line in lines[3:-1]}
     assert "online" in rows["exam-1"] and "idle" in rows["exam-1"]
     assert "offline (lost)" in rows["exam-2"]
     assert "MISSING" in rows["exam-3"] and "mic_missing" in rows["exam-3"]
     assert "online" in rows["exam-4"] and "recording" in rows["exam-4"]
-    assert lines[-1] == "4 devices, 3 online, 1 alerting"
+    assert lines[-1] == "rows 1-4 of 4"
     assert rows["exam-4"].split()[-1] == "-"  # no alerts
     assert "\x1b[" not in table.stdout
 
@@ -85,6 +113,7 @@ async def test_watch_once_shows_the_fleet(
     assert records["exam-3"]["alerts"] == ["mic_missing", "error"]
     assert records["exam-1"]["version"] == FakeSystem().collect().version
     assert records["exam-4"]["mic_level_dbfs"] == -40.0
+    assert records["exam-4"]["at"].endswith("Z") and 0 <= records["exam-4"]["age_s"] < 60
 
 
 def test_watch_reports_an_unreachable_broker(run_cli) -> None:
@@ -116,19 +145,7 @@ def test_live_watch_redraws_until_interrupted(mosquitto_broker, collect) -> None
     watcher = collect(mosquitto_broker)
     publish_device(watcher, "exam-5", 2, DeviceStatus(mic=MIC), will=None)
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edge_recorder",
-            "fleet",
-            "watch",
-            "--broker",
-            mosquitto_broker.host,
-            "--port",
-            str(mosquitto_broker.port),
-            "--prefix",
-            PREFIX,
-        ],
+        watch(mosquitto_broker),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -145,6 +162,4 @@ def test_live_watch_redraws_until_interrupted(mosquitto_broker, collect) -> None
         child.send_signal(signal.SIGINT)
         assert child.wait(10) == 0
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        reap(child)

@@ -2,79 +2,41 @@
 
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from edge_recorder.spool.crypto import CREDENTIAL_NAME as SPOOL_KEY_CREDENTIAL
+from tests.integration.systemd.units import (
+    DEVICE_UNIT,
+    INSTALLED_EXEC,
+    MAX_EXPOSURE,
+    SYSTEMD_DIR,
+    about_our_unit,
+    analyze,
+    directives,
+    exposure,
+    security,
+    unhardened,
+    with_venv_exec,
+)
 
-SYSTEMD_DIR = Path(__file__).resolve().parents[3] / "systemd"
-UNIT = SYSTEMD_DIR / "edge-recorder.service"
-INSTALLED_EXEC = "/opt/edge-recorder/venv/bin/edge-recorder"
-MAX_EXPOSURE = 2.0
-
-
-def directives(path: Path = UNIT) -> dict[str, list[str]]:
-    """Every `Key=value` of the unit (comments and sections dropped), values in order."""
-    out: dict[str, list[str]] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _, value = line.partition("=")
-        out.setdefault(key, []).append(value)
-    return out
-
-
-def analyze(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["systemd-analyze", *args], capture_output=True, text=True, timeout=60, cwd=cwd
-    )
-
-
-def about_our_unit(result: subprocess.CompletedProcess[str]) -> list[str]:
-    """Messages about our unit (verify also loads, and may comment on, the host's units)."""
-    return [
-        line for line in (result.stdout + result.stderr).splitlines() if "edge-recorder" in line
-    ]
+UNIT = DEVICE_UNIT
 
 
 def test_verify_passes_with_the_venv_binary(tmp_path: Path) -> None:
-    """verify refuses a unit whose ExecStart binary is missing, and /opt/edge-recorder does not
-    exist on a build machine. So the test verifies a copy whose ONLY change is ExecStart pointing
-    at this venv's real `edge-recorder`; every other directive is the shipped one (asserted)."""
-    venv_exec = Path(sys.executable).parent / "edge-recorder"
-    assert venv_exec.is_file()
-    original = UNIT.read_text()
-    copy = tmp_path / UNIT.name
-    copy.write_text(original.replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={venv_exec} "))
-    changed = [
-        (a, b)
-        for a, b in zip(original.splitlines(), copy.read_text().splitlines(), strict=True)
-        if a != b
-    ]
-    assert len(changed) == 1 and changed[0][0].startswith(f"ExecStart={INSTALLED_EXEC} ")
-
-    result = analyze("verify", str(copy), cwd=tmp_path)
+    """verify of a copy whose ONLY change is ExecStart at this venv's `edge-recorder`."""
+    result = analyze("verify", str(with_venv_exec(UNIT, tmp_path)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     # verify exits 0 even for lines it ignores ("Invalid syntax, ignoring"), so any message
     # about our unit is a failure too.
-    ours = [
-        line for line in (result.stdout + result.stderr).splitlines() if "edge-recorder" in line
-    ]
-    assert ours == []
+    assert about_our_unit(result) == []
 
 
 def test_verify_of_the_shipped_unit_only_misses_the_installed_binary(tmp_path: Path) -> None:
     result = analyze("verify", str(UNIT), cwd=tmp_path)
-    ours = [
-        line for line in (result.stdout + result.stderr).splitlines() if "edge-recorder" in line
-    ]
-    assert ours == [
+    assert about_our_unit(result) == [
         f"edge-recorder.service: Command {INSTALLED_EXEC} is not executable: "
         "No such file or directory"
     ]
@@ -82,37 +44,23 @@ def test_verify_of_the_shipped_unit_only_misses_the_installed_binary(tmp_path: P
 
 def test_verify_catches_a_broken_directive(tmp_path: Path) -> None:
     """Guards the check above: a bad line does produce a message about our unit."""
-    venv_exec = Path(sys.executable).parent / "edge-recorder"
-    bad = tmp_path / UNIT.name
-    bad.write_text(
-        UNIT.read_text()
-        .replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={venv_exec} ")
-        .replace("RestartPreventExitStatus=77 78", "RestartPreventExitStatus=seventy-eight")
+    text = UNIT.read_text()
+    broken = text.replace(
+        "RestartPreventExitStatus=77 78", "RestartPreventExitStatus=seventy-eight"
     )
-    result = analyze("verify", str(bad), cwd=tmp_path)
+    result = analyze("verify", str(with_venv_exec(UNIT, tmp_path, broken)), cwd=tmp_path)
     assert "seventy-eight" in result.stdout + result.stderr
 
 
-def exposure(output: str) -> float:
-    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
-    assert match, output[-500:]
-    return float(match.group(1))
-
-
 def test_security_exposure_is_at_most_2_0(tmp_path: Path) -> None:
-    result = analyze("security", "--offline=true", "--threshold=20", str(UNIT), cwd=tmp_path)
+    result = security(UNIT, tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     assert exposure(result.stdout) <= MAX_EXPOSURE
 
 
 def test_security_threshold_fails_an_unhardened_unit(tmp_path: Path) -> None:
     """Guards the check above: the same command rejects a unit without the hardening block."""
-    text = UNIT.read_text()
-    plain = tmp_path / UNIT.name
-    plain.write_text(
-        text[: text.index("# ---- Hardening.")] + "\n[Install]\nWantedBy=multi-user.target\n"
-    )
-    result = analyze("security", "--offline=true", "--threshold=20", str(plain), cwd=tmp_path)
+    result = security(unhardened(UNIT, tmp_path), tmp_path)
     assert result.returncode != 0
     assert exposure(result.stdout) > MAX_EXPOSURE
 

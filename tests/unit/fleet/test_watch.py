@@ -8,16 +8,19 @@ from datetime import UTC, datetime
 from edge_recorder.fleet import payloads
 from edge_recorder.fleet.payloads import StatusMeta, availability_payload, status_payload
 from edge_recorder.fleet.sysinfo import SystemInfo, parse_throttled
-from edge_recorder.fleet.watch import FleetView, alerts, presence, render, snapshot
+from edge_recorder.fleet.watch import FleetView, alerts, presence, snapshot
+from edge_recorder.fleet.watch_screen import render
 from edge_recorder.status import BacklogStatus, DeviceStatus, MicStatus
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-T = 1_000_000.0
+T = NOW.timestamp()
 MIC = MicStatus(present=True, level_dbfs=-40.0)
 
 
 def avail(view: FleetView, device: str, state: str, seq: int, at: float = T) -> None:
-    body = availability_payload(state, seq, "connected" if state == "online" else "lost", NOW)  # type: ignore[arg-type]
+    """An availability built by the device at `at` and received at `at`."""
+    sent = datetime.fromtimestamp(at, UTC)
+    body = availability_payload(state, seq, "connected" if state == "online" else "lost", sent)  # type: ignore[arg-type]
     view.apply(f"p/{device}/availability", payloads.encode(body), at)
 
 
@@ -28,9 +31,12 @@ def status(
     st: DeviceStatus,
     at: float = T,
     info: SystemInfo | None = None,
+    received: float | None = None,
 ) -> None:
-    body = status_payload(st, info or SystemInfo(), StatusMeta(device, "", seq, 30.0, "5"), NOW)
-    view.apply(f"p/{device}/status", payloads.encode(body), at)
+    """A status built by the device at `at`, received at `received` (default: at once)."""
+    sent = datetime.fromtimestamp(at, UTC)
+    body = status_payload(st, info or SystemInfo(), StatusMeta(device, "", seq, 30.0, "5"), sent)
+    view.apply(f"p/{device}/status", payloads.encode(body), at if received is None else received)
 
 
 def test_a_late_will_of_an_older_session_does_not_mark_offline() -> None:
@@ -116,13 +122,17 @@ def test_render_and_snapshot() -> None:
     )
     avail(view, "exam-1", "offline", 2)
     table = render(view, T, color=False).splitlines()
-    assert table[0].startswith("DEVICE")
-    assert table[1].startswith("exam-1") and "offline (lost)" in table[1]
-    assert "recording" in table[2] and "2 rec / 4.9 MB" in table[2] and "-40 dBFS" in table[2]
-    assert " 1m " in table[2]
-    assert table[-1] == "2 devices, 1 online, 0 alerting"
+    assert table[0].startswith("edge-recorder fleet  p")
+    assert table[1] == "2 devices, 1 online, 1 offline, 1 with problems, 1 recording"
+    assert table[2].split()[:3] == ["DEVICE", "PRESENCE", "STATE"]
+    assert table[3].startswith("exam-1") and "offline (lost)" in table[3]  # problems first
+    assert "recording" in table[4] and "2 rec / 4.9 MB" in table[4] and "-40 dBFS" in table[4]
+    assert " 1m " in table[4]  # the device's own `at` is 75 s old
+    assert table[-1] == "rows 1-2 of 2"
     colored = render(view, T, color=True)
     assert "\x1b[31m" in colored and "\x1b[32m" in colored
     records = snapshot(view, T)
-    assert [r["device_id"] for r in records] == ["exam-1", "exam-2"]
+    assert [r["device_id"] for r in records] == ["exam-1", "exam-2"]  # JSON stays by name
     assert records[1]["last_seen_s"] == 75.0 and records[1]["birth_seq"] == 3
+    assert records[1]["age_s"] == 75.0 and records[1]["at"] == "2026-11-21T07:58:45.000Z"
+    assert records[0]["rank"] < records[1]["rank"]

@@ -1,4 +1,4 @@
-"""A mosquitto broker on loopback for the demo, the benchmarks and the test fixture.
+"""A mosquitto broker on loopback for `fleet serve --demo`, the demo, the benchmarks and tests.
 
 One process in the foreground, its config and log in a work directory, a free port, and a
 wait with a deadline until it accepts connections (never a fixed sleep). Subclasses add
