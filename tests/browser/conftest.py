@@ -125,8 +125,10 @@ def dashboard_factory(tmp_path: Path, mosquitto_broker: Mosquitto) -> Iterator[D
 # ---------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    # Package scope, not session: Playwright's sync API runs an event loop in this thread while
+    # it is open, and every asyncio test after tests/browser/ would find that loop running.
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
