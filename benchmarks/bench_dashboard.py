@@ -17,9 +17,9 @@ Latency, publish to browser: a probe device (`probe-000`, not part of the fleet,
 connection) publishes a status about once a second whose `location` carries a counter; a
 MutationObserver injected into the page records `Date.now()` the first time the probe row's
 `.location` cell shows each counter; the latency is that minus the wall time just before the
-publish (same host, same clock). It covers broker, ingest, validation, the fleet model, the
-live hub's batching (<= 250 ms), SSE and the page's rendering. A counter never seen counts as
-infinitely late.
+publish (same host, same clock). It covers broker, ingest (batched <= 100 ms), validation,
+the fleet model, the live hub (batched <= 500 ms), SSE and the page's rendering. A counter
+never seen counts as infinitely late.
 
 Load: navigation start (`performance.timeOrigin`) to the moment the fleet table holds every
 device (fleet + probe), recorded by a MutationObserver installed before any page script

@@ -6,6 +6,12 @@
 #                                                LIST: optional extras, comma-separated
 #                                                (default "pi"; e.g. "pi,aws" for the AWS
 #                                                services, "onnx" for onnxruntime Silero)
+#   sudo systemd/install.sh --dashboard [--start]
+#                                                the fleet dashboard host instead of a device:
+#                                                the venv with the `dashboard` extra,
+#                                                edge-recorder-fleet.service and its user,
+#                                                /etc/edge-recorder-fleet/fleet.toml; the
+#                                                device unit is not installed
 #   sudo systemd/install.sh --uninstall          remove unit, venv, sysusers/tmpfiles entries;
 #                                                KEEP /var/lib/edge-recorder and /etc config
 #   sudo systemd/install.sh --uninstall --purge [--force]
@@ -55,6 +61,12 @@ CREDENTIALS=(aas-client-secret mqtt-password spool-key corti-client-secret dice-
 SPOOL_KEY=$CREDSTORE/edge-recorder.spool-key
 STATE_DIR=/var/lib/edge-recorder
 SPOOL_DIR=$STATE_DIR/spool
+# The fleet dashboard (--dashboard): its own unit, user and config directory.
+FLEET_UNIT_NAME=edge-recorder-fleet.service
+FLEET_USER=edge-recorder-fleet
+FLEET_SYSUSERS_FILE=/etc/sysusers.d/edge-recorder-fleet.conf
+FLEET_CONFIG_DIR=/etc/edge-recorder-fleet
+FLEET_CONFIG_FILE=$FLEET_CONFIG_DIR/fleet.toml
 
 ROOT=${EDGE_RECORDER_INSTALL_ROOT:-/}
 MODE=install
@@ -65,6 +77,8 @@ START=0
 PURGE=0
 FORCE=0
 EXTRAS=pi
+EXTRAS_GIVEN=0
+DASHBOARD=0
 
 say() { printf 'edge-recorder install: %s\n' "$*"; }
 die() { printf 'edge-recorder install: error: %s\n' "$*" >&2; exit 1; }
@@ -81,8 +95,9 @@ while [ $# -gt 0 ]; do
         --force) FORCE=1 ;;
         --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT=$2; shift ;;
         --root=*) ROOT=${1#--root=} ;;
-        --extras) [ $# -ge 2 ] || die "--extras needs a list"; EXTRAS=$2; shift ;;
-        --extras=*) EXTRAS=${1#--extras=} ;;
+        --extras) [ $# -ge 2 ] || die "--extras needs a list"; EXTRAS=$2; EXTRAS_GIVEN=1; shift ;;
+        --extras=*) EXTRAS=${1#--extras=}; EXTRAS_GIVEN=1 ;;
+        --dashboard) DASHBOARD=1 ;;
         --no-apt) DO_APT=0 ;;
         --no-venv) DO_VENV=0 ;;
         --no-systemctl) DO_SYSTEMCTL=0 ;;
@@ -93,6 +108,15 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$PURGE" = 0 ] || [ "$MODE" = uninstall ] || die "--purge only goes with --uninstall"
+if [ "$DASHBOARD" = 1 ]; then
+    # A dashboard host needs the dashboard extra, not the Pi's GPIO one (unless asked for).
+    if [ "$EXTRAS_GIVEN" = 0 ]; then
+        EXTRAS=dashboard
+    elif [[ ",$EXTRAS," != *,dashboard,* ]]; then
+        EXTRAS=$EXTRAS,dashboard
+    fi
+    UNIT_NAME=$FLEET_UNIT_NAME
+fi
 [ "$FORCE" = 0 ] || [ "$PURGE" = 1 ] || die "--force only goes with --uninstall --purge"
 [ "$(id -u)" = 0 ] || die "run as root (sudo $0 ...): it creates a system user and owns files"
 [ -d "$ROOT" ] || die "root directory $ROOT does not exist"
@@ -198,6 +222,30 @@ install_systemd_files() {
     say "installed $UNIT_NAME, user $SERVICE_USER, directories"
 }
 
+install_dashboard_files() {
+    install -D -m 0644 "$SCRIPT_DIR/edge-recorder-fleet.service" "$(at "$UNIT_DIR/$FLEET_UNIT_NAME")"
+    install -D -m 0644 "$SCRIPT_DIR/sysusers.d/edge-recorder-fleet.conf" "$(at "$FLEET_SYSUSERS_FILE")"
+    systemd-sysusers "${ROOT_ARGS[@]}" "$(at "$FLEET_SYSUSERS_FILE")"
+    say "installed $FLEET_UNIT_NAME, user $FLEET_USER"
+}
+
+# /etc/edge-recorder-fleet (0750 root:edge-recorder-fleet) with fleet.toml from the example
+# (0640): the dashboard reads it, nobody else but root. An existing file is kept.
+install_dashboard_config() {
+    local dir config gid
+    gid=$(gid_of "$FLEET_USER")
+    dir=$(at "$FLEET_CONFIG_DIR")
+    config=$(at "$FLEET_CONFIG_FILE")
+    install -d -m 0750 -o 0 -g "$gid" "$dir"
+    if [ -e "$config" ]; then
+        say "keeping existing $FLEET_CONFIG_FILE"
+        return
+    fi
+    install -m 0640 -o 0 -g "$gid" "$SCRIPT_DIR/fleet.toml.example" "$config"
+    say "wrote $FLEET_CONFIG_FILE from fleet.toml.example: edit it (broker, listen address, \
+logins: edge-recorder fleet passwd $FLEET_CONFIG_DIR/users NAME --role operator), then start"
+}
+
 install_config() {
     local config gid
     config=$(at "$CONFIG_FILE")
@@ -268,6 +316,16 @@ spool_holds_data() {
 
 do_install() {
     [ "$DO_VENV" = 0 ] || locked_requirements  # an unknown extra stops here, before any change
+    if [ "$DASHBOARD" = 1 ]; then
+        install_apt
+        install_dashboard_files
+        install_venv
+        install_dashboard_config
+        systemd_enable
+        say "done. Secrets go to $CREDSTORE/edge-recorder-fleet.<name> (0600 root): \
+mqtt-password metrics-token https-key mqtt-client-key"
+        return
+    fi
     install_apt
     install_systemd_files
     install_venv
@@ -284,6 +342,20 @@ do_uninstall() {
     fi
     if have_systemd; then
         systemctl disable --now "$UNIT_NAME" 2>/dev/null || true
+    fi
+    if [ "$DASHBOARD" = 1 ]; then
+        rm -f "$(at "$UNIT_DIR/$FLEET_UNIT_NAME")" "$(at "$FLEET_SYSUSERS_FILE")"
+        rm -rf "$(at "$VENV_DIR")" "$(at "$VENVS_DIR")"
+        rmdir "$(at "$APP_DIR")" 2>/dev/null || true
+        if have_systemd; then systemctl daemon-reload; fi
+        if [ "$PURGE" = 1 ]; then
+            rm -rf "$(at "$FLEET_CONFIG_DIR")" "$(at /var/lib/edge-recorder-fleet)"
+            say "purged the dashboard's config, history and audit log"
+        else
+            say "kept $FLEET_CONFIG_DIR and /var/lib/edge-recorder-fleet (history, audit log)"
+        fi
+        say "uninstalled"
+        return
     fi
     rm -f "$(at "$UNIT_DIR/$UNIT_NAME")" "$(at "$SYSUSERS_FILE")" "$(at "$TMPFILES_FILE")"
     rm -rf "$(at "$VENV_DIR")" "$(at "$VENVS_DIR")"

@@ -1,6 +1,6 @@
 """`edge-recorder fleet serve` (the web dashboard) and `fleet passwd` (its users file).
 
-The dashboard has its own config file (`/etc/edge-recorder/fleet.toml`, not the device's);
+The dashboard has its own config file (`/etc/edge-recorder-fleet/fleet.toml`, not the device's);
 flags override single keys so a quick look needs no file at all: `fleet serve --broker
 mqtt.example` on loopback, or `fleet serve --demo 50` for a local broker and a simulated fleet.
 Everything else lives in `edge_recorder.dashboard`, imported only when these commands run
@@ -23,7 +23,7 @@ from edge_recorder.config.errors import EX_CONFIG
 if TYPE_CHECKING:
     from edge_recorder.dashboard.config import DashboardConfig
 
-DEFAULT_FLEET_CONFIG = Path("/etc/edge-recorder/fleet.toml")
+DEFAULT_FLEET_CONFIG = Path("/etc/edge-recorder-fleet/fleet.toml")
 EXIT_USAGE = 2
 
 

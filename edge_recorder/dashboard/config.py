@@ -1,4 +1,4 @@
-"""The dashboard's own config file (`/etc/edge-recorder/fleet.toml`), apart from the device's.
+"""The dashboard's own config file (`/etc/edge-recorder-fleet/fleet.toml`), apart from the device's.
 
 The dashboard runs on a server beside the broker, not on a device, so it has its own small
 model: broker, HTTP listener, logins, history and limits. Unknown keys are errors (a typo must
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edge_recorder.config.base import is_loopback_host
 from edge_recorder.config.errors import ConfigError, read_toml
 
-DEFAULT_PATH = Path("/etc/edge-recorder/fleet.toml")
+DEFAULT_PATH = Path("/etc/edge-recorder-fleet/fleet.toml")
 Role = Literal["viewer", "operator"]
 
 

@@ -93,6 +93,12 @@ class DeviceRecord:
             return False
         return now - self.status_at > STALE_FACTOR * self.interval_s
 
+    def has_problems(self, now: float, presence: Presence) -> bool:
+        """`bool(problems(...))` without building them (counts run 4 times a second)."""
+        if presence in ("offline", "stale") or self.status_problems:
+            return True
+        return bool(self.bad_total) and self.bad_window.count(now) > 0
+
     def problems(self, now: float, presence: Presence) -> list[Problem]:
         """Current problems in rank order."""
         found: list[Problem] = []
@@ -266,7 +272,7 @@ class FleetState:
         for rec in self._devices.values():
             presence = rec.presence(now)
             counts[presence] += 1
-            if rec.problems(now, presence):
+            if rec.has_problems(now, presence):
                 counts["problem"] += 1
             if presence == "online":
                 state = (rec.status or {}).get("state")

@@ -42,6 +42,7 @@ log = get_logger(__name__)
 QUEUE_MAX = 20000
 BATCH_MAX = 2000  # items per loop callback; more are drained in the next one
 FLOOD_REPORT_S = 1.0  # how late a flood's count may reach the page
+BATCH_DELAY_S = 0.1  # how long a message may wait for others to share its loop wake-up
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -246,7 +247,9 @@ class Ingest:
             self._wake_pending = True
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.drain)
+            # The drain runs BATCH_DELAY_S after the first message of a batch: one loop
+            # wake-up for all that arrive meanwhile (~1 in 3 at 1,000 devices), not one each.
+            loop.call_soon_threadsafe(loop.call_later, BATCH_DELAY_S, self.drain)
 
     # ---------------------------------------------------------------- the loop
 

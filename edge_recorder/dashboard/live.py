@@ -1,7 +1,7 @@
 """Live updates to browsers as server-sent events (one long GET per open page).
 
 Messages arrive far faster than a person can read, so changes are coalesced: ingest marks
-device ids dirty, and at most every 250 ms one `update` event carries the summaries of the
+device ids dirty, and at most every 500 ms one `update` event carries the summaries of the
 devices that changed, built and encoded once for every subscriber. Each subscriber has a
 small queue; one that falls 50 events behind (a stalled laptop, a dead connection the kernel
 has not noticed) is dropped rather than buffered without end: EventSource reconnects by
@@ -22,7 +22,7 @@ from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 
-UPDATE_INTERVAL_S = 0.25
+UPDATE_INTERVAL_S = 0.5
 KEEPALIVE_S = 15.0
 MAX_PENDING = 50
 

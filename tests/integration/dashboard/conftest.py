@@ -148,6 +148,15 @@ async def eventually(probe: Callable[[], Any], timeout: float = 10.0, what: str 
         await asyncio.sleep(0.02)  # polling with a deadline, not synchronisation
 
 
+async def device_detail(session: aiohttp.ClientSession, device_id: str) -> Any:
+    """/api/devices/<id>, or None while the dashboard has not seen the device yet (404)."""
+    async with session.get(f"/api/devices/{device_id}") as reply:
+        if reply.status == 404:
+            return None
+        assert reply.status == 200, (device_id, reply.status, await reply.text())
+        return await reply.json()
+
+
 async def get_json(session: aiohttp.ClientSession, path: str) -> Any:
     async with session.get(path) as reply:
         assert reply.status == 200, (path, reply.status, await reply.text())

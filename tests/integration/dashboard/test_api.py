@@ -10,6 +10,7 @@ import aiohttp
 
 from tests.integration.dashboard.conftest import (
     Dashboard,
+    device_detail,
     device_ids,
     eventually,
     fleet_has,
@@ -59,8 +60,8 @@ async def test_device_detail_has_status_and_events_newest_first(dashboard: Dashb
     async with dashboard.session() as session:
 
         async def detail() -> Any:
-            body = await get_json(session, "/api/devices/exam-1")
-            return body if len(body["events"]) == 2 and body["status"] else None
+            body = await device_detail(session, "exam-1")
+            return body if body and len(body["events"]) == 2 and body["status"] else None
 
         body = await eventually(detail, what="two events")
         async with session.get("/api/devices/nobody") as missing:

@@ -11,6 +11,7 @@ import pytest
 from tests.integration.dashboard.conftest import (
     Dashboard,
     DashboardFactory,
+    device_detail,
     device_ids,
     eventually,
     fleet_has,
@@ -39,8 +40,8 @@ async def test_bad_messages_are_counted_per_device_and_kind(dash: Dashboard) -> 
     async with dash.session() as session:
 
         async def counted() -> Any:
-            body = await get_json(session, "/api/devices/victim")
-            return body if sum(body["bad_input"].values()) == 5 else None
+            body = await device_detail(session, "victim")
+            return body if body and sum(body["bad_input"].values()) == 5 else None
 
         body = await eventually(counted, what="five bad messages counted")
         fleet = await get_json(session, "/api/fleet")
@@ -73,8 +74,8 @@ async def test_a_flooding_device_is_throttled_and_others_still_arrive(dash: Dash
         allowed = LIMITS["device_burst"] + LIMITS["device_rate_per_s"] * (elapsed + 1)
 
         async def flood_counted() -> Any:
-            body = await get_json(session, "/api/devices/noisy")
-            return body if body["bad_input"]["flood"] >= sent + 1 - allowed else None
+            body = await device_detail(session, "noisy")
+            return body if body and body["bad_input"]["flood"] >= sent + 1 - allowed else None
 
         body = await eventually(flood_counted, what="the flood counted")
         assert body["bad_input"]["flood"] <= sent + 1

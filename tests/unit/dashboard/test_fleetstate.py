@@ -307,6 +307,7 @@ def test_bad_input_is_counted_per_device_and_raises_a_problem_for_an_hour() -> N
     assert codes(summary) == ["bad_input"]
     assert "5 bad messages" in summary["problems"][0]["text"]  # type: ignore[index]
     assert fs.summary("b", P.T0 + 10)["bad_input_total"] == 0
+    assert fs.counts(P.T0 + 10)["problem"] == 1  # a, by its refused messages alone
     later = fs.summary("a", P.T0 + 3700)  # an hour on (its status long stale by then)
     assert "bad_input" not in codes(later)
     assert later["bad_input_total"] == 5
