@@ -51,6 +51,9 @@ def to_alsa_bytes(block: np.ndarray[Any, Any], sample_format: SampleFormat) -> b
     return np.ascontiguousarray(block, dtype=dtype).tobytes()
 
 
+UNKNOWN_LENGTH = 1 << 62  # libsndfile's frame count for a file that does not state its length
+
+
 class WavSource:
     """Frames from a file, paced; `EndOfStream` (repeated on every later read) at the end."""
 
@@ -61,6 +64,8 @@ class WavSource:
             raise ValueError("speed must be >= 0")
         self.path = path
         self._file = soundfile.SoundFile(str(path))  # raises early for a missing/bad file
+        if self._file.frames >= UNKNOWN_LENGTH and self._file.format == "FLAC":
+            self._file = self._reopen_streamed_flac(path)
         channels = int(self._file.channels)
         if not 1 <= channels <= MAX_FILE_CHANNELS:
             self._file.close()
@@ -74,6 +79,18 @@ class WavSource:
         self._position = 0
         self._ended = False
         self.stats = CaptureStats()
+
+    def _reopen_streamed_flac(self, path: Path) -> Any:
+        """A streamed FLAC (the device's own: length unknown in its header) read from memory
+        with its length filled in; libsndfile would otherwise lose the last block."""
+        import io
+
+        import soundfile
+
+        from edge_recorder.audio.flacinfo import with_total_samples
+
+        self._file.close()
+        return soundfile.SoundFile(io.BytesIO(with_total_samples(path.read_bytes())))
 
     @property
     def format(self) -> AudioFormat:

@@ -183,3 +183,41 @@ def test_record_reports_a_missing_device(run_cli: RunCli, tmp_path: Path) -> Non
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "nothing recorded from plughw:CARD=NoSuchCard,DEV=0" in result.stderr
+
+
+def encoded(path: Path, codec: str, folder: Path) -> Path:
+    """The speech as the device's own encoder writes it (16 kHz mono, streamed in 120 ms
+    chunks); pcm16's raw stream goes into a WAV, as the services and `spool export` hand it on."""
+    import soxr
+
+    from edge_recorder.audio.codecs import make_encoder
+
+    pcm, rate = soundfile.read(path, dtype="int16")  # espeak's 22.05 kHz
+    pcm16 = soxr.resample(pcm, rate, 16000).astype(np.int16)  # as the device's pipeline does
+    encoder = make_encoder(EncodingConfig(codec=codec))  # type: ignore[arg-type]
+    chunk = 1920
+    body = b"".join(encoder.encode(pcm16[i : i + chunk]) for i in range(0, len(pcm16), chunk))
+    body += encoder.finish()
+    out = folder / f"speech.{'wav' if codec == 'pcm16' else codec}"
+    if codec == "pcm16":
+        soundfile.write(out, np.frombuffer(body, "<i2"), 16000, subtype="PCM_16")
+    else:
+        out.write_bytes(body)
+    return out
+
+
+@pytest.mark.parametrize("codec", ["pcm16", "opus", "flac"])
+def test_analyze_reads_every_encoder_output_whole(
+    run_cli: RunCli, speech_wav: tuple, tmp_path: Path, codec: str
+) -> None:
+    """The streamed FLAC states no length in its header: libsndfile alone reported 2^63-1
+    frames and failed at the end ("Internal psf_fseek() failed")."""
+    path, speech_end = speech_wav
+    source = encoded(path, codec, tmp_path)
+    result = run_cli("analyze", str(source), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    expected = soundfile.info(str(path)).duration
+    assert report["duration_s"] == pytest.approx(expected, abs=0.08 if codec == "opus" else 0.001)
+    segments = report["speech_segments"]
+    assert segments[0][0] >= LEAD_S - 0.1 and segments[-1][1] <= speech_end + 0.6
