@@ -133,11 +133,26 @@ soak: bootstrap
 demo: bootstrap
 	$(PY) -m edge_recorder demo $(DEMO_ARGS)
 
+## dashboard: bootstrap, then the fleet dashboard (`fleet serve --demo`) with DEVICES simulated
+## devices on a local mosquitto (default 50): open http://127.0.0.1:8470/
+DEVICES ?= 50
+.PHONY: dashboard
+dashboard: bootstrap
+	$(PY) -m edge_recorder fleet serve --demo $(DEVICES)
+
+## deb: dist/edge-recorder_<version>_<arch>.deb: the device venv (exactly the lock, hash-checked,
+## built with Debian's python3), the unit, sysusers.d/tmpfiles.d entries and the config as a
+## conffile. ARCH defaults to this machine's; arm64 is built on an arm64 system or chroot.
+## DEB_ARGS="--compression zstd": 2 s instead of 60 s to compress, a 40 % larger file.
+.PHONY: deb
+deb: bootstrap
+	$(PY) -m devtools.deb.build --out dist $(if $(ARCH),--arch $(ARCH)) $(DEB_ARGS)
+
 unit: bootstrap
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
 
 distclean: clean
 	rm -rf $(VENV)
