@@ -148,6 +148,12 @@ dashboard: bootstrap
 deb: bootstrap
 	$(PY) -m devtools.deb.build --out dist $(if $(ARCH),--arch $(ARCH)) $(DEB_ARGS)
 
+## arm64-check: the arm64 .deb built in a Debian 12 arm64 root under qemu-user-static, then
+## installed into a clean arm64 root and run there (--version, check, analyze); ~8 min
+.PHONY: arm64-check
+arm64-check:
+	devtools/arm64-check.sh
+
 unit: bootstrap
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
