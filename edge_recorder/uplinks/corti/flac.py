@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from edge_recorder.audio.flacinfo import crc8
+
 SCAN_WINDOW = 1024 * 1024
 
 
@@ -23,15 +25,6 @@ class FlacLayout:
     sample_rate: int
     block_size: int  # samples per frame (the last frame may hold fewer)
     frames: tuple[int, ...]  # byte offset of every frame, in order
-
-
-def _crc8(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
 
 
 def metadata(data: bytes) -> tuple[int, int, int]:
@@ -78,7 +71,7 @@ def frame_number(data: bytes, pos: int) -> int | None:
             return None
         value = (value << 6) | (byte & 0x3F)
     end += {6: 1, 7: 2}.get(block_code, 0) + {12: 1, 13: 2, 14: 2}.get(rate_code, 0)
-    if len(head) < end + 1 or _crc8(head[:end]) != head[end]:
+    if len(head) < end + 1 or crc8(head[:end]) != head[end]:
         return None
     return value
 
