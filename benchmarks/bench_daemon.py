@@ -59,7 +59,7 @@ from calendar import timegm
 from pathlib import Path
 from typing import Any
 
-from benchmarks._daemon import start_daemon, status_kb
+from benchmarks._daemon import cpu_seconds, start_daemon, status_kb, thread_cpu_seconds
 from devtools.demo.services import ControlClient, write_toml
 from devtools.demo.speech import speech_wav
 from edge_recorder.dashboard.broker import Broker
@@ -80,26 +80,6 @@ def _wall(ts: str) -> float:
     """logfmt `ts=2026-11-21T00:48:06.123` (UTC) → epoch seconds."""
     head, _, millis = ts.partition(".")
     return timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) + int(millis or 0) / 1000
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _threads(pid: int) -> dict[str, float]:
-    """CPU seconds per thread, keyed "name/tid" (which thread burns the CPU)."""
-    out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            head, tail = task.joinpath("stat").read_text().rsplit(")", 1)
-            fields = tail.split()
-            name = head.split("(", 1)[1]
-            out[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / os.sysconf(
-                "SC_CLK_TCK"
-            )
-    return out
 
 
 def _probe(command: str, pid: int, seconds: float) -> Any:
@@ -171,12 +151,12 @@ async def _measure(
             await control.ok({"cmd": "start"})
             await control.wait_for(lambda s: s["state"] == "recording", 10, "recording")
         await asyncio.sleep(SETTLE_S)  # measuring window starts after the stream is set up
-        threads0 = _threads(daemon.pid)
+        threads0 = thread_cpu_seconds(daemon.pid)
         prober = _probe(probe, daemon.pid, seconds) if probe else None
-        cpu0, wall0 = _cpu_seconds(daemon.pid), time.monotonic()
+        cpu0, wall0 = cpu_seconds(daemon.pid), time.monotonic()
         await asyncio.sleep(seconds)  # the measuring window itself
-        cpu1, wall1 = _cpu_seconds(daemon.pid), time.monotonic()
-        threads1 = _threads(daemon.pid)
+        cpu1, wall1 = cpu_seconds(daemon.pid), time.monotonic()
+        threads1 = thread_cpu_seconds(daemon.pid)
         if prober is not None:
             prober.wait()
         hwm_kb, rss_kb = status_kb(daemon.pid, "VmHWM"), status_kb(daemon.pid, "VmRSS")

@@ -36,7 +36,6 @@ the result as JSON.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -54,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from benchmarks._daemon import status_kb
+from benchmarks._daemon import cpu_seconds, status_kb, thread_cpu_seconds
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -105,23 +104,6 @@ class FleetBroker(Broker):
         if not any(line.startswith("max_queued_messages") for line in lines):
             lines.append("max_queued_messages 100000")
         return lines
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def _threads(pid: int) -> dict[str, float]:
-    """CPU seconds per thread, keyed "name/tid" (which thread burns the CPU)."""
-    out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            head, tail = task.joinpath("stat").read_text().rsplit(")", 1)
-            fields = tail.split()
-            ticks = int(fields[11]) + int(fields[12])
-            out[f"{head.split('(', 1)[1]}/{task.name}"] = ticks / os.sysconf("SC_CLK_TCK")
-    return out
 
 
 def _ms(value: float) -> float | None:
@@ -250,13 +232,13 @@ def measure(seconds: float, devices: int = 1000, flood_per_s: float = 200.0) -> 
                 page.goto(base + "/", wait_until="commit")
                 loads.append(_page_value(page, "window.__loadedMs", 30))
             page.evaluate(LATENCY_PROBE, PROBE)
-            threads0 = _threads(dashboard.pid)
-            cpu0, wall0 = _cpu_seconds(dashboard.pid), time.monotonic()
+            threads0 = thread_cpu_seconds(dashboard.pid)
+            cpu0, wall0 = cpu_seconds(dashboard.pid), time.monotonic()
             for marker in range(1, int(seconds) + 1):
                 probe.publish(marker)
                 page.wait_for_timeout(max(0.0, wall0 + marker - time.monotonic()) * 1000)
-            cpu1, wall1 = _cpu_seconds(dashboard.pid), time.monotonic()
-            threads1 = _threads(dashboard.pid)
+            cpu1, wall1 = cpu_seconds(dashboard.pid), time.monotonic()
+            threads1 = thread_cpu_seconds(dashboard.pid)
             page.wait_for_timeout(2000)  # the last marker's chance to arrive
             seen: dict[str, float] = page.evaluate("window.__probeSeen")
             browser.close()
