@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # the ALSA file plugin, a mosquitto broker for fleet tests, codecs and speech for fixtures).
 APT_PACKAGES := gcc pkg-config python3-dev python3-venv libasound2-dev libasound2-plugins \
 	alsa-utils libsystemd-dev systemd mosquitto mosquitto-clients sox espeak-ng libopus0 \
-	ffmpeg openssl ca-certificates chromium fonts-dejavu-core
+	ffmpeg openssl ca-certificates chromium fonts-dejavu-core reprepro gnupg
 
 LINT_PATHS := edge_recorder tests devtools $(wildcard benchmarks)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -147,6 +147,14 @@ dashboard: bootstrap
 .PHONY: deb
 deb: bootstrap
 	$(PY) -m devtools.deb.build --out dist $(if $(ARCH),--arch $(ARCH)) $(DEB_ARGS)
+
+## repo: dist/repo/public, a signed apt repository (reprepro) with this version's .debs from dist/
+## (make deb; an arm64 one from make arm64-check). REPO_KEY=<fingerprint in GNUPGHOME> signs with
+## the site's archive key; without it a throwaway key is made once in dist/repo/gnupg.
+VERSION = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+.PHONY: repo
+repo: deb
+	$(PY) -m devtools.deb.repo --out dist/repo $(if $(REPO_KEY),--key $(REPO_KEY)) dist/edge-recorder_$(VERSION)_*.deb
 
 ## arm64-check: the arm64 .deb built in a Debian 12 arm64 root under qemu-user-static, then
 ## installed into a clean arm64 root and run there (--version, check, analyze); ~8 min

@@ -48,7 +48,10 @@ REPO = Path(__file__).resolve().parents[2]
 LOCK_DIR = REPO / "devtools" / "requirements"
 LOCK_FILES = ("build.txt", "device.txt", "extra-pi.txt")
 PACKAGE = "edge-recorder"
+# Where every path in the venv points: a link (made by postinst) to the release in use.
 VENV = "/opt/edge-recorder/venv"
+# What dpkg owns: the release this package ships. A gated upgrade keeps the old one beside it.
+RELEASE = "/opt/edge-recorder/release"
 SYSTEM_PYTHON = "/usr/bin/python3"
 # Loaded at run time without an ELF NEEDED entry (opuslib/ctypes, the journal, ALSA's plugins
 # and TLS roots), so the library scan cannot see them.
@@ -165,12 +168,12 @@ def relocate(venv: Path, target: str) -> int:
     return rewritten
 
 
-def compile_bytecode(staging: Path, venv: Path) -> None:
+def compile_bytecode(venv: Path) -> None:
     """Drop stray caches, then compile everything with device paths and checked hashes."""
     for cache in sorted(venv.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache)
     run(
-        venv / "bin" / "python", "-m", "compileall", "-q", "-j0", "-s", staging, "-p", "/",
+        venv / "bin" / "python", "-m", "compileall", "-q", "-j0", "-s", venv, "-p", VENV,
         "--invalidation-mode", "checked-hash", venv / "lib",
     )  # fmt: skip
 
@@ -287,11 +290,11 @@ def control(version: str, arch: str, depends: list[str], size_kib: int) -> str:
 
 def stage(staging: Path, arch: str, version: str, work: Path) -> None:
     """Fill the staging tree and its DEBIAN/ directory."""
-    venv = staging / VENV.lstrip("/")
+    venv = staging / RELEASE.lstrip("/")
     say(f"venv with {SYSTEM_PYTHON} at {venv}")
     build_venv(venv, work)
     say(f"relocated {relocate(venv, VENV)} files to {VENV}")
-    compile_bytecode(staging, venv)
+    compile_bytecode(venv)
     for source, target, mode in FILES:
         dest = staging / target
         if target.endswith("/"):
