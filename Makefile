@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 # the ALSA file plugin, a mosquitto broker for fleet tests, codecs and speech for fixtures).
 APT_PACKAGES := gcc pkg-config python3-dev python3-venv libasound2-dev libasound2-plugins \
 	alsa-utils libsystemd-dev systemd mosquitto mosquitto-clients sox espeak-ng libopus0 \
-	ffmpeg openssl ca-certificates chromium fonts-dejavu-core reprepro gnupg
+	ffmpeg openssl ca-certificates chromium fonts-dejavu-core reprepro gnupg \
+	debootstrap systemd-container
 
 LINT_PATHS := edge_recorder tests devtools $(wildcard benchmarks)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

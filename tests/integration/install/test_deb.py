@@ -3,8 +3,8 @@ contents are the same as the released xz one), then it is inspected with dpkg-de
 control fields, conffiles, the files against the repository's, exactly the locked packages in
 its venv, a venv that runs from the extracted tree, and the maintainer scripts run against a
 temporary root (DPKG_ROOT, like dpkg does for a chroot): user, directories, spool key created
-once, enabling, and the purge rule. Restarting on upgrade needs a running systemd and is left
-for the booted-system check."""
+once, enabling, and the purge rule. Upgrades and their restarts: test_apt_repo.py (dpkg into a
+temporary root) and test_deb_systemd.py (a booted systemd)."""
 
 from __future__ import annotations
 
