@@ -46,7 +46,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK_DIR = REPO / "devtools" / "requirements"
-LOCK_FILES = ("build.txt", "device.txt", "extra-pi.txt")
+LOCK_FILES = ("build.txt", "device.txt")
+# The extras the package carries: `pi` (the lgpio pin factory) and `aws` (the AWS services'
+# CRT and botocore, +35 MB on disk, loaded only when uplink.service is an AWS one), so that one
+# package delivers to every service. `onnx` stays out: it is an alternative backend for the
+# same Silero network the default numpy engine runs (+60 MB); `--extras` changes the set.
+DEFAULT_EXTRAS = ("pi", "aws")
 PACKAGE = "edge-recorder"
 # Where every path in the venv points: a link (made by postinst) to the release in use.
 VENV = "/opt/edge-recorder/venv"
@@ -116,13 +121,21 @@ def host_arch() -> str:
     return run("dpkg", "--print-architecture").strip()
 
 
-def build_venv(venv: Path, work: Path) -> None:
+def lock_files(extras: tuple[str, ...]) -> list[str]:
+    """The exports the venv is installed from, build tools first."""
+    for extra in extras:
+        if not (LOCK_DIR / f"extra-{extra}.txt").exists():
+            raise BuildError(f"no locked extra {extra!r} (devtools/requirements/extra-*.txt)")
+    return [*LOCK_FILES, *(f"extra-{extra}.txt" for extra in extras)]
+
+
+def build_venv(venv: Path, work: Path, extras: tuple[str, ...]) -> None:
     """The venv of systemd/install.sh: locked build tools, then the locked device set without
     dependency resolution, then the project (from a copy, non-editable): all hash-checked."""
     run(SYSTEM_PYTHON, "-m", "venv", venv, env=PIP_ENV)
     pip = (venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-compile")
     run(*pip, "--require-hashes", "-r", LOCK_DIR / "build.txt", env=PIP_ENV)
-    locked = [a for name in LOCK_FILES[1:] for a in ("-r", str(LOCK_DIR / name))]
+    locked = [a for name in lock_files(extras)[1:] for a in ("-r", str(LOCK_DIR / name))]
     run(*pip, "--require-hashes", "--no-deps", "--no-build-isolation", *locked, env=PIP_ENV)
     # A copy of the sources, so the build leaves nothing in the checkout (build/, egg-info).
     source = work / "source"
@@ -288,11 +301,11 @@ def control(version: str, arch: str, depends: list[str], size_kib: int) -> str:
     return "".join(f"{key}: {value}\n" for key, value in fields.items())
 
 
-def stage(staging: Path, arch: str, version: str, work: Path) -> None:
+def stage(staging: Path, arch: str, version: str, work: Path, extras: tuple[str, ...]) -> None:
     """Fill the staging tree and its DEBIAN/ directory."""
     venv = staging / RELEASE.lstrip("/")
     say(f"venv with {SYSTEM_PYTHON} at {venv}")
-    build_venv(venv, work)
+    build_venv(venv, work, extras)
     say(f"relocated {relocate(venv, VENV)} files to {VENV}")
     compile_bytecode(venv)
     for source, target, mode in FILES:
@@ -321,7 +334,12 @@ def stage(staging: Path, arch: str, version: str, work: Path) -> None:
         (debian / name).chmod(0o755)
 
 
-def build(out: Path, arch: str | None = None, compression: str = "xz") -> Path:
+def build(
+    out: Path,
+    arch: str | None = None,
+    compression: str = "xz",
+    extras: tuple[str, ...] = DEFAULT_EXTRAS,
+) -> Path:
     """Build the .deb into out; returns its path. xz is the smallest (60 s for the venv on two
     cores); zstd takes 2 s for a 40 % larger file (dpkg >= 1.21.18, i.e. bookworm)."""
     host = host_arch()
@@ -337,7 +355,7 @@ def build(out: Path, arch: str | None = None, compression: str = "xz") -> Path:
             work = Path(tmp)
             staging = work / "root"
             staging.mkdir(mode=0o755)
-            stage(staging, arch, version, work)
+            stage(staging, arch, version, work, extras)
             say(f"dpkg-deb --build -> {deb}")
             run("dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", staging, deb)
     finally:
@@ -350,9 +368,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "dist", help="output directory")
     parser.add_argument("--arch", help="Debian architecture (default: this machine's)")
     parser.add_argument("--compression", choices=("xz", "zstd", "gzip"), default="xz")
+    parser.add_argument(
+        "--extras", default=",".join(DEFAULT_EXTRAS), help="optional extras in the venv"
+    )
     args = parser.parse_args(argv)
+    extras = tuple(e.strip() for e in args.extras.split(",") if e.strip())
     try:
-        deb = build(args.out, args.arch, args.compression)
+        deb = build(args.out, args.arch, args.compression, extras)
     except BuildError as exc:
         say(f"error: {exc}")
         return 1

@@ -109,7 +109,7 @@ def test_nothing_names_the_build_directory(tree: Path) -> None:
 
 
 def test_the_venv_holds_exactly_the_locked_packages(tree: Path) -> None:
-    expected = pins("build.txt", "device.txt", "extra-pi.txt")
+    expected = pins("build.txt", "device.txt", "extra-pi.txt", "extra-aws.txt")
     assert frozen(tree) == {**expected, "edge-recorder": "0.1.0"}
     assert not list(
         (tree / VENV).glob("lib/python3*/site-packages/edge_recorder-*/direct_url.json")
@@ -141,6 +141,22 @@ def test_the_extracted_venv_runs_on_shipped_bytecode(tree: Path, tmp_path: Path)
     # every module came from a valid shipped .pyc: Python rewrote none and added none
     after = {p: p.stat().st_mtime_ns for p in (tree / VENV).rglob("*.pyc")}
     assert after == pycs
+
+
+def test_one_package_delivers_to_every_service(tree: Path, tmp_path: Path) -> None:
+    """The aws extra is in the package: an AWS service config is never refused for a missing
+    extra (the git path's `--extras pi,aws`)."""
+    python = str(tree / VENV / "bin/python")
+    imports = subprocess.run([python, "-c", "import awscrt.http, botocore.session, lgpio"],
+                             capture_output=True, text=True)  # fmt: skip
+    assert imports.returncode == 0 or "lgpio" in imports.stderr, imports.stderr  # lgpio: aarch64
+    assert "awscrt" not in imports.stderr and "botocore" not in imports.stderr
+    config = tmp_path / "aws.toml"
+    config.write_text('[uplink]\nservice = "aws-healthscribe"\n')
+    done = subprocess.run([python, "-m", "edge_recorder", "check", "--config", str(config)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "optional extra" not in done.stdout + done.stderr, done.stderr
+    assert "aws" in done.stdout + done.stderr  # judged as an AWS config, not refused unread
 
 
 @pytest.fixture
