@@ -84,6 +84,14 @@ class AudioConfig(Section):
         default_factory=list,
         description="Per-channel weights for the mono mix; empty means an equal mix.",
     )
+    mic_positions_mm: list[tuple[float, float, float]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Where each microphone sits, in channel order: (x, y, z) in mm with the "
+        "array's centre at the origin, z up out of the board. Channels after the last one "
+        "listed are not microphones (a playback loopback). Empty: the geometry is unknown. "
+        "The hardware profiles fill it; array processing needs it.",
+    )
     gain_db: float = Field(0.0, ge=-40, le=40, description="Gain applied after the mix.")
     dc_removal: bool = Field(True, description="Remove DC offset (high-pass below ~20 Hz).")
     output_rate: Literal[16000] = Field(16000, description="Rate after resampling (fixed).")
@@ -108,6 +116,11 @@ class AudioConfig(Section):
         if self.mix_weights and len(self.mix_weights) != self.channels:
             raise ValueError(
                 f"audio.mix_weights has {len(self.mix_weights)} weights "
+                f"for {self.channels} channels"
+            )
+        if len(self.mic_positions_mm) > self.channels:
+            raise ValueError(
+                f"audio.mic_positions_mm lists {len(self.mic_positions_mm)} microphones "
                 f"for {self.channels} channels"
             )
         return self

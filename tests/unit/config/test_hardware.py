@@ -64,8 +64,9 @@ def test_documented_profiles_are_the_packaged_ones_byte_for_byte() -> None:
 def test_selecting_a_profile_fills_audio_and_panel(name: str) -> None:
     profile = load_profile(name)
     config = build_config({"audio": {"profile": name}}, environ={})
+    audio = config.audio.model_dump(mode="json")  # TOML arrays, as the profile holds them
     for key, value in profile.audio.items():
-        assert getattr(config.audio, key) == value, key
+        assert audio[key] == value, key
     for key, value in profile.panel.items():
         assert getattr(config.panel, key) == value, key
     if profile.kind == "hat" or profile.kind == "i2s":
@@ -226,3 +227,20 @@ def test_udev_rule_lines_are_well_formed() -> None:
         for item in (part.strip() for part in line.split(",")):
             assert pair.match(item), item
     assert any('ATTR{id}="edgemic"' in line for line in lines)
+
+
+def test_a_profile_gives_the_array_geometry_unless_the_channels_are_overridden() -> None:
+    config = build_config({"audio": {"profile": "respeaker-6mic-array"}}, environ={})
+    assert len(config.audio.mic_positions_mm) == 6  # channels 7-8 are the loopback, not mics
+    radii = {round((x * x + y * y) ** 0.5, 1) for x, y, _ in config.audio.mic_positions_mm}
+    assert radii == {46.3}
+    mono = build_config({"audio": {"profile": "respeaker-6mic-array", "channels": 1}}, environ={})
+    assert mono.audio.mic_positions_mm == []  # 6 positions for 1 channel would not fit
+
+
+def test_more_microphones_than_channels_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="mic_positions_mm lists 3 microphones for 2 channels"):
+        build_config(
+            {"audio": {"channels": 2, "mic_positions_mm": [[0, 0, 0], [1, 0, 0], [2, 0, 0]]}},
+            environ={},
+        )
