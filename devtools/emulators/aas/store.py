@@ -6,8 +6,10 @@ Layout (one directory per session, the correlationId percent-quoted):
     sessions/<cid>/<key>.wav|.ogg|...    a playable copy, rewritten when a stream ends
     sessions/<cid>/<key>.chunks/<n>.bin  REST chunks until the recording is complete
 The byte count of a streamed recording is the size of its raw file, so bytes written just
-before a crash are still counted after a restart. Every method is synchronous and runs on the
-event loop: one writer, no locks.
+before a crash are still counted after a restart. Likewise the REST chunks received are the
+files in `<key>.chunks/`: session.json does not list them (rewriting a growing list on every
+storeChunk made an upload quadratic in its chunk count), they are read back at start. Every
+method is synchronous and runs on the event loop: one writer, no locks.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class Recording:
     updated_at: str = field(default_factory=now_iso)
     close_reason: str = ""
     recording_length_seconds: float = 0.0
-    chunks: dict[str, int] = field(default_factory=dict)  # REST: chunkId -> content bytes
+    # REST: chunkId -> content bytes; in memory only (the chunk files are the record)
+    chunks: dict[int, int] = field(default_factory=dict)
     last_chunk_id: int | None = None
     total_chunks: int | None = None
 
@@ -100,12 +103,20 @@ class Store:
             recs = {k: Recording(**v) for k, v in raw.pop("recordings").items()}
             session = Session(**raw, recordings=recs)
             self.sessions[session.correlation_id] = session
+            for rec in recs.values():
+                chunk_dir = self.raw_path(session.correlation_id, rec.key).with_suffix(".chunks")
+                for part in chunk_dir.glob("*.bin"):
+                    rec.chunks[int(part.stem)] = part.stat().st_size
 
     def save(self, session: Session) -> None:
+        """Write the session's metadata (not its REST chunk list: see the module doc)."""
         directory = self._dir(session.correlation_id)
         directory.mkdir(parents=True, exist_ok=True)
+        meta = asdict(session)
+        for rec in meta["recordings"].values():
+            del rec["chunks"]
         tmp = directory / "session.json.tmp"
-        tmp.write_text(json.dumps(asdict(session), indent=2))
+        tmp.write_text(json.dumps(meta, indent=2))
         tmp.replace(directory / "session.json")
 
     def get(self, cid: str) -> Session | None:
@@ -331,7 +342,7 @@ class Store:
                 "updatedAt": rec.updated_at,
             }
             if rec.transport == "rest":
-                received = sorted(int(c) for c in rec.chunks)
+                received = sorted(rec.chunks)
                 item["chunksReceived"] = received
                 item["totalChunks"] = rec.total_chunks
                 if rec.total_chunks is not None:

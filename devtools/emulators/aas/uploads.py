@@ -41,7 +41,7 @@ class Uploads:
         rec = self._recording(cid, recording_id)
         directory = self._chunk_dir(cid, rec.key)
         path = directory / f"{chunk_id}.bin"
-        if str(chunk_id) in rec.chunks:
+        if chunk_id in rec.chunks:
             stored = path.read_bytes() if path.exists() else None
             if stored is not None and stored != content:
                 raise rules.ChunkConflict(
@@ -51,18 +51,21 @@ class Uploads:
             return rec
         if rec.state == "finalized":
             raise rules.WrongState(f"recording {recording_id} is already complete")
-        received = [int(c) for c in rec.chunks]
-        rules.check_chunk(chunk_id, is_last, received, rec.last_chunk_id, rec.total_chunks)
+        rules.check_chunk(chunk_id, is_last, rec.chunks.keys(), rec.last_chunk_id, rec.total_chunks)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(content)
         tmp.replace(path)
-        rec.chunks[str(chunk_id)] = len(content)
+        new = not rec.chunks
+        rec.chunks[chunk_id] = len(content)
         if is_last:
             rec.last_chunk_id = chunk_id
         rec.updated_at = now_iso()
         self._maybe_complete(cid, rec)
-        self.store.save(self.store.sessions[cid])
+        # The chunk file is the record of a chunk: the metadata is written only when it
+        # changes shape (a new recording, the last chunk, completion), not once per chunk.
+        if new or is_last or rec.state == "finalized":
+            self.store.save(self.store.sessions[cid])
         return rec
 
     def finalize(self, cid: str, recording_id: int, total_chunks: int) -> Recording:
@@ -73,7 +76,7 @@ class Uploads:
                 f"totalChunks {total_chunks} disagrees with totalChunks {rec.total_chunks} "
                 "declared earlier for this recording"
             )
-        rules.check_total(total_chunks, [int(c) for c in rec.chunks], rec.last_chunk_id)
+        rules.check_total(total_chunks, rec.chunks.keys(), rec.last_chunk_id)
         rec.total_chunks = total_chunks
         if rec.state == "open":
             rec.state = "closed"
@@ -85,7 +88,8 @@ class Uploads:
     def _maybe_complete(self, cid: str, rec: Recording) -> None:
         if rec.total_chunks is None or rec.state == "finalized":
             return
-        if rules.missing_chunks(rec.total_chunks, [int(c) for c in rec.chunks]):
+        # chunk ids are unique and checked to lie in 1..totalChunks: all in iff as many
+        if len(rec.chunks) < rec.total_chunks:
             return
         directory = self._chunk_dir(cid, rec.key)
         raw = self.store.raw_path(cid, rec.key)
