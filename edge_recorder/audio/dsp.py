@@ -1,5 +1,8 @@
 """Capture-format frames → 16 kHz mono float32: mix, resample, DC removal, gain, meters.
 
+With `audio.array_processing` other than "average" the mix, resampling and DC removal are
+the array stage's instead (`array.stage.ArrayMix`): per microphone, then a beamformer.
+
 Every stage carries its state across calls, and every operation is chosen so that the result
 does not depend on how the input was cut into blocks (elementwise numpy ops, soxr's streaming
 resampler, a one-pole high-pass evaluated with sequential cumulative sums on a fixed grid):
@@ -16,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
+from edge_recorder.audio.array.stage import ArrayMix
 from edge_recorder.audio.frames import AudioFormat, Frames
 from edge_recorder.config.model import AudioConfig
 
@@ -221,12 +225,18 @@ class Dsp:
         self._weights = [np.float32(w * scale) for w in mix_weights(config, fmt.channels)]
         self._gain = np.float32(10 ** (config.gain_db / 20))
         self._full = _FULL_SCALE[fmt.sample_format]
-        self._resampler = (
-            soxr.ResampleStream(fmt.rate, OUTPUT_RATE, 1, dtype="float32", quality="HQ")
-            if fmt.rate != OUTPUT_RATE
+        self._array = (
+            ArrayMix(config, fmt, scale, OUTPUT_RATE)
+            if config.array_processing != "average"
             else None
         )
-        self._dc = DcBlocker(OUTPUT_RATE) if config.dc_removal else None
+        mono = self._array is None  # else the array stage resamples and filters per mic
+        self._resampler = (
+            soxr.ResampleStream(fmt.rate, OUTPUT_RATE, 1, dtype="float32", quality="HQ")
+            if fmt.rate != OUTPUT_RATE and mono
+            else None
+        )
+        self._dc = DcBlocker(OUTPUT_RATE) if config.dc_removal and mono else None
         self._silence = SilenceDetector(fmt.rate, fmt.channels, config.digital_silence_s)
         self.totals = MeterTotals()
         self._finished = False
@@ -253,7 +263,7 @@ class Dsp:
         if self._finished:
             return np.zeros(0, np.float32), self._meter(np.zeros(0, np.float32), 0, 0)
         self._finished = True
-        out = self._shape(np.zeros(0, np.float32), last=True)
+        out = self._shape(self._zeros(0), last=True)
         return out, self._meter(out, 0, 0)
 
     def _raw(self, data: bytes) -> npt.NDArray[np.int32]:
@@ -267,6 +277,8 @@ class Dsp:
         return raw.reshape(-1, self.format.channels)
 
     def _mix(self, raw: npt.NDArray[np.int32]) -> F32:
+        if self._array is not None:
+            return self._array.frames(raw)
         samples = raw.astype(np.float32)  # one contiguous conversion, then strided columns
         mono = np.zeros(raw.shape[0], dtype=np.float32)
         for ch, weight in enumerate(self._weights):
@@ -279,12 +291,19 @@ class Dsp:
         pieces = []
         while lost > 0:
             n = min(lost, _MAX_GAP_FILL)
-            pieces.append(self._shape(np.zeros(n, np.float32), last=False))
+            pieces.append(self._shape(self._zeros(n), last=False))
             lost -= n
         return np.concatenate(pieces)
 
+    def _zeros(self, frames: int) -> F32:
+        """Silence in the shape the mix stage produces: mono, or one column per mic."""
+        shape = (frames, self._array.mics) if self._array is not None else (frames,)
+        return np.zeros(shape, np.float32)
+
     def _shape(self, mono: F32, *, last: bool) -> F32:
-        if self._resampler is not None:
+        if self._array is not None:
+            mono = self._array.shape(mono, last=last)
+        elif self._resampler is not None:
             mono = self._resampler.resample_chunk(mono, last=last)
         elif last:
             return mono

@@ -42,6 +42,7 @@ PROFILE_AUDIO_KEYS = frozenset(
         "buffer_periods",
         "mix_weights",
         "mic_positions_mm",
+        "array_processing",
         "gain_db",
         "dc_removal",
     }
@@ -59,7 +60,10 @@ PROFILE_PANEL_KEYS = frozenset(
 )
 # When a config sets the key on the left itself, the profile's keys on the right no longer
 # fit it (6 weights for 2 channels, 3 pins for a single LED) and are not filled in.
-_PARTNERS = {"channels": ("mix_weights", "mic_positions_mm"), "led": ("led_pins",)}
+_PARTNERS = {
+    "channels": ("mix_weights", "mic_positions_mm", "array_processing"),
+    "led": ("led_pins",),
+}
 _CARD_INDEX = re.compile(r"^(plug)?hw:(CARD=)?\d")  # same rule as audio.sources.uses_card_index
 _BOOT_LINE = re.compile(r"^(dtoverlay|dtparam|gpio)=[A-Za-z0-9_.,=:-]+$")
 

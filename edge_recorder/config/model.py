@@ -92,6 +92,16 @@ class AudioConfig(Section):
         "listed are not microphones (a playback loopback). Empty: the geometry is unknown. "
         "The hardware profiles fill it; array processing needs it.",
     )
+    array_processing: Literal["average", "das", "mvdr", "mvdr-postfilter"] = Field(
+        "average",
+        description="How the microphones become one signal. 'average': the mono mix above "
+        "(mix_weights). 'das' (delay-and-sum) and 'mvdr' steer a beam at whoever is talking, "
+        "found from the array itself, to take a far-field voice out of room noise and "
+        "reverberation; 'mvdr' also nulls steady noise sources (fans, monitors); "
+        "'mvdr-postfilter' then attenuates the noise left between words (at most 12 dB). "
+        "All but 'average' need mic_positions_mm for at least 2 microphones and add ~144 ms "
+        "of latency (the recording's timeline is unchanged).",
+    )
     gain_db: float = Field(0.0, ge=-40, le=40, description="Gain applied after the mix.")
     dc_removal: bool = Field(True, description="Remove DC offset (high-pass below ~20 Hz).")
     output_rate: Literal[16000] = Field(16000, description="Rate after resampling (fixed).")
@@ -122,6 +132,12 @@ class AudioConfig(Section):
             raise ValueError(
                 f"audio.mic_positions_mm lists {len(self.mic_positions_mm)} microphones "
                 f"for {self.channels} channels"
+            )
+        if self.array_processing != "average" and len(self.mic_positions_mm) < 2:
+            raise ValueError(
+                f"audio.array_processing = '{self.array_processing}' needs "
+                "audio.mic_positions_mm for at least 2 microphones "
+                f"(it lists {len(self.mic_positions_mm)}); use 'average' without a geometry"
             )
         return self
 

@@ -141,11 +141,16 @@ def test_record_from_a_synthetic_array(run_cli: RunCli, tmp_path: Path) -> None:
     assert "4 ch, 48000 Hz, S32_LE" in result.stdout
 
 
+SQUARE_MM = [(22.85, 22.85, 0.0), (-22.85, 22.85, 0.0), (-22.85, -22.85, 0.0), (22.85, -22.85, 0.0)]
+
+
+@pytest.mark.parametrize("array", ["average", "mvdr"])
 def test_record_through_libasound_file_plugin_matches_offline_processing(
-    run_cli: RunCli, speech_wav: tuple, tmp_path: Path
+    run_cli: RunCli, speech_wav: tuple, tmp_path: Path, array: str
 ) -> None:
     """4-channel 48 kHz S32_LE through the real ALSA `file` plugin, processed by `record`,
-    equals the same bytes run through the pipeline in-process: capture adds nothing."""
+    equals the same bytes run through the pipeline in-process: capture adds nothing (with
+    the beamformer too: its output does not depend on how capture cut the stream)."""
     path, _ = speech_wav
     voice, rate = soundfile.read(path, dtype="float32")
     import soxr
@@ -158,21 +163,41 @@ def test_record_through_libasound_file_plugin_matches_offline_processing(
     raw = np.clip(chans * 2**31, -(2**31), 2**31 - 1).astype("<i4").tobytes()
     infile = tmp_path / "in.raw"
     infile.write_bytes(raw)  # ~5.6 s; we record 2 s (after EOF the plugin returns garbage)
+    geometry = f'mic_positions_mm = {[list(p) for p in SQUARE_MM]}\narray_processing = "{array}"'
     config = write_config(
-        tmp_path, f'device = "fakemic:{infile}"\nchannels = 4\nrate = 48000\nformat = "S32_LE"'
+        tmp_path,
+        f'device = "fakemic:{infile}"\nchannels = 4\nrate = 48000\nformat = "S32_LE"\n{geometry}',
     )
     out = tmp_path / "alsa.wav"
     result = run_cli("record", "--seconds", "2", str(out), "--config", str(config), env=alsa_env())
     assert result.returncode == 0, result.stderr + result.stdout
     data, _ = read_wav(out)
     fmt = AudioFormat(48000, 4, "S32_LE")
-    audio = AudioConfig(source="alsa", channels=4, rate=48000, format="S32_LE")
+    audio = AudioConfig(
+        source="alsa",
+        channels=4,
+        rate=48000,
+        format="S32_LE",
+        mic_positions_mm=SQUARE_MM,
+        array_processing=array,  # type: ignore[arg-type]
+    )
     pipeline = Pipeline(fmt, audio, VadConfig(), EncodingConfig(), encode=False)
     first = pipeline.process(Frames(raw[: 96000 * fmt.frame_bytes], fmt, 0)).pcm
     expected = np.concatenate([first, pipeline.finish().pcm])
     assert data.size == expected.size == 32000
     assert np.array_equal(data, expected)
     assert "fakemic:" in result.stdout and "xruns:    0" in result.stdout
+    plain = Pipeline(
+        fmt,
+        audio.model_copy(update={"array_processing": "average"}),
+        VadConfig(),
+        EncodingConfig(),
+        encode=False,
+    )
+    mixed = np.concatenate(
+        [plain.process(Frames(raw[: 96000 * fmt.frame_bytes], fmt, 0)).pcm, plain.finish().pcm]
+    )
+    assert np.array_equal(data, mixed) == (array == "average")  # the beam was really on
 
 
 def test_record_reports_a_missing_device(run_cli: RunCli, tmp_path: Path) -> None:

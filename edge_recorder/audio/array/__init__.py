@@ -1,0 +1,50 @@
+"""Array processing: turn the microphones of a known geometry into one mono signal.
+
+The contract every processor keeps (the pipeline and the evaluation code against it):
+`process` takes (frames, M) float32 at `rate` and returns exactly `frames` mono float32
+samples, `delay_samples` late (the first `delay_samples` outputs of a stream are warm-up
+zeros); the output does not depend on how the input is cut into blocks, bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_recorder.audio.array.beamformers import AverageProcessor, DasProcessor, MvdrProcessor
+from edge_recorder.audio.array.postfilter import PostFilteredMvdr
+
+KINDS: tuple[str, ...] = ("average", "das", "mvdr", "mvdr-postfilter")
+
+
+class ArrayProcessor(Protocol):
+    """One stream's array processor (stateful: one instance per recording)."""
+
+    delay_samples: int
+
+    def process(self, block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+
+def make_array_processor(
+    kind: str, positions_m: npt.NDArray[np.float64], rate: int = 16000
+) -> ArrayProcessor:
+    """A processor of `kind` for mics at `positions_m` ((M, 3), metres, board frame)."""
+    positions = np.asarray(positions_m, dtype=np.float64)
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise ValueError(f"mic positions must be (M, 3), got {positions.shape}")
+    if kind == "average":
+        return AverageProcessor(positions.shape[0])
+    if kind not in KINDS:
+        raise ValueError(f"unknown array processing {kind!r}; one of {', '.join(KINDS)}")
+    if positions.shape[0] < 2:
+        raise ValueError(f"array processing {kind!r} needs at least 2 microphones")
+    if kind == "das":
+        return DasProcessor(positions, rate)
+    if kind == "mvdr":
+        return MvdrProcessor(positions, rate)
+    return PostFilteredMvdr(positions, rate)
+
+
+__all__ = ["KINDS", "ArrayProcessor", "make_array_processor"]

@@ -1,0 +1,114 @@
+"""The candidate array processors: plain average, delay-and-sum, MVDR.
+
+"average" is today's equal mix, kept sample-exact so switching the stage off changes nothing.
+"das" aligns the microphones on the tracked talker (a phase shift per bin, so fractional
+delays are exact) and averages them: the talker adds up coherently, uncorrelated noise and
+sources from elsewhere do not. It cannot amplify noise, and it degrades gracefully when the
+direction is a little off. "mvdr" keeps the talker's direction undistorted too but places
+nulls on what the noise frames contain (a fan, a monitor, a second voice in the pauses):
+w = R⁻¹a / (aᴴR⁻¹a), with R the noise covariance and diagonal loading so that a steering
+error or a short covariance estimate does not turn into cancelling the talker.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_recorder.audio.array.doa import DirectionTracker, SpeechGate
+from edge_recorder.audio.array.geometry import steering
+from edge_recorder.audio.array.stft import NFFT, StftBank, apply_weights
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+C128 = npt.NDArray[np.complex128]
+
+NOISE_MEMORY = 0.99  # per noise hop: the covariance forgets with a ~1.6 s time constant
+LOADING = 0.05  # diagonal loading, relative to the mean noise power per mic and bin
+SOLVE_EVERY = 2  # batches (256 ms at 16 kHz) between MVDR weight updates
+
+
+class AverageProcessor:
+    """Equal mix of the microphones: the pipeline's historical behaviour, no delay."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+        self.delay_samples = 0
+        self._weight = np.float32(1.0 / channels)
+
+    def process(self, block: F32) -> F32:
+        if block.shape[1] != self.channels:
+            raise ValueError(f"expected {self.channels} channels, got {block.shape[1]}")
+        mono = np.zeros(block.shape[0], np.float32)
+        for ch in range(self.channels):  # the same float32 operations as Dsp's mix
+            mono += block[:, ch] * self._weight
+        return mono
+
+
+class DasProcessor(StftBank):
+    """Delay-and-sum steered by the SRP-PHAT tracker."""
+
+    def __init__(self, positions_m: F64, rate: int) -> None:
+        super().__init__(positions_m.shape[0], rate)
+        self.positions = positions_m
+        self.tracker = DirectionTracker(positions_m, self.freqs, rate, NFFT)
+        self.gate = SpeechGate(self.tracker.band)
+        self._steered_at: F64 | None = None
+        self._steering: C128 = steering(positions_m, self.tracker.direction, self.freqs)
+        self.weights: C128 = self._steering / self.channels
+        self.noise_frames: npt.NDArray[np.bool_] = np.zeros(0, bool)  # of the last batch
+
+    def _filter(self, spectra: C128) -> C128:
+        drive = spectra[0]
+        speech, noise = self.gate.update(drive)
+        self.noise_frames = noise
+        self.tracker.update(drive, speech)
+        if self._steered_at is not self.tracker.direction:
+            self._steered_at = self.tracker.direction
+            self._steering = steering(self.positions, self._steered_at, self.freqs)
+            self._adapt(drive, noise, steered=True)
+        else:
+            self._adapt(drive, noise, steered=False)
+        return apply_weights(spectra, self.weights)
+
+    def _adapt(self, drive: C128, noise: npt.NDArray[np.bool_], *, steered: bool) -> None:
+        if steered:
+            self.weights = self._steering / self.channels
+
+
+class MvdrProcessor(DasProcessor):
+    """MVDR on the tracked direction, noise covariance from the gate's noise frames."""
+
+    def __init__(self, positions_m: F64, rate: int) -> None:
+        super().__init__(positions_m, rate)
+        self._covariance: C128 | None = None
+        m = self.channels
+        self._eye = np.eye(m)[None]
+        self._stale = False  # steering or covariance changed since the weights were solved
+        self._batches = 0
+
+    def _adapt(self, drive: C128, noise: npt.NDArray[np.bool_], *, steered: bool) -> None:
+        count = int(noise.sum())
+        if count:
+            xf = np.ascontiguousarray(drive.transpose(2, 0, 1)) * noise  # (F, M, B)
+            batch = (xf @ xf.conj().transpose(0, 2, 1)) / count
+            if self._covariance is None:
+                self._covariance = batch
+            else:
+                keep = NOISE_MEMORY**count
+                self._covariance = keep * self._covariance + (1.0 - keep) * batch
+        self._stale = self._stale or steered or count > 0
+        self._batches += 1
+        if not self._stale or self._batches % SOLVE_EVERY:
+            return  # the weights are solved on a fixed grid of batches: half the CPU
+        self._stale = False
+        if self._covariance is None:  # no noise seen yet: delay-and-sum
+            self.weights = self._steering / self.channels
+            return
+        r = self._covariance
+        power = np.trace(r, axis1=1, axis2=2).real / self.channels  # (F,)
+        loaded = r + (LOADING * power + 1e-20)[:, None, None] * self._eye
+        a = self._steering  # (F, M)
+        z = np.linalg.solve(loaded, a[:, :, None])[:, :, 0]
+        gain = np.einsum("fm,fm->f", a.conj(), z)
+        self.weights = z / gain[:, None]  # aᴴR⁻¹a is real: R is Hermitian
