@@ -40,11 +40,13 @@ async def test_bad_messages_are_counted_per_device_and_kind(dash: Dashboard) -> 
     async with dash.session() as session:
 
         async def counted() -> Any:
+            # the six messages may be taken in any batch order: wait for all of them
             body = await device_detail(session, "victim")
-            return body if body and sum(body["bad_input"].values()) == 5 else None
+            fleet = await get_json(session, "/api/fleet")
+            done = body and sum(body["bad_input"].values()) == 5
+            return (body, fleet) if done and sum(fleet["unattributed"].values()) else None
 
-        body = await eventually(counted, what="five bad messages counted")
-        fleet = await get_json(session, "/api/fleet")
+        body, fleet = await eventually(counted, what="six bad messages counted")
     assert body["bad_input"] == {
         "too_large": 1, "not_json": 2, "schema": 1, "wrong_device": 1, "flood": 0,
     }  # fmt: skip
