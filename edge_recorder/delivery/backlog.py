@@ -1,4 +1,6 @@
-"""Store-and-forward of closed recordings, oldest encounter first, then StartProcessing.
+"""Store-and-forward of closed recordings, oldest encounter first, each encounter processed as
+soon as its last recording is delivered (after an outage the oldest note is ready first, not
+after the whole backlog has gone up).
 
 A closed, undelivered recording goes up one of two ways:
 - the service already knows it by GUID (it was opened live, see `delivery.state`): reopen it
@@ -61,6 +63,7 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
         ctx.work.claimed.add(info.id)
         try:
             await deliver_closed(ctx, info.id, phase)
+            await _process_if_ready(ctx, info.encounter)
         except UplinkError as err:
             delay = ctx.apply(info.id, err, phase)
             if delay is None:
@@ -77,6 +80,17 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
         if not await start_processing(ctx, enc):
             break
     return 0.0 if again else None
+
+
+async def _process_if_ready(ctx: DeliveryContext, encounter_id: str) -> None:
+    """StartProcessing for this encounter now, if that recording was its last one."""
+    enc = ctx.spool.encounter(encounter_id)
+    if not enc.ended or enc.processing_started or not enc.all_delivered:
+        return
+    backing_off = (enc.next_attempt_at or 0) > ctx.clock()
+    if backing_off or ctx.work.tap_active.intersection(enc.recordings):
+        return  # left to the pass's own loop (its live stream may still be reading it)
+    await start_processing(ctx, enc)
 
 
 async def _open_sessions(ctx: DeliveryContext) -> None:

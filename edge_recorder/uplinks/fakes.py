@@ -44,6 +44,8 @@ class FakeService:
     silent_opens: bool = False  # live opens get no answer (as the live AAS has been seen to)
     silent: bool = False  # nothing at all comes back on a live stream: no acks, no close
     opens: int = 0
+    # ("upload" | "processing", correlation id) in the order the service saw them
+    calls: list[tuple[str, str]] = field(default_factory=list)
     configuration: ServiceConfiguration = field(default_factory=ServiceConfiguration)
 
     def reachable(self, transport: Transport) -> None:
@@ -157,6 +159,7 @@ class FakeLiveStreamer:
             session.correlation_id, len(held), sum(len(b) for b in held.values())
         )
         self.service.processing[session.correlation_id] = started
+        self.service.calls.append(("processing", session.correlation_id))
         return started
 
     async def aclose(self) -> None:
@@ -186,6 +189,7 @@ class FakeStoreForward:
         data = await read(0, length)
         self.service.recordings[(session.correlation_id, recording_seq)] = bytearray(data)
         self.service.uploads += 1
+        self.service.calls.append(("upload", session.correlation_id))
         return FinalizeResult(total_chunks=1, request_id=f"fake-{self.service.uploads}")
 
     async def aclose(self) -> None:

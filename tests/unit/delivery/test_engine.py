@@ -206,3 +206,24 @@ async def test_a_broken_stream_whose_open_was_never_answered_is_not_resumed_at_a
     assert service.opens == 1
     assert service.uploads == 1
     assert service.held("enc-8") == {1: AUDIO + AUDIO[::-1]}
+
+
+async def test_after_an_outage_the_oldest_encounter_is_processed_before_the_backlog_goes_up(
+    config: Config, spool: Spool
+) -> None:
+    """A clinician waits for the oldest note: each encounter is processed as soon as its own
+    recordings are up, not after every recording of the backlog."""
+    service = FakeService()
+    names = [f"enc-{n:02d}" for n in range(12)]
+    for name in names:
+        record(spool, name, 1)
+        record(spool, name, 2, AUDIO[::-1])
+        spool.end_encounter(name)
+    async with running(config, spool, service, live_enabled=False) as engine:  # back online
+        engine.wake()
+        await async_poll_until(
+            lambda: all(reclaimed(spool, name) for name in names), what="backlog drained"
+        )
+    expected = [call for name in names for call in
+                (("upload", name), ("upload", name), ("processing", name))]  # fmt: skip
+    assert service.calls == expected
