@@ -235,6 +235,13 @@ class UplinkConfig(Section):
     )
     retry_initial_s: PositiveSeconds = Field(1.0, description="First retry back-off.")
     retry_max_s: PositiveSeconds = Field(60.0, description="Back-off ceiling.")
+    offline_probe_s: PositiveSeconds = Field(
+        5.0,
+        le=60,
+        description="While the service is unreachable (no answer at all, not a refusal), "
+        "one side-effect-free request this often finds the network back, whatever the "
+        "retry back-off has grown to: after an outage the backlog restarts within this.",
+    )
     connect_timeout_s: PositiveSeconds = Field(10.0, description="Connect timeout.")
     request_timeout_s: PositiveSeconds = Field(30.0, description="Per-request deadline.")
     keepalive_s: PositiveSeconds = Field(20.0, description="gRPC/TCP keepalive interval.")

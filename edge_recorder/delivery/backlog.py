@@ -35,17 +35,25 @@ _NETWORK = (ErrorKind.UNAVAILABLE, ErrorKind.AUTH, ErrorKind.FORBIDDEN, ErrorKin
 
 
 async def backlog_loop(ctx: DeliveryContext) -> None:
+    link_back = False
     while True:
         raise_if_cancelling()
-        pause = await _one_pass(ctx)
+        pause = await _one_pass(ctx, due_now=link_back)
+        link_back = False
         if pause is None:
             await wait_event(ctx.wakeups.backlog_wake, _next_due_s(ctx))
         elif pause > 0:
-            await asyncio.sleep(pause)  # the service is unreachable: the back-off itself
+            # the service is unreachable: the back-off itself, cut short when the live
+            # task's probe finds the network back (uplink.offline_probe_s)
+            ctx.wakeups.link_up.clear()
+            await wait_event(ctx.wakeups.link_up, pause)
+            # back online: what waited out the outage is due now, not at its own back-off
+            link_back = ctx.link.online
 
 
-async def _one_pass(ctx: DeliveryContext) -> float | None:
-    """Try every due recording, then every encounter ready for processing.
+async def _one_pass(ctx: DeliveryContext, due_now: bool = False) -> float | None:
+    """Try every due recording (every one, with `due_now`), then every encounter ready for
+    processing.
 
     Returns 0 to start another pass at once, a back-off in seconds when the service is
     unreachable (so the remaining recordings are not each tried against a dead link),
@@ -54,7 +62,8 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
     again = False
     if ctx.uplinks.session_at_start and ctx.link.online:
         await _open_sessions(ctx)
-    for info in ctx.spool.pending_recordings(ready_at=ctx.clock()):
+    ready_at = None if due_now else ctx.clock()
+    for info in ctx.spool.pending_recordings(ready_at=ready_at):
         raise_if_cancelling()
         if info.state != "closed" or info.id in ctx.work.claimed:
             continue
@@ -74,7 +83,7 @@ async def _one_pass(ctx: DeliveryContext) -> float | None:
             continue  # quarantined by the spool, with the reason
         finally:
             ctx.work.claimed.discard(info.id)
-    for enc in ctx.spool.encounters_ready_for_processing(ready_at=ctx.clock()):
+    for enc in ctx.spool.encounters_ready_for_processing(ready_at=ready_at):
         if ctx.work.tap_active.intersection(enc.recordings):
             continue  # its live stream is still reading the audio from the spool
         if not await start_processing(ctx, enc):
@@ -87,9 +96,8 @@ async def _process_if_ready(ctx: DeliveryContext, encounter_id: str) -> None:
     enc = ctx.spool.encounter(encounter_id)
     if not enc.ended or enc.processing_started or not enc.all_delivered:
         return
-    backing_off = (enc.next_attempt_at or 0) > ctx.clock()
-    if backing_off or ctx.work.tap_active.intersection(enc.recordings):
-        return  # left to the pass's own loop (its live stream may still be reading it)
+    if ctx.work.tap_active.intersection(enc.recordings):
+        return  # its live stream still reads it: left to the pass's own loop
     await start_processing(ctx, enc)
 
 

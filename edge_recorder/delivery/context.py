@@ -69,6 +69,7 @@ class Wakeups:
     backlog_wake: asyncio.Event = field(default_factory=asyncio.Event)
     live_quiet: asyncio.Event = field(default_factory=asyncio.Event)  # live needs no bandwidth
     tap_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    link_up: asyncio.Event = field(default_factory=asyncio.Event)  # offline → online
 
     def __post_init__(self) -> None:
         self.live_quiet.set()
@@ -161,6 +162,8 @@ class DeliveryContext:
     def succeeded(self, delivered: bool = False, live_link: bool = True) -> None:
         """A call worked; only one on the live connection proves that connection healthy (a
         REST upload between failing gRPC calls must not stop the redial count)."""
+        if not self.link.online:
+            self.wakeups.link_up.set()  # the backlog's back-off ends: the network is back
         self.link.online, self.link.refusing = True, False
         self.link.error = None  # the link works again; `last_error` keeps what happened
         if live_link:

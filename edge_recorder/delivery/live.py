@@ -53,14 +53,20 @@ async def live_loop(ctx: DeliveryContext) -> None:
     While the service is unreachable a recording is not opened, only probed for with
     RetrieveConfiguration (no side effects): a recording that begins and ends during an
     outage then stays unknown to the service and goes up through REST, and a recording the
-    service may know by GUID (its open was sent) is always finished on the live transport."""
+    service may know by GUID (its open was sent) is always finished on the live transport.
+    While the service is unreachable the probe also runs when nothing is recording, at least
+    every `uplink.offline_probe_s`: its success is what ends the backlog's back-off."""
     probe_attempts, next_probe = 0, 0.0
     while True:
         raise_if_cancelling()
         rid = _pick_live(ctx)
-        if rid is None and (ctx.link.service is not None or time.monotonic() < next_probe):
+        known_and_up = ctx.link.service is not None and ctx.link.online
+        if rid is None and (known_and_up or time.monotonic() < next_probe):
             ctx.wakeups.live_quiet.set()
-            await wait_event(ctx.wakeups.live_wake, IDLE_POLL_S)
+            idle_s = (
+                IDLE_POLL_S if known_and_up else min(IDLE_POLL_S, next_probe - time.monotonic())
+            )
+            await wait_event(ctx.wakeups.live_wake, idle_s)
             continue
         if rid is None or not ctx.link.online:
             try:  # reachable again? (also learns the service's limits while idle)
@@ -71,6 +77,8 @@ async def live_loop(ctx: DeliveryContext) -> None:
                 decision = decide(err, "live")
                 ctx.failed(err, decision, phase="probe")
                 wait_s = ctx.backoff(probe_attempts, err, decision)
+                if err.kind is ErrorKind.UNAVAILABLE and not decision.refusing:
+                    wait_s = min(wait_s, ctx.config.uplink.offline_probe_s)  # no load to spare
                 next_probe = time.monotonic() + wait_s
                 if rid is not None:
                     await asyncio.sleep(wait_s)  # the back-off itself

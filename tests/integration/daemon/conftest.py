@@ -358,14 +358,16 @@ async def record_offline_then_deliver(
     opens a recording that lives entirely offline (so it goes up store-and-forward), the
     encounter stops, the network comes back, and the encounter is handed to processing."""
     proxy.cut()
+    for command in ("pause", "resume"):
+        code, _, err = await daemon.ctl(command)
+        assert code == 0, err
 
     async def offline() -> bool:
         return not (await daemon.status())["online"]
 
+    # The new recording's first use of the network is what shows the outage (a device that
+    # is not delivering anything has nothing to notice it with, short of its offline probe).
     await wait_for(offline, what="the daemon noticing the outage")
-    for command in ("pause", "resume"):
-        code, _, err = await daemon.ctl(command)
-        assert code == 0, err
     resumed_at = (await daemon.status())["backlog"]["bytes"]
 
     async def recorded() -> bool:

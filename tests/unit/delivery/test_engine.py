@@ -227,3 +227,30 @@ async def test_after_an_outage_the_oldest_encounter_is_processed_before_the_back
     expected = [call for name in names for call in
                 (("upload", name), ("upload", name), ("processing", name))]  # fmt: skip
     assert service.calls == expected
+
+
+async def test_the_network_coming_back_ends_the_backlogs_back_off(tmp_path: Path) -> None:
+    """After a long outage the back-off has grown (here to an hour); the live task's cheap
+    probe (every uplink.offline_probe_s) finds the network back and the backlog goes at once."""
+    config = Config.model_validate(
+        {
+            "spool": {"dir": str(tmp_path / "spool"), "key_file": str(tmp_path / "k"),
+                      "reserve_free_bytes": 0},
+            "uplink": {"retry_initial_s": 3600, "retry_max_s": 3600, "offline_probe_s": 0.05},
+        }
+    )  # fmt: skip
+    spool = Spool.open(config.spool, environ={})
+    try:
+        service = FakeService(offline=True)
+        rid = record(spool, "enc-1", 1)
+        spool.end_encounter("enc-1")
+        async with running(config, spool, service) as engine:
+            engine.wake()
+            await async_poll_until(
+                lambda: spool.recording(rid).attempts >= 1, what="a failed attempt, backing off"
+            )
+            service.offline = False
+            await async_poll_until(lambda: reclaimed(spool, "enc-1"), what="enc-1 delivered")
+        assert service.held("enc-1") == {1: AUDIO} and "enc-1" in service.processing
+    finally:
+        spool.close()
