@@ -92,15 +92,26 @@ class AudioConfig(Section):
         "listed are not microphones (a playback loopback). Empty: the geometry is unknown. "
         "The hardware profiles fill it; array processing needs it.",
     )
-    array_processing: Literal["average", "das", "mvdr", "mvdr-postfilter"] = Field(
+    array_processing: Literal[
+        "average", "das", "mvdr", "mvdr-postfilter", "wpe-mvdr", "mvdr-wpe", "mvdr-wpe-postfilter"
+    ] = Field(
         "average",
         description="How the microphones become one signal. 'average': the mono mix above "
         "(mix_weights). 'das' (delay-and-sum) and 'mvdr' steer a beam at whoever is talking, "
         "found from the array itself, to take a far-field voice out of room noise and "
         "reverberation; 'mvdr' also nulls steady noise sources (fans, monitors); "
         "'mvdr-postfilter' then attenuates the noise left between words (at most 12 dB). "
-        "All but 'average' need mic_positions_mm for at least 2 microphones and add ~144 ms "
-        "of latency (the recording's timeline is unchanged).",
+        "'wpe-mvdr' and 'mvdr-wpe' also remove late reverberation (online WPE, before or "
+        "after the beam); 'mvdr-wpe-postfilter' does both. "
+        "All but 'average' need mic_positions_mm for at least 2 microphones and add live "
+        "latency (array_batch_hops; the recording's timeline is unchanged).",
+    )
+    array_batch_hops: Literal[2, 4, 8] = Field(
+        8,
+        description="STFT hops (16 ms each) the beamformer transforms at once: the live "
+        "latency it adds is hops x 16 ms + 16 ms (8: 144 ms, 4: 80 ms, 2: 48 ms) for ~1 ms "
+        "of CPU per audio second more at 2 (adaptation runs on 128 ms windows either way, "
+        "so the output quality is the same).",
     )
     gain_db: float = Field(0.0, ge=-40, le=40, description="Gain applied after the mix.")
     dc_removal: bool = Field(True, description="Remove DC offset (high-pass below ~20 Hz).")

@@ -14,9 +14,19 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_recorder.audio.array.beamformers import AverageProcessor, DasProcessor, MvdrProcessor
-from edge_recorder.audio.array.postfilter import PostFilteredMvdr
+from edge_recorder.audio.array.dereverb import MvdrWpe, WpeMvdr
+from edge_recorder.audio.array.postfilter import PostFilteredMvdr, PostFilteredMvdrWpe
+from edge_recorder.audio.array.stft import BATCH
 
-KINDS: tuple[str, ...] = ("average", "das", "mvdr", "mvdr-postfilter")
+KINDS: tuple[str, ...] = (
+    "average",
+    "das",
+    "mvdr",
+    "mvdr-postfilter",
+    "wpe-mvdr",
+    "mvdr-wpe",
+    "mvdr-wpe-postfilter",
+)
 
 
 class ArrayProcessor(Protocol):
@@ -28,9 +38,12 @@ class ArrayProcessor(Protocol):
 
 
 def make_array_processor(
-    kind: str, positions_m: npt.NDArray[np.float64], rate: int = 16000
+    kind: str, positions_m: npt.NDArray[np.float64], rate: int = 16000, batch: int = BATCH
 ) -> ArrayProcessor:
-    """A processor of `kind` for mics at `positions_m` ((M, 3), metres, board frame)."""
+    """A processor of `kind` for mics at `positions_m` ((M, 3), metres, board frame).
+
+    `batch` (hops per STFT batch) trades live latency for CPU: the added delay is
+    batch·256 + 255 samples; the default 8 is what the pipeline uses."""
     positions = np.asarray(positions_m, dtype=np.float64)
     if positions.ndim != 2 or positions.shape[1] != 3:
         raise ValueError(f"mic positions must be (M, 3), got {positions.shape}")
@@ -40,11 +53,15 @@ def make_array_processor(
         raise ValueError(f"unknown array processing {kind!r}; one of {', '.join(KINDS)}")
     if positions.shape[0] < 2:
         raise ValueError(f"array processing {kind!r} needs at least 2 microphones")
-    if kind == "das":
-        return DasProcessor(positions, rate)
-    if kind == "mvdr":
-        return MvdrProcessor(positions, rate)
-    return PostFilteredMvdr(positions, rate)
+    beams: dict[str, type[DasProcessor]] = {
+        "das": DasProcessor,
+        "mvdr": MvdrProcessor,
+        "mvdr-postfilter": PostFilteredMvdr,
+        "wpe-mvdr": WpeMvdr,
+        "mvdr-wpe": MvdrWpe,
+        "mvdr-wpe-postfilter": PostFilteredMvdrWpe,
+    }
+    return beams[kind](positions, rate, batch)
 
 
 __all__ = ["KINDS", "ArrayProcessor", "make_array_processor"]

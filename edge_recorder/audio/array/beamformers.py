@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from edge_recorder.audio.array.doa import DirectionTracker, SpeechGate
 from edge_recorder.audio.array.geometry import steering
-from edge_recorder.audio.array.stft import NFFT, StftBank, apply_weights
+from edge_recorder.audio.array.stft import BATCH, NFFT, StftBank, apply_weights
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -25,7 +25,8 @@ C128 = npt.NDArray[np.complex128]
 
 NOISE_MEMORY = 0.99  # per noise hop: the covariance forgets with a ~1.6 s time constant
 LOADING = 0.05  # diagonal loading, relative to the mean noise power per mic and bin
-SOLVE_EVERY = 2  # batches (256 ms at 16 kHz) between MVDR weight updates
+ADAPT_HOPS = 8  # hops (128 ms) of spectra per adaptation step, whatever the transform batch
+SOLVE_EVERY_HOPS = 16  # hops (256 ms at 16 kHz) between MVDR weight updates, on a fixed grid
 
 
 class AverageProcessor:
@@ -46,20 +47,39 @@ class AverageProcessor:
 
 
 class DasProcessor(StftBank):
-    """Delay-and-sum steered by the SRP-PHAT tracker."""
+    """Delay-and-sum steered by the SRP-PHAT tracker.
 
-    def __init__(self, positions_m: F64, rate: int) -> None:
-        super().__init__(positions_m.shape[0], rate)
+    Adaptation (gate, tracker, noise covariance, weights) runs on windows of `adapt_hops`
+    hops (at least `ADAPT_HOPS`, a whole number of batches) gathered from the transform
+    batches, so a small batch buys latency without multiplying the adaptation's cost or
+    changing what it sees; the weights then filter the following batches. With the default
+    batch the window is the batch itself, as before.
+    """
+
+    def __init__(self, positions_m: F64, rate: int, batch: int = BATCH) -> None:
+        super().__init__(positions_m.shape[0], rate, batch)
         self.positions = positions_m
         self.tracker = DirectionTracker(positions_m, self.freqs, rate, NFFT)
         self.gate = SpeechGate(self.tracker.band)
         self._steered_at: F64 | None = None
         self._steering: C128 = steering(positions_m, self.tracker.direction, self.freqs)
         self.weights: C128 = self._steering / self.channels
-        self.noise_frames: npt.NDArray[np.bool_] = np.zeros(0, bool)  # of the last batch
+        self.noise_frames: npt.NDArray[np.bool_] = np.zeros(0, bool)  # of the last window
+        self.adapt_hops = batch * -(-ADAPT_HOPS // batch)
+        self._pending: list[C128] = []  # the drive's spectra of the open adaptation window
 
     def _filter(self, spectra: C128) -> C128:
-        drive = spectra[0]
+        self._pending.append(spectra[0])
+        if len(self._pending) * self.batch >= self.adapt_hops:
+            drive = (
+                self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending, 1)
+            )
+            self._pending = []
+            self._adapt_window(drive)
+        return apply_weights(spectra, self.weights)
+
+    def _adapt_window(self, drive: C128) -> None:
+        """One adaptation step on (M, hops, F) spectra of the driving signal."""
         speech, noise = self.gate.update(drive)
         self.noise_frames = noise
         self.tracker.update(drive, speech)
@@ -69,7 +89,6 @@ class DasProcessor(StftBank):
             self._adapt(drive, noise, steered=True)
         else:
             self._adapt(drive, noise, steered=False)
-        return apply_weights(spectra, self.weights)
 
     def _adapt(self, drive: C128, noise: npt.NDArray[np.bool_], *, steered: bool) -> None:
         if steered:
@@ -79,13 +98,13 @@ class DasProcessor(StftBank):
 class MvdrProcessor(DasProcessor):
     """MVDR on the tracked direction, noise covariance from the gate's noise frames."""
 
-    def __init__(self, positions_m: F64, rate: int) -> None:
-        super().__init__(positions_m, rate)
+    def __init__(self, positions_m: F64, rate: int, batch: int = BATCH) -> None:
+        super().__init__(positions_m, rate, batch)
         self._covariance: C128 | None = None
         m = self.channels
         self._eye = np.eye(m)[None]
         self._stale = False  # steering or covariance changed since the weights were solved
-        self._batches = 0
+        self._hops = 0
 
     def _adapt(self, drive: C128, noise: npt.NDArray[np.bool_], *, steered: bool) -> None:
         count = int(noise.sum())
@@ -98,9 +117,9 @@ class MvdrProcessor(DasProcessor):
                 keep = NOISE_MEMORY**count
                 self._covariance = keep * self._covariance + (1.0 - keep) * batch
         self._stale = self._stale or steered or count > 0
-        self._batches += 1
-        if not self._stale or self._batches % SOLVE_EVERY:
-            return  # the weights are solved on a fixed grid of batches: half the CPU
+        before, self._hops = self._hops, self._hops + drive.shape[1]
+        if not self._stale or before // SOLVE_EVERY_HOPS == self._hops // SOLVE_EVERY_HOPS:
+            return  # the weights are solved on a fixed grid of hops: a fraction of the CPU
         self._stale = False
         if self._covariance is None:  # no noise seen yet: delay-and-sum
             self.weights = self._steering / self.channels

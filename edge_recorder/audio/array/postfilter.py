@@ -15,6 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_recorder.audio.array.beamformers import MvdrProcessor
+from edge_recorder.audio.array.dereverb import MvdrWpe
+from edge_recorder.audio.array.doa import SpeechGate
+from edge_recorder.audio.array.stft import BATCH
 
 F64 = npt.NDArray[np.float64]
 C128 = npt.NDArray[np.complex128]
@@ -27,15 +30,22 @@ DECISION_DIRECTED = 0.95  # weight of the previous frame's clean-speech estimate
 class PostFilteredMvdr(MvdrProcessor):
     """MVDR followed by a Wiener post-filter driven by the beam's own noise frames."""
 
-    def __init__(self, positions_m: F64, rate: int) -> None:
-        super().__init__(positions_m, rate)
+    def __init__(self, positions_m: F64, rate: int, batch: int = BATCH) -> None:
+        super().__init__(positions_m, rate, batch)
+        # The post-filter needs each batch's noise mask. When the beam adapts on longer
+        # windows than the batch (small batches, low latency), a gate of its own gives it;
+        # otherwise the beam's gate has just classified exactly this batch.
+        self._gate: SpeechGate | None = (
+            SpeechGate(self.tracker.band) if self.adapt_hops != batch else None
+        )
         self._noise: F64 | None = None  # beam-output noise power per bin
         self._clean: F64 = np.zeros(self.freqs.size)  # previous frame's |G·Y|²
 
     def _filter(self, spectra: C128) -> C128:
         beam = super()._filter(spectra)  # (K, B, F)
         power = beam[0].real ** 2 + beam[0].imag ** 2
-        noise_frames = self.noise_frames.tolist()
+        mask = self.noise_frames if self._gate is None else self._gate.update(spectra[0])[1]
+        noise_frames = mask.tolist()
         for b in range(beam.shape[1]):  # sequential: the noise estimate evolves per hop
             if noise_frames[b]:
                 self._noise = (
@@ -54,3 +64,9 @@ class PostFilteredMvdr(MvdrProcessor):
             beam[:, b] *= gain
             self._clean = gain**2 * power[b]
         return beam
+
+
+class PostFilteredMvdrWpe(PostFilteredMvdr, MvdrWpe):
+    """MVDR, single-channel WPE on the beam, then the Wiener post-filter: the noise left
+    between words and the late reverberation are both attenuated (the MRO runs MvdrWpe's
+    filter inside PostFilteredMvdr's)."""

@@ -88,7 +88,8 @@ class ArrayMix:
     processor's fixed delay is compensated here, not passed on: its first `delay_samples`
     outputs (warm-up) are dropped and the last call pushes as many zeros through, so the
     output has the plain mix's length and timeline (output sample n is the sound at device
-    frame n·rate/rate_out); live, each sample just comes out ~144 ms later.
+    frame n·rate/rate_out); live, each sample just comes out `latency_s` later
+    (`audio.array_batch_hops`: 144 ms at 8 hops, 48 ms at 2).
     """
 
     def __init__(self, config: AudioConfig, fmt: AudioFormat, scale: float, rate_out: int) -> None:
@@ -101,8 +102,11 @@ class ArrayMix:
             else None
         )
         self._dc = DcBank(rate_out, self.mics) if config.dc_removal else None
-        self._processor = make_array_processor(config.array_processing, positions, rate_out)
+        self._processor = make_array_processor(
+            config.array_processing, positions, rate_out, batch=config.array_batch_hops
+        )
         self._drop = self._processor.delay_samples
+        self.latency_s = self._processor.delay_samples / rate_out
 
     def frames(self, raw: npt.NDArray[np.int32]) -> F32:
         """Capture integers → (frames, mics) float32 at full scale 1.0."""

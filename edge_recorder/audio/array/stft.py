@@ -1,17 +1,20 @@
 """A streaming STFT filter bank that gives the same output whatever the input's framing.
 
 Input samples are laid on a fixed grid counted from the first sample: hops of `HOP` samples,
-gathered in batches of `BATCH` hops. Only a full batch is transformed, always as an array of
-the same shape, and the beamformer's state (direction, noise covariance, weights) evolves
-batch by batch (hop by hop inside one), never call by call. So numpy's FFTs and reductions see
-identical operands however `process` is called, and the output is bit-exact under any split
-(the DC blocker's trick, one level up).
+gathered in batches of `batch` hops (default `BATCH`). Only a full batch is transformed,
+always as an array of the same shape, and the beamformer's state (direction, noise
+covariance, weights) evolves batch by batch (hop by hop inside one), never call by call. So
+numpy's FFTs and reductions see identical operands however `process` is called, and the
+output is bit-exact under any split (the DC blocker's trick, one level up).
 
 Analysis and synthesis use a square-root periodic Hann window at 50 % overlap, whose squares
 add up to one: with unit weights the bank reproduces its input. Batching costs latency: a
-sample leaves `delay_samples` after it came in (`BATCH·HOP + HOP - 1`, 143.9 ms at 16 kHz);
-in exchange a batch of eight hops costs one set of numpy calls instead of eight, which is what
-keeps six microphones under a hundredth of a CPU-second per second of audio.
+sample leaves `delay_samples` after it came in (`batch·HOP + HOP - 1`: 143.9 ms at 16 kHz for
+the default 8 hops, 79.9 ms for 4, 47.9 ms for 2). Fewer hops per batch mean more numpy calls
+per second; the beamformers therefore adapt on windows of at least 8 hops gathered from
+several small batches (`DasProcessor.adapt_hops`), so only the transforms and the weighting
+run per batch, and a 2-hop batch costs about 1 ms per audio-second more than an 8-hop one on
+six microphones (measured on the development machine; noisy, it is shared).
 
 Several signals can be run through one bank at once (a leading stack axis): the first drives
 the adaptation, the others are filtered with the very same weights. Evaluations use this to
@@ -35,15 +38,19 @@ C128 = npt.NDArray[np.complex128]
 class StftBank:
     """Base of the STFT processors; subclasses implement `_filter` (one batch → one batch)."""
 
-    def __init__(self, channels: int, rate: int) -> None:
+    def __init__(self, channels: int, rate: int, batch: int = BATCH) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be at least one hop, got {batch}")
         self.channels = channels
         self.rate = rate
-        self.delay_samples = BATCH * HOP + HOP - 1
+        self.batch = batch  # hops per transform: latency against CPU (numpy calls per second)
+        self.delay_samples = batch * HOP + HOP - 1
         self.freqs: F64 = np.arange(NFFT // 2 + 1, dtype=np.float64) * float(rate / NFFT)
         n = np.arange(NFFT)
         self._window: F64 = np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * n / NFFT))
         self._stack = 0  # signals per call, fixed by the first call
         self._in: F64 = np.zeros(0)
+        self._frames: F64 = np.zeros(0)
         self._fill = 0  # samples in the open batch
         self._tail: F64 = np.zeros(0)
         self._ready: F32 = np.zeros(0, np.float32)
@@ -64,7 +71,7 @@ class StftBank:
         elif k != self._stack:
             raise ValueError(f"expected a stack of {self._stack} signals, got {k}")
         parts = [self._ready]
-        pos, room = 0, BATCH * HOP
+        pos, room = 0, self.batch * HOP
         while pos < n:
             take = min(room - self._fill, n - pos)
             start = HOP + self._fill
@@ -80,21 +87,23 @@ class StftBank:
 
     def _start(self, stack: int) -> None:
         self._stack = stack
-        self._in = np.zeros((stack, self.channels, HOP + BATCH * HOP))
+        self._in = np.zeros((stack, self.channels, HOP + self.batch * HOP))
+        # the batch's frames as a view, made once: `_in` is only ever written in place
+        self._frames = sliding_window_view(self._in, NFFT, axis=2)[:, :, ::HOP]  # (K, M, B, N)
         self._tail = np.zeros((stack, HOP))
         self._ready = np.zeros((stack, self.delay_samples), np.float32)
 
     def _batch(self) -> F32:
-        frames = sliding_window_view(self._in, NFFT, axis=2)[:, :, ::HOP]  # (K, M, B, N)
-        spectra: C128 = np.fft.rfft(frames * self._window, axis=-1)
+        spectra: C128 = np.fft.rfft(self._frames * self._window, axis=-1)
         y = np.fft.irfft(self._filter(spectra), n=NFFT, axis=-1) * self._window  # (K, B, N)
-        acc = np.zeros((self._stack, BATCH + 1, HOP))
+        batch = self.batch
+        acc = np.zeros((self._stack, batch + 1, HOP))
         acc[:, :-1] += y[:, :, :HOP]
         acc[:, 1:] += y[:, :, HOP:]
         acc[:, 0] += self._tail
-        self._tail = acc[:, BATCH].copy()
-        self._in[:, :, :HOP] = self._in[:, :, BATCH * HOP :]
-        out = acc[:, :BATCH].reshape(self._stack, -1)[:, self._skip :]
+        self._tail = acc[:, batch].copy()
+        self._in[:, :, :HOP] = self._in[:, :, batch * HOP :]
+        out = acc[:, :batch].reshape(self._stack, -1)[:, self._skip :]
         self._skip = 0
         return out.astype(np.float32)
 

@@ -225,6 +225,24 @@ def test_the_beamformed_output_is_sample_aligned_with_the_plain_mix() -> None:
     assert peaks[0] == peaks[1] == peaks[2] and peaks[0][0] == 8000
 
 
+def test_the_batch_setting_sets_the_live_latency_but_not_the_timeline() -> None:
+    """audio.array_batch_hops reaches the beamformer: 2 hops add 48 ms live instead of 144,
+    and the recording still has the plain mix's length with the impulse in the same place."""
+    from edge_recorder.audio.array.stage import ArrayMix
+
+    x = np.zeros((48000, 8))
+    x[24000, :6] = 0.5
+    data = np.round(x * 2**31).astype("<i4").tobytes()
+    fmt = AudioFormat(rate=48000, channels=8, sample_format="S32_LE")
+    latencies = {}
+    for hops in (8, 2):
+        cfg = array_config("mvdr", dc_removal=False, array_batch_hops=hops)
+        latencies[hops] = ArrayMix(cfg, fmt, 2.0**-31, 16000).latency_s
+        out = run_dsp(cfg, data, [4800]).output  # type: ignore[attr-defined]
+        assert out.size == 16000 and int(np.argmax(np.abs(out))) == 8000
+    assert latencies == {8: (8 * 256 + 255) / 16000, 2: (2 * 256 + 255) / 16000}
+
+
 # --- configuration ------------------------------------------------------------------------
 
 
