@@ -158,7 +158,8 @@ repo: deb
 	$(PY) -m devtools.deb.repo --out dist/repo $(if $(REPO_KEY),--key $(REPO_KEY)) dist/edge-recorder_$(VERSION)_*.deb
 
 ## arm64-check: the arm64 .deb built in a Debian 12 arm64 root under qemu-user-static, then
-## installed into a clean arm64 root and run there (--version, check, analyze); ~8 min
+## installed into a clean arm64 root and run there (--version, check, analyze), then tests/unit
+## on arm64 in the build root; ~21 min with the build root kept (ARM64_WORK)
 .PHONY: arm64-check
 arm64-check:
 	devtools/arm64-check.sh

@@ -315,9 +315,11 @@ class Dsp:
 
     def _meter(self, out: F32, clipped_in: int, gap: int) -> Meters:
         peak = max(_max(out), -_min(out)) if out.size else 0.0
+        # in float64: a float32 dot product rounds differently per block and per CPU
+        wide = out.astype(np.float64)
         meters = Meters(
             samples=int(out.size),
-            sum_squares=float(np.dot(out, out)),
+            sum_squares=float(np.dot(wide, wide)),
             peak=peak,
             clipped_in=clipped_in,
             clipped_out=int(np.count_nonzero(np.abs(out) > 1.0)) if peak > 1.0 else 0,
