@@ -1,5 +1,6 @@
 """What `edge-recorder spool` does without the daemon's help: read a consistent snapshot of
-the ledger (no lock needed: it is replaced atomically), and, holding the directory lock,
+the ledger (no lock needed: ledger.json is replaced atomically, its journal only appended to,
+and a journal names the ledger it extends: `journal.read_state`), and, holding the directory lock,
 clear back-off or purge. None of this needs the device key: audio is never decrypted here,
 and the ledger names encounters by their keyed `encounter_ref` (what the fleet dashboard
 shows), the correlation ids themselves being sealed (`identity.py`).
@@ -16,13 +17,8 @@ from edge_recorder.spool.crypto import load_key
 from edge_recorder.spool.errors import SpoolError, SpoolLocked
 from edge_recorder.spool.fileops import OsFileOps, fsync_dir
 from edge_recorder.spool.identity import Identities
-from edge_recorder.spool.ledger import (
-    LEDGER_NAME,
-    LedgerData,
-    RecordingEntry,
-    read_ledger_file,
-    save_ledger,
-)
+from edge_recorder.spool.journal import JOURNAL_NAME, commit_ledger, read_state
+from edge_recorder.spool.ledger import LEDGER_NAME, LedgerData, RecordingEntry
 from edge_recorder.spool.lock import SpoolLock, submit_request
 from edge_recorder.spool.maintenance import clear_retry, forget_purged, purge_targets
 from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef, list_segments
@@ -85,7 +81,7 @@ class Snapshot:
 
 def snapshot(directory: Path, key_file: Path | None = None) -> Snapshot:
     """The ledger as last saved plus segment sizes; an empty one when no spool exists yet."""
-    ledger = read_ledger_file(directory) or LedgerData()
+    ledger = read_state(directory) or LedgerData()
     groups, _ = list_segments(directory / SEGMENTS_DIR)
     return Snapshot(ledger, groups, key_file)
 
@@ -93,10 +89,11 @@ def snapshot(directory: Path, key_file: Path | None = None) -> Snapshot:
 def _save_as_owner(directory: Path, ledger: LedgerData) -> None:
     """Save the ledger, and when run as root keep it owned by the spool's owner (the service
     user), or the daemon could no longer read its own ledger after an operator's command."""
-    save_ledger(directory, ledger, OsFileOps())
+    commit_ledger(directory, ledger, OsFileOps())
     if os.geteuid() == 0:
         owner = directory.stat()
-        os.chown(directory / LEDGER_NAME, owner.st_uid, owner.st_gid)
+        for name in (LEDGER_NAME, JOURNAL_NAME):
+            os.chown(directory / name, owner.st_uid, owner.st_gid)
 
 
 def retry(directory: Path, target: str | None) -> tuple[str, list[str]]:
@@ -108,7 +105,7 @@ def retry(directory: Path, target: str | None) -> tuple[str, list[str]]:
         submit_request(directory, "retry", target)
         return "queued", []
     try:
-        ledger = read_ledger_file(directory) or LedgerData()
+        ledger = read_state(directory) or LedgerData()
         changed = clear_retry(ledger, target)
         _save_as_owner(directory, ledger)
         return "applied", changed

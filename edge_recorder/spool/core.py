@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Self
 
 from edge_recorder.config.model import SpoolConfig
@@ -16,11 +16,13 @@ from edge_recorder.spool.errors import SpoolError, SpoolFull, UnknownRecording, 
 from edge_recorder.spool.fileops import FileOps, OsFileOps
 from edge_recorder.spool.headers import RecordingHeader, drop_header, list_headers, read_header
 from edge_recorder.spool.identity import Identities
+from edge_recorder.spool.journal import Journal, commit_ledger, encode, load_state
 from edge_recorder.spool.ledger import (
+    DELTA_ENTRIES,
+    Delta,
     EncounterEntry,
     LedgerData,
-    load_ledger,
-    save_ledger,
+    Notice,
     set_aside,
 )
 from edge_recorder.spool.lock import REQUESTS_DIR, SpoolLock, take_requests
@@ -80,6 +82,10 @@ class SpoolCore:
         self._used = 0
         self._refused: Refusal | None = None  # the last append refused for space, until back
         self._dirty_since: float | None = None
+        self._journal = Journal(config.dir, ops)
+        self._unsaved_recs: set[str] = set()  # changed since the last save (journal or full)
+        self._unsaved_encs: set[str] = set()
+        self._last_notice: Notice | None = None  # the newest notice already saved
 
     # ---- opening and closing ---------------------------------------------------------------
     @classmethod
@@ -107,7 +113,7 @@ class SpoolCore:
         return spool
 
     def _load(self, environ: Mapping[str, str] | None) -> None:
-        stored, _fresh = load_ledger(self.dir)  # shape and bounds checked; bad: set aside
+        stored = load_state(self.dir)  # ledger + journal, checked; bad: set aside
         groups, strays = list_segments(self.segments_dir)
         for stray in strays:
             log.warning("unexpected file in spool segments dir", path=str(stray))
@@ -141,7 +147,7 @@ class SpoolCore:
             for live in list(self._live.values()):
                 if self.ledger.reclaimable(live.entry):
                     self._reclaim(live)  # a delete interrupted by the last shutdown or crash
-            self._save()
+            self._save(full=True)  # compaction: a fresh journal for this run
             self.apply_requests()
         except SpoolError as exc:
             # A full or failing disk must not stop the daemon from starting: it has to run
@@ -166,8 +172,9 @@ class SpoolCore:
             with self.lock:
                 for live in list(self._live.values()):
                     self._close_reader(live.entry.id)
-                self._save()
+                self._save(full=True)  # the next start replays nothing
         finally:
+            self._journal.close()
             self._dir_lock.release()
 
     def __enter__(self) -> Self:
@@ -215,7 +222,7 @@ class SpoolCore:
             )
             live.durable = live.end
             live.writer = None
-            self._save()
+            self._save(recs=[e.id])
         self._notifier.notify()
 
     # ---- operator requests ------------------------------------------------------------
@@ -223,7 +230,7 @@ class SpoolCore:
         """Clear back-off and quarantine for one recording/encounter id, or all (None)."""
         with self.lock:
             changed = clear_retry(self.ledger, self._resolve(target))
-            self._save()
+            self._save(full=True)  # may touch every entry: one snapshot, not a huge record
         self._notifier.notify()
         return changed
 
@@ -304,25 +311,65 @@ class SpoolCore:
         self._forget(live)
         self._used -= delete_segments(live, self.segments_dir, self._ops)
         drop_entry(self.ledger, live.entry.id)
-        self._save()
+        self._save(recs=[live.entry.id], encs=[live.entry.encounter])
 
-    def _mark_dirty(self) -> None:
+    def _mark_dirty(self, recording_id: str) -> None:
+        self._unsaved_recs.add(recording_id)
         now = self._monotonic()
         if self._dirty_since is None:
             self._dirty_since = now
         elif now - self._dirty_since >= CONFIRM_SAVE_INTERVAL_S:
             self._save()
 
-    def _save(self) -> None:
-        """Persist the ledger (ids sealed, see identity.py); OS errors become SpoolDiskFull /
-        SpoolIOError."""
+    def _save(
+        self, *, recs: Iterable[str] = (), encs: Iterable[str] = (), full: bool = False
+    ) -> None:
+        """Persist the ledger (ids sealed, see identity.py): the entries a change touched
+        (`recs`, `encs`: recording ids and correlation ids, present or removed) and any
+        new notices as one journal record, or, with `full` or when the journal is due, a
+        compaction (journal.py). OS errors become SpoolDiskFull / SpoolIOError; what was
+        not saved is saved with the next change."""
+        self._unsaved_recs.update(recs)
+        self._unsaved_encs.update(encs)
         try:
-            save_ledger(self.dir, self.ids.to_disk(self.ledger), self._ops)
+            if full or self._journal.due() or not self._append():
+                self._journal.close()  # nothing more goes to a journal this may make stale
+                _, size = commit_ledger(self.dir, self.ids.to_disk(self.ledger), self._ops)
+                self._journal.attach(size)
         except OSError as exc:
             error = os_error(exc, "saving the spool ledger")
             self._write_failed(error)
             raise error from None
+        self._unsaved_recs.clear()
+        self._unsaved_encs.clear()
+        self._last_notice = self.ledger.notices[-1] if self.ledger.notices else None
         self._dirty_since = None
+
+    def _append(self) -> bool:
+        """One journal record for what changed; False when it is too big for one."""
+        if max(len(self._unsaved_encs), len(self._unsaved_recs)) > DELTA_ENTRIES:
+            return False  # e.g. many batched confirmations: a compaction says it all
+        notices = self._new_notices()
+        encs, recs, disk_notices = self.ids.delta_to_disk(
+            self.ledger, self._unsaved_encs, self._unsaved_recs, notices
+        )
+        delta = Delta(
+            encounters=encs, recordings=recs, next_order=self.ledger.next_order,
+            notices=disk_notices,
+        )  # fmt: skip
+        record = encode(delta)
+        if record is None:
+            return False
+        self._journal.append(record)
+        return True
+
+    def _new_notices(self) -> list[Notice]:
+        """Notices added since the last save (all kept ones if that one was trimmed away)."""
+        notices = self.ledger.notices
+        for i in range(len(notices) - 1, -1, -1):
+            if notices[i] is self._last_notice:
+                return notices[i + 1 :]
+        return list(notices)
 
     # ---- who an encounter is (identity.py) -----------------------------------------------
     @property

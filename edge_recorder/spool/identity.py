@@ -16,7 +16,9 @@ purpose; the device key itself never hashes or seals anything:
 - `header_cipher`: seals recording header files (`headers.py`).
 - `to_disk`/`from_disk`: the ledger as saved (refs, sealed ids, and no id left in any free
   text: notices, quarantine reasons and service errors get `ref:<ref>` instead) and the
-  ledger as used in memory (ids). Version 1 ledgers (plain ids) are read as they are and
+  ledger as used in memory (ids). `delta_to_disk`: the same for the few entries one change
+  touched (a journal record, `journal.py`), from the refs the disk already uses, so a change
+  costs the same whatever the ledger's size. Version 1 ledgers (plain ids) are read as they are and
   written as version 2 by the first save.
 """
 
@@ -34,7 +36,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge_recorder.spool.crypto import derive_cipher, derive_key
-from edge_recorder.spool.ledger import LedgerData, RetryState
+from edge_recorder.spool.ledger import (
+    EncounterEntry,
+    LedgerData,
+    Notice,
+    RecordingEntry,
+    RetryState,
+)
 from edge_recorder.status import encounter_ref
 
 _REF_INFO = b"edge-recorder encounter ref v1"
@@ -54,6 +62,9 @@ class Identities:
         self._ids = derive_cipher(device_key, _ID_INFO)
         self.header_cipher: AESGCM = derive_cipher(device_key, _HEADER_INFO)
         self._sealed: dict[tuple[str, str], str] = {}  # (id, ledger key) -> sealed id
+        self._keys: dict[str, str] = {}  # id -> its ledger key on disk (its ref, as a rule)
+        self._owners: dict[str, str] = {}  # ledger key -> id
+        self._scrub: Callable[[str | None], str | None] | None = None  # for _keys as they are
 
     def ref(self, correlation_id: str) -> str:
         return encounter_ref(correlation_id, self._ref_key)
@@ -84,44 +95,103 @@ class Identities:
         keys: dict[str, str] = {}
         taken: set[str] = set()
         for cid, enc in ledger.encounters.items():
-            key = self.ref(cid)
+            key = self._keys.get(cid) or self.ref(cid)
             if key in taken:  # two ids, one 48-bit ref: astronomically rare
-                key = f"{key}-{enc.order}"
+                key = f"{self.ref(cid)}-{enc.order}"
             keys[cid] = key
             taken.add(key)
-        scrub = _scrubber(keys)
+        self._remember(keys)
+        scrub = self._scrubber()
         sealed = {
             (cid, key): self._sealed.get((cid, key)) or self.seal_id(cid, key)
             for cid, key in keys.items()
         }
         self._sealed = sealed  # only what the ledger still holds
         encounters = {
-            keys[cid]: enc.model_copy(
-                update={
-                    "id": keys[cid],
-                    "sealed_id": sealed[cid, keys[cid]],
-                    "retry": _scrub_retry(enc.retry, scrub),
-                }
-            )
-            for cid, enc in ledger.encounters.items()
+            keys[cid]: self._enc_to_disk(cid, enc, scrub) for cid, enc in ledger.encounters.items()
         }
-        recordings = {
-            rid: rec.model_copy(
-                update={
-                    "encounter": keys.get(rec.encounter) or self.ref(rec.encounter),
-                    "quarantine": scrub(rec.quarantine),
-                    "retry": _scrub_retry(rec.retry, scrub),
-                }
-            )
-            for rid, rec in ledger.recordings.items()
-        }
-        notices = [n.model_copy(update={"detail": scrub(n.detail) or ""}) for n in ledger.notices]
+        recordings = {rid: self._rec_to_disk(rec, scrub) for rid, rec in ledger.recordings.items()}
+        notices = [_scrub_notice(n, scrub) for n in ledger.notices]
         return ledger.model_copy(
             update={
                 "version": 2,
                 "encounters": encounters,
                 "recordings": recordings,
                 "notices": notices,
+            }
+        )
+
+    def delta_to_disk(
+        self,
+        ledger: LedgerData,
+        encounters: set[str],
+        recordings: set[str],
+        notices: list[Notice],
+    ) -> tuple[dict[str, EncounterEntry | None], dict[str, RecordingEntry | None], list[Notice]]:
+        """The named entries as saved (None: no longer in the ledger), and `notices`; after
+        a `to_disk`, whose refs it keeps. Costs O(entries named), not O(ledger)."""
+        encs: dict[str, EncounterEntry | None] = {}
+        for cid in encounters:
+            enc = ledger.encounters.get(cid)
+            if enc is None:
+                key = self._keys.pop(cid, None)
+                if key is not None:  # never saved: nothing to remove
+                    self._owners.pop(key, None)
+                    self._sealed.pop((cid, key), None)
+                    self._scrub = None
+                    encs[key] = None
+                continue
+            key = self._keys.get(cid) or self._new_key(cid, enc.order)
+            encs[key] = None  # placeholder: the scrubber below must know the new key
+        scrub = self._scrubber() if _has_text(ledger, encounters, recordings, notices) else None
+        for cid in encounters:
+            enc = ledger.encounters.get(cid)
+            if enc is not None:
+                encs[self._keys[cid]] = self._enc_to_disk(cid, enc, scrub)
+        recs: dict[str, RecordingEntry | None] = {}
+        for rid in recordings:
+            rec = ledger.recordings.get(rid)
+            recs[rid] = None if rec is None else self._rec_to_disk(rec, scrub)
+        return encs, recs, [_scrub_notice(n, scrub) for n in notices]
+
+    def _new_key(self, cid: str, order: int) -> str:
+        key = self.ref(cid)
+        if key in self._owners:  # two ids, one 48-bit ref: astronomically rare
+            key = f"{key}-{order}"
+        self._keys[cid], self._owners[key] = key, cid
+        self._scrub = None
+        return key
+
+    def _remember(self, keys: dict[str, str]) -> None:
+        if keys != self._keys:
+            self._keys = keys
+            self._owners = {key: cid for cid, key in keys.items()}
+            self._scrub = None
+
+    def _scrubber(self) -> Callable[[str | None], str | None]:
+        if self._scrub is None:
+            self._scrub = _scrubber(self._keys)
+        return self._scrub
+
+    def _enc_to_disk(
+        self, cid: str, enc: EncounterEntry, scrub: Callable[[str | None], str | None] | None
+    ) -> EncounterEntry:
+        key = self._keys[cid]
+        sealed = self._sealed.get((cid, key))
+        if sealed is None:
+            sealed = self._sealed[cid, key] = self.seal_id(cid, key)
+        return enc.model_copy(
+            update={"id": key, "sealed_id": sealed, "retry": _scrub_retry(enc.retry, scrub)}
+        )
+
+    def _rec_to_disk(
+        self, rec: RecordingEntry, scrub: Callable[[str | None], str | None] | None
+    ) -> RecordingEntry:
+        return rec.model_copy(
+            update={
+                "encounter": self._keys.get(rec.encounter) or self.ref(rec.encounter),
+                "quarantine": scrub(rec.quarantine) if scrub else rec.quarantine,
+                "retry": _scrub_retry(rec.retry, scrub),
             }
         )
 
@@ -135,6 +205,7 @@ class Identities:
                 raise ValueError("an encounter has no sealed id")
             ids[key] = self.open_id(enc.sealed_id, key)
             self._sealed[ids[key], key] = enc.sealed_id
+        self._remember({cid: key for key, cid in ids.items()})
         if len(set(ids.values())) != len(ids):
             raise ValueError("one encounter is filed twice")
         encounters = {
@@ -168,7 +239,30 @@ def _scrubber(refs: Mapping[str, str]) -> Callable[[str | None], str | None]:
     return scrub
 
 
-def _scrub_retry(retry: RetryState, scrub: Callable[[str | None], str | None]) -> RetryState:
-    if retry.last_error is None:
+def _has_text(
+    ledger: LedgerData, encounters: set[str], recordings: set[str], notices: list[Notice]
+) -> bool:
+    """Whether any free text (which might quote an id) is among the entries named."""
+    if notices:
+        return True
+    for cid in encounters:
+        enc = ledger.encounters.get(cid)
+        if enc is not None and enc.retry.last_error:
+            return True
+    for rid in recordings:
+        rec = ledger.recordings.get(rid)
+        if rec is not None and (rec.quarantine or rec.retry.last_error):
+            return True
+    return False
+
+
+def _scrub_notice(notice: Notice, scrub: Callable[[str | None], str | None] | None) -> Notice:
+    if scrub is None:
+        return notice
+    return notice.model_copy(update={"detail": scrub(notice.detail) or ""})
+
+
+def _scrub_retry(retry: RetryState, scrub: Callable[[str | None], str | None] | None) -> RetryState:
+    if retry.last_error is None or scrub is None:
         return retry
     return retry.model_copy(update={"last_error": scrub(retry.last_error)})

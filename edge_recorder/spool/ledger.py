@@ -3,7 +3,9 @@
 Small by design: one entry per encounter and recording still in the spool (entries leave when
 their space is reclaimed); audio lengths of open recordings come from the self-validating
 segment files, so appends never rewrite the ledger. Each save is temp file → fsync → rename →
-fsync(dir): after a crash the ledger is the old or the new version, never a mix.
+fsync(dir): after a crash the ledger is the old or the new version, never a mix. The running
+spool saves it only to compact: each change in between is one record appended to the ledger's
+journal (`journal.py`), so a change costs the same with 10 or 2,000 encounters.
 The pure state rules (delivered? reclaimable?) live here beside the model, free of I/O.
 
 The file is untrusted input at start-up (bit rot, a bad edit, a full disk mid-copy): it is
@@ -121,7 +123,12 @@ class LedgerData(_M):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        """Entries agree with their keys and with each other (checked on every load)."""
+        self.check_consistent()
+        return self
+
+    def check_consistent(self) -> None:
+        """Entries agree with their keys and with each other (checked on every load, and
+        after a journal replay); ValueError if not."""
         for key, enc in self.encounters.items():
             if enc.id != key:
                 raise ValueError("an encounter is filed under another id")
@@ -134,7 +141,6 @@ class LedgerData(_M):
                 raise ValueError("a closed recording has no length")
             if rec.length is not None and rec.confirmed > rec.length:
                 raise ValueError("a recording is confirmed beyond its length")
-        return self
 
     def recordings_of(self, encounter: str) -> list[RecordingEntry]:
         return sorted(
@@ -153,8 +159,44 @@ class LedgerData(_M):
         del self.notices[:-MAX_NOTICES]
 
 
-def save_ledger(directory: Path, data: LedgerData, ops: FileOps) -> None:
-    """Atomically replace the ledger (temp, fsync, rename, fsync dir)."""
+DELTA_ENTRIES = 64  # entries one journal record may touch; a bigger change compacts instead
+MAX_RECORD_BYTES = 64 * 1024  # a change touches a few entries: ~0.5 kB; bigger → compact
+
+
+class Delta(_M):
+    """One change to the on-disk ledger: entries put whole (or None: removed)."""
+
+    encounters: dict[str, EncounterEntry | None] = Field(
+        default_factory=dict, max_length=DELTA_ENTRIES
+    )
+    recordings: dict[str, RecordingEntry | None] = Field(
+        default_factory=dict, max_length=DELTA_ENTRIES
+    )
+    next_order: int = Field(ge=0, le=1 << 40)
+    notices: list[Notice] = Field(default_factory=list, max_length=MAX_NOTICES)
+
+    def apply(self, data: LedgerData) -> None:
+        for key, enc in self.encounters.items():
+            if enc is not None:
+                data.encounters[key] = enc
+        for key, rec in self.recordings.items():
+            if rec is None:
+                data.recordings.pop(key, None)
+            else:
+                data.recordings[key] = rec
+        for key, enc in self.encounters.items():
+            if enc is None:
+                data.encounters.pop(key, None)
+        data.next_order = self.next_order
+        if self.notices:
+            data.notices.extend(self.notices)
+            del data.notices[:-MAX_NOTICES]
+
+
+def save_ledger(directory: Path, data: LedgerData, ops: FileOps) -> bytes:
+    """Atomically replace the ledger (temp, fsync, rename, fsync dir); returns the bytes
+    written (their digest names the ledger a journal extends: `journal.py`). This alone makes
+    any journal stale; the spool saves through `journal.commit_ledger`."""
     target = directory / LEDGER_NAME
     tmp = directory / f".{LEDGER_NAME}.tmp"
     payload = data.model_dump_json(indent=None).encode()
@@ -166,11 +208,18 @@ def save_ledger(directory: Path, data: LedgerData, ops: FileOps) -> None:
         os.close(fd)
     tmp.replace(target)
     fsync_dir(directory, ops)
+    return payload
 
 
 def read_ledger_file(directory: Path) -> LedgerData | None:
-    """The ledger, or None if there is none yet; raises LedgerUnreadable (saying why,
-    without content) when it is too large, not JSON, nested, mistyped or out of bounds."""
+    """The ledger file alone (without its journal: see `journal.read_state`), or None if
+    there is none yet; raises LedgerUnreadable (saying why, without content) when it is too
+    large, not JSON, nested, mistyped or out of bounds."""
+    return read_ledger_bytes(directory)[1]
+
+
+def read_ledger_bytes(directory: Path) -> tuple[bytes, LedgerData | None]:
+    """(the file's bytes, the ledger parsed from them); (b"", None) when there is none."""
     target = directory / LEDGER_NAME
     try:
         with target.open("rb") as f:
@@ -179,11 +228,11 @@ def read_ledger_file(directory: Path) -> LedgerData | None:
             if len(raw) > MAX_LEDGER_BYTES:
                 raise LedgerUnreadable(target, f"{max(size, len(raw))} bytes is too large")
     except FileNotFoundError:
-        return None
+        return b"", None
     except OSError as exc:
         raise LedgerUnreadable(target, str(exc.strerror)) from None
     try:  # pydantic's Rust JSON parser: bounded nesting, strict UTF-8, no float for an int
-        return LedgerData.model_validate_json(raw, strict=True)
+        return raw, LedgerData.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise LedgerUnreadable(target, describe(exc)) from None
 
@@ -217,8 +266,9 @@ def set_aside(directory: Path, reason: str) -> LedgerData:
 
 
 def load_ledger(directory: Path) -> tuple[LedgerData, bool]:
-    """(ledger, fresh). An unreadable ledger is moved aside (never deleted) and replaced by
-    an empty one; the spool then rebuilds it from its segments."""
+    """(ledger, fresh), from ledger.json alone (the spool opens through `journal.load_state`,
+    which adds the journal). An unreadable ledger is moved aside (never deleted) and replaced
+    by an empty one; the spool then rebuilds it from its segments."""
     (directory / f".{LEDGER_NAME}.tmp").unlink(missing_ok=True)  # an unfinished save
     try:
         data = read_ledger_file(directory)

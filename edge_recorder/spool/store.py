@@ -43,7 +43,7 @@ class Spool(SpoolCore):
             )
             self.ledger.next_order += 1
             try:
-                self._save()
+                self._save(encs=[correlation_id])
             except SpoolError:
                 del self.ledger.encounters[correlation_id]  # not admitted after all
                 raise
@@ -84,7 +84,7 @@ class Spool(SpoolCore):
                 raise error from None
             self.ledger.recordings[entry.id] = entry
             try:
-                self._save()  # the ledger knows the recording before any segment exists
+                self._save(recs=[entry.id])  # the ledger knows it before any segment exists
             except SpoolError:
                 del self.ledger.recordings[entry.id]
                 raise
@@ -104,7 +104,7 @@ class Spool(SpoolCore):
         """No more recordings will come; delivery may start processing once all are stored."""
         with self.lock:
             self._encounter(correlation_id).ended = True
-            self._save()
+            self._save(encs=[correlation_id])
         self._notifier.notify()
 
     def recovered_open_recordings(self) -> list[RecordingInfo]:
@@ -230,14 +230,14 @@ class Spool(SpoolCore):
                 raise ValueError(f"confirmed offset {offset} beyond the {live.end} bytes written")
             if offset > live.entry.confirmed:
                 live.entry.confirmed = offset
-                self._mark_dirty()
+                self._mark_dirty(recording_id)
 
     def reset_confirmed(self, recording_id: str) -> None:
         """The service lost the recording: deliver it again from byte 0."""
         with self.lock:
             e = self._get(recording_id).entry
             e.confirmed, e.finalized = 0, False
-            self._save()
+            self._save(recs=[recording_id])
 
     def mark_finalized(self, recording_id: str) -> None:
         with self.lock:
@@ -250,15 +250,16 @@ class Spool(SpoolCore):
                 )
             e.finalized = True
             e.retry.next_attempt_at = None
-            self._save()
+            self._save(recs=[recording_id])
 
     def mark_processing_started(self, correlation_id: str) -> None:
         """Processing started: now (and only now) the encounter's delivered audio is deleted."""
         with self.lock:
             self._encounter(correlation_id).processing_started = True
-            self._save()
-            for live in [lv for lv in self._ordered() if lv.entry.encounter == correlation_id]:
-                if self.ledger.reclaimable(live.entry):
+            self._save(encs=[correlation_id])
+            for entry in self.ledger.recordings_of(correlation_id):  # not all, sorted: O(n)
+                live = self._live.get(entry.id)
+                if live is not None and self.ledger.reclaimable(entry):
                     self._reclaim(live)
             self._contexts().drop(correlation_id)
 
@@ -276,20 +277,22 @@ class Spool(SpoolCore):
             e = self._get(recording_id).entry
             e.quarantine = reason[:500]
             self.ledger.add_notice("quarantine", reason[:500], recording_id)
-            self._save()
+            self._save(recs=[recording_id])
         log.warning("recording quarantined", recording_id=recording_id, reason=reason)
         self._notifier.notify()
 
     def note_failure(self, recording_id: str, error: str, next_attempt_at: float) -> int:
         """Count a failed delivery attempt and its back-off (persisted); returns attempts."""
         with self.lock:
-            return self._note(self._get(recording_id).entry.retry, error, next_attempt_at)
+            retry = self._get(recording_id).entry.retry
+            return self._note(retry, error, next_attempt_at, recs=[recording_id])
 
     def note_encounter_failure(
         self, correlation_id: str, error: str, next_attempt_at: float
     ) -> int:
         with self.lock:
-            return self._note(self._encounter(correlation_id).retry, error, next_attempt_at)
+            retry = self._encounter(correlation_id).retry
+            return self._note(retry, error, next_attempt_at, encs=[correlation_id])
 
     def note_success(self, recording_id: str) -> None:
         """Delivery made progress: reset the back-off (saved with the next ledger write)."""
@@ -297,12 +300,20 @@ class Spool(SpoolCore):
             retry = self._get(recording_id).entry.retry
             if retry.attempts or retry.next_attempt_at is not None:
                 retry.attempts, retry.next_attempt_at = 0, None
-                self._mark_dirty()
+                self._mark_dirty(recording_id)
 
-    def _note(self, retry: RetryState, error: str, next_attempt_at: float) -> int:
+    def _note(
+        self,
+        retry: RetryState,
+        error: str,
+        next_attempt_at: float,
+        *,
+        recs: tuple[str, ...] | list[str] = (),
+        encs: tuple[str, ...] | list[str] = (),
+    ) -> int:
         retry.attempts += 1
         retry.next_attempt_at, retry.last_error = next_attempt_at, error[:500]
-        self._save()
+        self._save(recs=recs, encs=encs)
         return retry.attempts
 
     # ---- operator actions --------------------------------------------------------------
@@ -314,7 +325,7 @@ class Spool(SpoolCore):
             chosen = purge_targets(self.ledger, target, force, writing)
             lives = [self._live[e.id] for e in chosen if e.id in self._live]
             forget_purged(self.ledger, target, chosen, self.segments_dir)
-            self._save()  # ledger first: a crash mid-purge leaves orphans, not a gap
+            self._save(full=True)  # ledger first: a crash mid-purge leaves orphans, not a gap
             for live in lives:
                 self._forget(live)
                 self._used -= delete_segments(live, self.segments_dir, self._ops)

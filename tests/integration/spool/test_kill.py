@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_recorder.spool import Spool
-from edge_recorder.spool.ledger import read_ledger_file
+from edge_recorder.spool.journal import read_state
 from tests.conftest import ROOT
 from tests.integration.spool.spool_child import child_config, payload
 from tests.unit.spool.helpers import all_spool_bytes
@@ -80,7 +80,7 @@ def test_sigkill_at_random_instants_loses_nothing_durable(tmp_path: Path) -> Non
     for trial in range(TRIALS):
         reports = _run_and_kill(directory, key, SEED + trial, rng.randint(3, 50))
         everything.update(reports)
-        ledger = read_ledger_file(directory)
+        ledger = read_state(directory)  # ledger.json and its journal, as the spool reads them
         assert ledger is not None
         # The kill can land between a ledger save and the report line, either way round.
         open_in_ledger = [r.id for r in ledger.recordings.values() if r.state == "open"]

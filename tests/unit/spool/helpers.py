@@ -35,6 +35,7 @@ def crash(spool: Spool) -> None:
             writer._segment.close()
     for _, reader in spool._readers.values():
         reader.close()
+    spool._journal.close()  # the fd only: a killed process writes nothing more
     spool._dir_lock.release()
 
 
