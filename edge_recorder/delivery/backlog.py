@@ -15,8 +15,6 @@ StartProcessing, then `spool.mark_processing_started`: only now may the spool re
 
 from __future__ import annotations
 
-import asyncio
-
 from edge_recorder.delivery.context import (
     IDLE_POLL_S,
     DeliveryContext,
@@ -104,7 +102,7 @@ async def _process_if_ready(ctx: DeliveryContext, encounter_id: str) -> None:
 async def _open_sessions(ctx: DeliveryContext) -> None:
     """Create the service session of every encounter being recorded (once; idempotent at the
     uplink). A failure only postpones it: the upload path creates the session anyway."""
-    for info in ctx.spool.pending_recordings():
+    for info in ctx.spool.pending_recordings(open_only=True):
         if info.state != "open" or info.encounter in ctx.work.rest_sessions:
             continue
         try:

@@ -103,7 +103,7 @@ async def live_loop(ctx: DeliveryContext) -> None:
 def _pick_live(ctx: DeliveryContext) -> str | None:
     if not (ctx.config.uplink.live and ctx.uplinks.live_enabled):
         return None
-    for info in ctx.spool.pending_recordings():
+    for info in ctx.spool.pending_recordings(open_only=True):
         if (
             info.state == "open"
             and info.live

@@ -286,11 +286,15 @@ class SpoolCore:
         except KeyError:
             raise UnknownRecording(f"no encounter {correlation_id} in the spool") from None
 
-    def _ordered(self) -> list[SpooledRecording]:
-        order = {c: e.order for c, e in self.ledger.encounters.items()}
-        return sorted(
-            self._live.values(), key=lambda lv: (order.get(lv.entry.encounter, -1), lv.entry.seq)
-        )
+    def _ordered(self, lives: Iterable[SpooledRecording] | None = None) -> list[SpooledRecording]:
+        """`lives` (default: every recording) oldest encounter first, then by seq."""
+        encounters = self.ledger.encounters
+
+        def key(lv: SpooledRecording) -> tuple[int, int]:
+            enc = encounters.get(lv.entry.encounter)
+            return (enc.order if enc is not None else -1, lv.entry.seq)
+
+        return sorted(self._live.values() if lives is None else lives, key=key)
 
     def _close_reader(self, recording_id: str) -> None:
         """Lock order is always self.lock, then a reader's guard (read() never nests them

@@ -137,12 +137,21 @@ class Spool(SpoolCore):
                 self._save()
 
     # ---- delivery engine ---------------------------------------------------------------
-    def pending_recordings(self, ready_at: float | None = None) -> list[RecordingInfo]:
+    def pending_recordings(
+        self, ready_at: float | None = None, *, open_only: bool = False
+    ) -> list[RecordingInfo]:
         """Undelivered, unquarantined recordings, oldest encounter first, then by seq.
-        With `ready_at`, only those whose back-off has expired by then."""
+        With `ready_at`, only those whose back-off has expired by then; with `open_only`,
+        only those still being recorded (the live task asks every 2 s: with a backlog of
+        thousands it must not build a record for each closed one)."""
         with self.lock:
             out = []
-            for live in self._ordered():
+            lives = (
+                self._ordered(lv for lv in self._live.values() if lv.entry.state == "open")
+                if open_only
+                else self._ordered()
+            )
+            for live in lives:
                 e = live.entry
                 if e.delivered or e.quarantine is not None:
                     continue

@@ -35,6 +35,22 @@ def test_pending_is_oldest_encounter_first_then_by_seq(tmp_path: Path) -> None:
         assert [r.id for r in spool.pending_recordings()] == [b1, b2, a1]
 
 
+def test_open_only_lists_the_recordings_still_being_written_in_the_same_order(
+    tmp_path: Path,
+) -> None:
+    with open_spool(spool_config(tmp_path)) as spool:
+        _closed(spool, "B", 1, b"x")
+        b2 = spool.begin_recording("B", 2, new_id(), codec="pcm16", sample_rate=16000)
+        _closed(spool, "A", 1, b"x")
+        a2 = spool.begin_recording("A", 2, new_id(), codec="pcm16", sample_rate=16000)
+        everything = spool.pending_recordings()
+        assert (
+            [r.id for r in spool.pending_recordings(open_only=True)]
+            == [r.id for r in everything if r.state == "open"]
+            == [b2.recording_id, a2.recording_id]
+        )
+
+
 def test_reads_from_any_offset_return_exactly_the_bytes(tmp_path: Path) -> None:
     data = os.urandom(50_000)
     with open_spool(spool_config(tmp_path, segment_bytes=8000)) as spool:
