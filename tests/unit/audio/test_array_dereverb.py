@@ -16,7 +16,7 @@ import pytest
 from edge_recorder.audio.array import make_array_processor
 from edge_recorder.audio.array.stft import HOP
 from tests.unit.audio.test_array_beams import FOUR, RATE, SIX
-from tests.unit.audio.test_array_stream import run_split, talk
+from tests.unit.audio.test_array_stream import talk
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -59,19 +59,6 @@ def tail_db(y: F32, delay: int, ends: list[int], after_s: float) -> float:
         tail += float(np.sum(aligned[end + int(0.08 * RATE) : end + int(0.4 * RATE)] ** 2))
         burst += float(np.sum(aligned[end - int(BURST_S * RATE) : end] ** 2))
     return 10 * math.log10(tail / burst)
-
-
-@pytest.mark.parametrize("kind", WPE_KINDS)
-@pytest.mark.parametrize("name", ["six", "four"])
-def test_wpe_kinds_give_the_same_output_bit_for_bit_under_any_framing(kind: str, name: str) -> None:
-    positions = SIX if name == "six" else FOUR
-    x = talk(positions, 4.0, 1)
-    whole = run_split(kind, positions, x, [x.shape[0]])
-    assert np.any(whole)
-    for seed in range(3):
-        rng = np.random.default_rng(seed)
-        sizes = [int(v) for v in rng.integers(1, 3000, 40)] + [1] * 50 + [2047, 2049]
-        assert np.array_equal(whole, run_split(kind, positions, x, sizes))
 
 
 @pytest.mark.parametrize("kind", [*WPE_KINDS, "das", "mvdr", "mvdr-postfilter"])

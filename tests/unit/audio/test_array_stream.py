@@ -83,7 +83,7 @@ def test_an_impulse_comes_out_exactly_delay_samples_late(kind: str) -> None:
     assert y[3000 + processor.delay_samples] == pytest.approx(0.5, abs=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["das", "mvdr", "mvdr-postfilter"])
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "average"])
 @pytest.mark.parametrize("name", ["six", "four"])
 def test_any_framing_gives_the_same_output_bit_for_bit(kind: str, name: str) -> None:
     positions = SIX if name == "six" else FOUR
