@@ -27,6 +27,10 @@ Cases:
   before the daemon starts: connections are refused), 2,000 closed 0.5 s recordings in the
   spool (written through the real Spool before the daemon starts).
 
+Every case runs the profile's capture format with the plain channel mix at the default
+120 ms period, as the floor does: the array profiles ship a beamformer (80 ms periods), whose
+cost and latency bench_daemon (the HATs as shipped) and bench_farfield (the pipeline) measure.
+
 Window: starts 2 s after the recording opened (5 s after READY for the idle cases: start-up
 work such as the first delivery pass and the MQTT birth is excluded, the device runs 24/7)
 and lasts 60 s (15 s with --quick). CPU-s per audio-s: CPU time over the window of the
@@ -175,7 +179,10 @@ async def measure(
         stack.callback(pacer.close)
         tree.update(
             device={"id": "bench-room"},
-            audio={"source": "alsa", "profile": name, "device": device_name(pacer.fifo)},
+            # like for like with the floor: the plain mix, the pacer's period (the HAT profiles
+            # ship a beam with 80 ms periods: bench_daemon and bench_farfield measure that)
+            audio={"source": "alsa", "profile": name, "device": device_name(pacer.fifo),
+                   "array_processing": "average", "period_ms": PERIOD_MS},
             spool={"dir": str(run_dir / "spool"), "key_file": str(run_dir / "spool.key")},
             panel={"pin_factory": "mock"},
             control={"socket": str(short / "ctl.sock")},

@@ -76,8 +76,9 @@ class AudioConfig(Section):
         120,
         ge=5,
         le=200,
-        description="ALSA period length in milliseconds (equal to encoding.chunk_ms: one "
-        "capture wake-up per encoder chunk).",
+        description="ALSA period length in milliseconds; encoding.chunk_ms follows it unless "
+        "set (one capture wake-up per encoder chunk). The array profiles use 80 ms so a "
+        "beam's delay still fits the 150 ms live latency goal.",
     )
     buffer_periods: int = Field(8, ge=2, le=64, description="ALSA buffer size in periods.")
     mix_weights: list[float] = Field(
@@ -188,6 +189,9 @@ class VadConfig(Section):
     )
 
 
+MIN_CHUNK_MS = 20
+
+
 class EncodingConfig(Section):
     """How the processed 16 kHz mono audio is encoded before it is spooled."""
 
@@ -197,11 +201,11 @@ class EncodingConfig(Section):
     flac_compression_level: int = Field(5, ge=0, le=8, description="FLAC level 0-8.")
     chunk_ms: int = Field(
         120,
-        ge=20,
+        ge=MIN_CHUNK_MS,
         le=1000,
         description="Audio per spool record and per live message: each message has a fixed "
         "CPU cost, and the oldest sample in it waits this long (see the benchmarks in "
-        "docs/make-targets-and-benchmarks.md).",
+        "docs/make-targets-and-benchmarks.md). Unset: audio.period_ms (at least 20).",
     )
 
 
@@ -401,6 +405,14 @@ class Config(Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+
+    @model_validator(mode="after")
+    def _chunk_follows_period(self) -> Config:
+        """An unset chunk is one capture period: a chunk longer than the period only makes the
+        oldest sample wait (a profile's shorter period would otherwise buy no latency)."""
+        if "chunk_ms" not in self.encoding.model_fields_set:
+            self.encoding.chunk_ms = max(MIN_CHUNK_MS, self.audio.period_ms)
+        return self
 
 
 def env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:

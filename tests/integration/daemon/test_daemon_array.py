@@ -1,0 +1,106 @@
+"""`edge-recorder run` on a 4-mic HAT as its profile ships (a beamformer on, 80 ms periods):
+the encounter reaches the service holding exactly what the pipeline makes of the frames it
+covered, that output does not depend on how the frames were cut, and it is the beam's (not
+the plain mix's). The unit tests prove the array stage framing-invariant on its own; this
+checks the daemon keeps that promise end to end (`record`, `analyze` and the demo reuse the
+same Pipeline)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+
+from devtools.demo.verdict import reencode
+from edge_recorder.config.hardware import load_profile
+from tests.integration.daemon.conftest import (
+    StartDaemon,
+    closed_recordings,
+    daemon_config,
+    wait_for,
+    write_config,
+)
+from tests.integration.daemon.test_daemon_encounters import assert_holds_exact_audio, delivered
+from tests.support.emulator import EmulatorHandle
+
+PROFILE = "respeaker-4mic-array"
+RATE = 16000
+SOUND_MM_PER_S = 343_000.0
+
+
+@pytest.fixture
+def array_wav(speech_wav: Path, tmp_path: Path) -> Path:
+    """The speech as the 4-mic HAT hears a talker 40 degrees off its x axis: each mic delayed
+    by the geometry (whole samples), its own gain and self-noise, 32-bit like the AC108."""
+    mono, rate = soundfile.read(str(speech_wav), dtype="float64")
+    speech = soxr.resample(mono, rate, RATE)
+    mics = np.array(load_profile(PROFILE).audio["mic_positions_mm"], dtype=np.float64)
+    toward = np.array([np.cos(np.radians(40.0)), np.sin(np.radians(40.0)), 0.0])
+    lead = mics @ toward / SOUND_MM_PER_S * RATE  # samples each mic hears the talker early
+    delays = np.round(lead.max() - lead).astype(int)
+    rng = np.random.default_rng(3)
+    channels = []
+    for delay, gain in zip(delays, (1.0, 0.9, 0.8, 0.95), strict=True):
+        shifted = np.concatenate([np.zeros(delay), speech])[: speech.size]
+        channels.append(0.5 * gain * shifted + rng.normal(0, 1e-3, speech.size))
+    data = np.clip(np.stack(channels, axis=1), -1, 1)
+    path = tmp_path / "array.wav"
+    soundfile.write(str(path), (data * (2**31 - 1)).astype(np.int32), RATE, subtype="PCM_32")
+    return path
+
+
+def with_audio(config: Path, folder: Path, **audio: object) -> Path:
+    """A copy of the device's config with `audio` keys changed (for an offline re-encode)."""
+    import tomllib
+
+    tree = tomllib.loads(config.read_text())
+    tree["audio"].update(audio)
+    tree.setdefault("encoding", {})["chunk_ms"] = 80
+    return write_config(folder / f"offline-{len(list(folder.glob('offline-*')))}.toml", tree)
+
+
+async def test_a_4mic_hat_as_shipped_delivers_the_beam_exactly_whatever_the_framing(
+    aas_emulator: EmulatorHandle, start_daemon: StartDaemon, tmp_path: Path, short_dir: Path,
+    array_wav: Path,
+) -> None:  # fmt: skip
+    tree = daemon_config(aas_emulator, tmp_path, short_dir, array_wav)
+    tree["audio"]["profile"] = PROFILE
+    config = write_config(tmp_path / "device.toml", tree)
+    daemon = await start_daemon(config)
+    await daemon.ready()
+    code, out, err = await daemon.ctl("start")
+    assert code == 0, err
+    cid = json.loads(out)["data"]["correlation_id"]
+
+    async def live_audio() -> bool:
+        try:
+            recs = (await aas_emulator.session(cid))["recordings"]
+        except LookupError:
+            return False
+        return bool(recs) and recs[0]["bytes"] > 96000  # 3 s
+
+    await wait_for(live_audio, what="live audio at the emulator")
+    code, _out, err = await daemon.ctl("stop")
+    assert code == 0, err
+    await daemon.wait_state("idle")
+
+    async def done() -> bool:
+        return await delivered(aas_emulator, cid, 1) is not None
+
+    await wait_for(done, timeout=40, what="the recording finalized, processing started")
+    # the service holds what the pipeline (beam on, as the profile ships) makes of the frames
+    await assert_holds_exact_audio(aas_emulator, cid, config, daemon.log)
+    (closed,) = closed_recordings(daemon.log)
+    stored = await aas_emulator.recording_bytes(cid, closed["id"])
+    span = [(closed["start"], closed["end"])]
+    # the same frames cut into 10 ms or 40 ms periods (the recording starts and ends on the
+    # daemon's 80 ms grid, so both cover exactly its frames): the same bytes
+    assert reencode(with_audio(config, tmp_path, period_ms=10), span) == [stored]
+    assert reencode(with_audio(config, tmp_path, period_ms=40), span) == [stored]
+    # and it is the beam's output, not the plain mix's
+    (plain,) = reencode(with_audio(config, tmp_path, array_processing="average"), span)
+    assert len(plain) == len(stored) and plain != stored
