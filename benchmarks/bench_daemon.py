@@ -51,7 +51,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import statistics
 import tempfile
 import time
@@ -59,10 +58,15 @@ from calendar import timegm
 from pathlib import Path
 from typing import Any
 
-from benchmarks._daemon import cpu_seconds, start_daemon, status_kb, thread_cpu_seconds
+from benchmarks._daemon import (
+    cpu_seconds,
+    start_daemon,
+    start_rig,
+    status_kb,
+    thread_cpu_seconds,
+)
 from devtools.demo.services import ControlClient, write_toml
 from devtools.demo.speech import speech_wav
-from edge_recorder.dashboard.broker import Broker
 
 # The emulator's gRPC server lives in this process while it forks the daemon: gRPC's fork
 # handlers are not needed (the child execs at once) and would only log a warning.
@@ -108,43 +112,18 @@ async def _measure(
     profile: str | None = None,
     probe: str | None = None,
 ) -> dict[str, Any]:
-    from devtools.emulators.aas.app import Emulator
-    from devtools.emulators.aas.device_config import device_sections
-    from devtools.emulators.aas.settings import EmulatorSettings
-
     run_dir = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=tmp))
     async with contextlib.AsyncExitStack() as stack:
-        short = Path(tempfile.mkdtemp(prefix="er-bench-"))
-        stack.callback(shutil.rmtree, short, ignore_errors=True)
-        broker = Broker(run_dir / "mosquitto", detach=True)  # dies with this process
-        if mqtt:
-            broker.start()
-            stack.callback(broker.stop)
-        emulator = Emulator(EmulatorSettings(data_dir=run_dir / "service"))
-        await emulator.start()
-        stack.push_async_callback(emulator.stop)
-        stored = _timestamp_writes(emulator)
-        secret = run_dir / "client-secret"
-        secret.write_text(emulator.settings.client_secret + "\n")
-        tree = device_sections(emulator, secret)
+        rig = await start_rig(stack, run_dir, "bench-room", mqtt=mqtt)
+        short, tree = rig.short, rig.tree
+        stored = _timestamp_writes(rig.emulator)
         tree.update(
-            device={"id": "bench-room"},
             audio={"source": "wav", "wav_path": str(wav), "speed": 1.0}
             | ({"profile": profile} if profile else {}),
             vad={"engine": engine},
-            spool={"dir": str(run_dir / "spool"), "key_file": str(run_dir / "spool.key")},
-            panel={"pin_factory": "mock"},
-            control={"socket": str(short / "ctl.sock")},
-            log={"level": "INFO", "format": "logfmt"},
         )
         for section, values in (overrides or {}).items():
             tree.setdefault(section, {}).update(values)
-        if mqtt:
-            tree["mqtt"] = {
-                "host": "127.0.0.1",
-                "port": broker.port,
-                "birth_seq_file": str(run_dir / "birth-seq"),
-            }
         config = write_toml(run_dir / "device.toml", tree)
         log = run_dir / "daemon.log"
         daemon = await start_daemon(stack, config, short, log, DAEMON_ENV)

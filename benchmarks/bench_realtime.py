@@ -62,7 +62,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 import time
 import uuid
@@ -72,13 +71,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks._audio import conversation
-from benchmarks._daemon import start_daemon, thread_cpu_seconds
+from benchmarks._daemon import start_daemon, start_rig, thread_cpu_seconds
 from benchmarks._realtime_feed import NativeFormat, Pacer, alsa_env, array_audio, device_name
 from benchmarks._realtime_floor import Counters, Floor, counters, descendants
 from devtools.demo.services import ControlClient, write_toml
 from edge_recorder.config.hardware import all_profiles
 from edge_recorder.config.model import AudioConfig, SpoolConfig
-from edge_recorder.dashboard.broker import Broker
 from edge_recorder.spool.fileops import OsFileOps
 
 # The emulator's gRPC server lives in this process while it forks the daemon (see bench_daemon)
@@ -153,43 +151,25 @@ async def measure(
     backlog: int = BACKLOG,
 ) -> dict[str, Any]:
     """One case (stream, offline, idle, backlog-idle) on a fresh daemon."""
-    from devtools.emulators.aas.app import Emulator
-    from devtools.emulators.aas.device_config import device_sections
-    from devtools.emulators.aas.settings import EmulatorSettings
-
     record = kind in ("stream", "offline")
     run_dir = Path(tempfile.mkdtemp(prefix=f"{kind}-{name}-", dir=tmp))
     audio = array_audio(mono, fmt)
     async with contextlib.AsyncExitStack() as stack:
-        short = Path(tempfile.mkdtemp(prefix="er-rt-"))
-        stack.callback(shutil.rmtree, short, ignore_errors=True)
-        broker = Broker(run_dir / "mosquitto", detach=True)
-        broker.start()
-        stack.callback(broker.stop)
-        emulator = Emulator(EmulatorSettings(data_dir=run_dir / "service"))
-        await emulator.start()
-        secret = run_dir / "client-secret"
-        secret.write_text(emulator.settings.client_secret + "\n")
-        tree = device_sections(emulator, secret)
+        rig = await start_rig(stack, run_dir, "bench-room")
+        short, tree = rig.short, rig.tree
         if kind == "backlog-idle":
-            await emulator.stop()  # offline: its ports now refuse connections
-        else:
-            stack.push_async_callback(emulator.stop)
+            await rig.emulator.stop()  # offline: its ports now refuse connections
         pacer = Pacer(short / "mic.fifo", audio, fmt, PERIOD_MS, BUFFER_PERIODS)
         stack.callback(pacer.close)
-        tree.update(
-            device={"id": "bench-room"},
-            # like for like with the floor: the plain mix, the pacer's period (the HAT profiles
-            # ship a beam with 80 ms periods: bench_daemon and bench_farfield measure that)
-            audio={"source": "alsa", "profile": name, "device": device_name(pacer.fifo),
-                   "array_processing": "average", "period_ms": PERIOD_MS},
-            spool={"dir": str(run_dir / "spool"), "key_file": str(run_dir / "spool.key")},
-            panel={"pin_factory": "mock"},
-            control={"socket": str(short / "ctl.sock")},
-            log={"level": "INFO", "format": "logfmt"},
-            mqtt={"host": "127.0.0.1", "port": broker.port,
-                  "birth_seq_file": str(run_dir / "birth-seq")},
-        )  # fmt: skip
+        # like for like with the floor: the plain mix, the pacer's period (the HAT profiles
+        # ship a beam with 80 ms periods: bench_daemon and bench_farfield measure that)
+        tree["audio"] = {
+            "source": "alsa",
+            "profile": name,
+            "device": device_name(pacer.fifo),
+            "array_processing": "average",
+            "period_ms": PERIOD_MS,
+        }
         if kind == "offline":
             tree["uplink"]["live"] = False
         fill_s = fill_spool(tree["spool"], backlog) if kind == "backlog-idle" else None

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import tempfile
 import time
@@ -37,10 +36,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks._daemon import start_daemon, status_kb
+from benchmarks._daemon import start_daemon, start_rig, status_kb
 from devtools.demo.services import ControlClient, write_toml
 from devtools.faultproxy import FaultProxy
-from edge_recorder.dashboard.broker import Broker
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # see bench_daemon
 
@@ -92,52 +90,30 @@ class _Pinger:
 
 
 async def _soak(hours: float, speed: float, tmp: Path) -> dict[str, Any]:
-    from devtools.emulators.aas.app import Emulator
-    from devtools.emulators.aas.device_config import device_sections
-    from devtools.emulators.aas.settings import EmulatorSettings
-
     async with contextlib.AsyncExitStack() as stack:
-        short = Path(tempfile.mkdtemp(prefix="er-soak-"))
-        stack.callback(shutil.rmtree, short, ignore_errors=True)
-        broker = Broker(tmp / "mosquitto", detach=True)
-        broker.start()
-        stack.callback(broker.stop)
-        emulator = Emulator(EmulatorSettings(data_dir=tmp / "service"))
-        await emulator.start()
-        stack.push_async_callback(emulator.stop)
+        rig = await start_rig(stack, tmp, "soak-room")
+        short, tree, emulator = rig.short, rig.tree, rig.emulator
         grpc_port = int(emulator.grpc_target.rsplit(":", 1)[1])
         http_port = int(emulator.http_url.rsplit(":", 1)[1])
         grpc = await FaultProxy("127.0.0.1", grpc_port).start()
         stack.push_async_callback(grpc.stop)
         http = await FaultProxy("127.0.0.1", http_port).start()
         stack.push_async_callback(http.stop)
-        secret = tmp / "client-secret"
-        secret.write_text(emulator.settings.client_secret + "\n")
-        tree = device_sections(emulator, secret)
         tree["aas"].update(
             grpc_target=f"127.0.0.1:{grpc.port}", rest_url=f"http://127.0.0.1:{http.port}"
         )
         tree["auth"]["token_url"] = f"http://127.0.0.1:{http.port}/oauth2/token"
         tree.update(
-            device={"id": "soak-room"},
             audio={"source": "synthetic", "speed": speed},
             vad={"engine": "energy"},
-            spool={"dir": str(tmp / "spool"), "key_file": str(tmp / "spool.key")},
-            panel={"pin_factory": "mock"},
-            control={"socket": str(short / "ctl.sock")},
-            log={"level": "INFO", "format": "logfmt"},
             uplink={"retry_initial_s": 0.5, "retry_max_s": 5.0, "request_timeout_s": 10.0},
-            mqtt={
-                "host": "127.0.0.1",
-                "port": broker.port,
-                "birth_seq_file": str(tmp / "birth-seq"),
-            },
         )
         config = write_toml(tmp / "device.toml", tree)
         log = tmp / "daemon.log"
         daemon = await start_daemon(stack, config, short, log)
         control = ControlClient(short / "ctl.sock")
-        pinger = _Pinger(broker.port, "soak-room")
+        assert rig.broker is not None
+        pinger = _Pinger(rig.broker.port, "soak-room")
         stack.callback(pinger.close)
 
         samples: list[dict[str, float]] = []
