@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
     rows: list[CheckResult] = [CheckResult("config", "ok", f"{config_path(args)} is valid")]
     rows.extend(summary(config))
+    rows.extend(CheckResult("audio profile", "warn", line) for line in _outvoted(args))
     delivery = delivery_row(config)
     rows.append(delivery)
     if args.probe:
@@ -76,6 +77,15 @@ def run(args: argparse.Namespace) -> int:
         )
         return EX_CONFIG
     return 1 if failed else 0
+
+
+def _outvoted(args: argparse.Namespace) -> list[str]:
+    """Profile keys the config file sets back to the generic default (see hardware.outvoted)."""
+    from edge_recorder.config.errors import read_toml
+    from edge_recorder.config.hardware import outvoted
+
+    path = config_path(args)
+    return outvoted(read_toml(path)) if path is not None and path.exists() else []
 
 
 def delivery_row(config: Config) -> CheckResult:

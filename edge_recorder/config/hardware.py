@@ -229,3 +229,26 @@ def apply_profile(tree: dict[str, Any]) -> dict[str, Any]:
     if profile.panel and isinstance(panel, dict):
         out["panel"] = _fill(profile.panel, panel)
     return out
+
+
+def outvoted(tree: dict[str, Any]) -> list[str]:
+    """The profile's audio keys a config file sets back to the generic default: almost always
+    a copied example (before 2026-12 the shipped config wrote out every key), not a choice."""
+    audio = tree.get("audio")
+    if not isinstance(audio, dict) or not audio.get("profile"):
+        return []
+    try:
+        profile = load_profile(str(audio["profile"]))
+    except ConfigError:
+        return []  # the loader says what is wrong with the name
+    lines = []
+    for key, value in profile.audio.items():
+        field = AudioConfig.model_fields[key]
+        default = field.get_default(call_default_factory=True)
+        if key in audio and audio[key] != value and audio[key] == default:
+            theirs = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            lines.append(
+                f"audio.{key} = {audio[key]!r} (the generic default) outvotes profile "
+                f"{profile.name}'s {theirs}: delete the line to use the profile"
+            )
+    return lines

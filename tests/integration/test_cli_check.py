@@ -136,3 +136,17 @@ def test_a_nul_in_a_path_exits_78_before_the_spool_is_touched(
     result = run_cli("run", "--config", str(config))
     assert result.returncode == 78 and "Traceback" not in result.stderr
     assert "spool.dir: a path must not contain a NUL character" in result.stderr
+
+
+def test_a_profile_outvoted_by_generic_defaults_is_a_warning(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """A config file kept from when the shipped example wrote out every key: the profile it
+    names loses to those lines, and `check` (run by the package's upgrade gate and Ansible)
+    says which ones, without failing the config."""
+    config = tmp_path / "c.toml"
+    config.write_text('[audio]\nprofile = "respeaker-6mic-array"\nchannels = 1\nrate = 16000\n')
+    result = run_cli("check", "--config", str(config))
+    assert "WARN  audio profile        audio.channels = 1 (the generic default)" in result.stdout
+    assert "audio.rate" not in result.stdout.split("WARN", 1)[1]  # the profile's own value
+    assert "FAIL  config" not in result.stdout

@@ -295,3 +295,18 @@ def test_every_profile_as_shipped_fits_the_live_latency_budget(name: str) -> Non
         )
         beam_ms = 1000.0 * processor.delay_samples / 16000
     assert chunk_ms + beam_ms <= LATENCY_BUDGET_MS, (name, chunk_ms, beam_ms)
+
+
+def test_profile_keys_set_back_to_the_generic_default_are_reported_not_chosen_values() -> None:
+    from edge_recorder.config.hardware import outvoted
+
+    old_example = {  # what a config file kept from before 2026-12 holds
+        "audio": {"profile": "respeaker-4mic-array", "channels": 1, "format": "S16_LE"}
+    }
+    lines = outvoted(old_example)
+    assert [line.split(" = ")[0] for line in lines] == ["audio.channels", "audio.format"]
+    assert "respeaker-4mic-array's 4" in lines[0]
+    chosen = {"audio": {"profile": "respeaker-4mic-array", "gain_db": 12.0, "channels": 4}}
+    assert outvoted(chosen) == []  # a deliberate value, or the profile's own, is no warning
+    assert outvoted({"audio": {"channels": 1}}) == []  # no profile, nothing to outvote
+    assert outvoted({"audio": {"profile": "no-such-board", "channels": 1}}) == []
