@@ -8,30 +8,48 @@ Scores are against the anechoic sum of both talkers at the array centre, after a
 SI-SDR, STOI, and frame F1 of the project's Silero and WebRTC VADs. CPU is process time in the
 candidate, fed 120 ms chunks. Beamformers come from `edge_recorder.audio.array` (every kind in
 `KINDS`, alone and + WebRTC NS) when it imports; otherwise only the baselines run, and the
-output says so. Scenes are cached ($EDGE_RECORDER_FARFIELD_CACHE, else <tmp>/edge-recorder-
-farfield). A full run rewrites docs/img/farfield.svg; --quick (12 s scenes, RT60 0.5 s only)
-does not.
+output says so. Oracle ceilings (devtools/farfield/oracle.py, rows named "oracle: ...") are
+scored too but are never candidates: they know the answer and bound what a filter could do.
+Scenes are cached ($EDGE_RECORDER_FARFIELD_CACHE, else <tmp>/edge-recorder-farfield). A full
+run rewrites docs/img/farfield.svg; --quick (12 s scenes, RT60 0.5 s only) and runs limited to
+a few conditions do not.
+
+Usually run through benchmarks/run.py; alone, `python -m benchmarks.bench_farfield --help`
+runs chosen conditions, prints the table and goals, and can sweep the oracle's frame count
+(--sweep) or run the spot-calibrated beam prototype (--calibration, devtools/farfield/
+calibrated.py).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from devtools.farfield import evaluate, geometry, plot
+from benchmarks.run import markdown
+from devtools.farfield import calibrated, evaluate, geometry, oracle, plot, scene
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS, QUICK_SECONDS = 30.0, 12.0
+CALIBRATION_BASELINE = "mvdr-wpe-postfilter"  # the best shipped kind on the goal cell
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(
+    quick: bool = False,
+    profiles: Sequence[str] | None = None,
+    rt60s: Sequence[float] | None = None,
+    snrs: Sequence[float] | None = None,
+) -> dict[str, Any]:
     seconds = QUICK_SECONDS if quick else SECONDS
-    rt60s = (evaluate.GOAL_RT60_S,) if quick else evaluate.RT60S_S
-    results, note = evaluate.evaluate(geometry.PROFILES, rt60s, evaluate.SNRS_DB, seconds)
+    chosen_rt60s = tuple(rt60s or ((evaluate.GOAL_RT60_S,) if quick else evaluate.RT60S_S))
+    chosen = (tuple(profiles or geometry.PROFILES), chosen_rt60s, tuple(snrs or evaluate.SNRS_DB))
+    results, note = evaluate.evaluate(*chosen, seconds)
     print(f"  far-field: {note}", file=sys.stderr, flush=True)
     columns, rows = evaluate.table(results)
-    if not quick:
+    if not quick and chosen == (geometry.PROFILES, evaluate.RT60S_S, evaluate.SNRS_DB):
         svg = plot.farfield_svg(results, subtitle=f"{seconds:g} s scenes, seed 1.")
         (ROOT / plot.SVG_PATH).write_text(svg, encoding="utf-8")
     return {
@@ -43,3 +61,68 @@ def run(quick: bool = False) -> dict[str, Any]:
         "detail": evaluate.as_dicts(results),
         "goals": evaluate.goals(results, note),
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Chosen conditions → Markdown table and goals on stdout (and JSON with --out)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="12 s scenes (default RT60 0.5 s)")
+    parser.add_argument("--profile", action="append", choices=geometry.PROFILES)
+    parser.add_argument("--rt60", action="append", type=float, help="RT60 s (repeatable)")
+    parser.add_argument("--snr", action="append", type=float, help="SNR dB (repeatable)")
+    parser.add_argument("--out", type=Path, help="also write the result as JSON here")
+    parser.add_argument(
+        "--sweep", action="store_true",
+        help="instead: the least-squares oracle's SI-SDR gain for 1..16 frames per condition",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calibration", action="store_true",
+        help="instead: the spot-calibrated beam prototype against talker movement",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.sweep:
+        return _sweep(args)
+    if args.calibration:
+        return _calibration(args)
+    result = run(args.quick, args.profile, args.rt60, args.snr)
+    print(markdown(result))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    seconds = QUICK_SECONDS if args.quick else SECONDS
+    for profile in args.profile or evaluate.GOAL_PROFILES:
+        for rt60 in args.rt60 or (evaluate.GOAL_RT60_S,):
+            scn = scene.load(scene.SceneSpec(profile, rt60, seconds, 1))
+            for snr in args.snr or (evaluate.GOAL_SNR_DB,):
+                rows = oracle.sweep(scn, snr)
+                print(
+                    f"\n{profile}, RT60 {rt60:g} s, {snr:g} dB, {seconds:g} s: SI-SDR gain (dB) "
+                    "over the channel average of the noisy capture"
+                )
+                print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+                for row in rows:
+                    print("| " + " | ".join(f"{v:g}" for v in row.values()) + " |", flush=True)
+    return 0
+
+
+def _calibration(args: argparse.Namespace) -> int:
+    seconds = QUICK_SECONDS if args.quick else SECONDS
+    for profile in args.profile or evaluate.GOAL_PROFILES:
+        for rt60 in args.rt60 or (evaluate.GOAL_RT60_S,):
+            for snr in args.snr or (evaluate.GOAL_SNR_DB,):
+                rows = calibrated.robustness(profile, rt60, snr, seconds, CALIBRATION_BASELINE)
+                print(
+                    f"\n{profile}, RT60 {rt60:g} s, {snr:g} dB, {seconds:g} s: SI-SDR gain (dB) "
+                    "over the channel average, second half, talkers moved from the spot"
+                )
+                print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+                for row in rows:
+                    print("| " + " | ".join(f"{v:g}" for v in row.values()) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

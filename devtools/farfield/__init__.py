@@ -12,6 +12,10 @@ against the dry speech, so each beamformer or suppressor is judged on the same s
 - `metrics`: SI-SDR, STOI, alignment, frame-level VAD F1 with the project's own engines.
 - `candidates`: channel average, single channel, WebRTC NS, `edge_recorder.audio.array`.
 - `evaluate`: the condition grid, the table and the goals; `plot`: the hand-written SVG.
+- `oracle`: ceilings that know the answer (true steering and noise, least-squares filters
+  fitted to the reference): scored beside the candidates, never counted as one.
+- `calibrated`: a prototype, beams calibrated at the talkers' spots, and how far they carry
+  when the talkers move (`bench_farfield --calibration`).
 
 `benchmarks/bench_farfield.py` runs it; docs/audio.md describes it.
 """

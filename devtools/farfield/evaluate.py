@@ -7,18 +7,22 @@ kind, alone and with WebRTC NS, and WebRTC NS on the average):
 - no worse than the channel average in any condition (tolerance `NO_WORSE_DB` SI-SDR and
   `NO_WORSE_STOI`: smaller differences are below what either metric resolves on a 30 s scene);
 - the whole stage ≤ 0.01 CPU-s per audio-s (mean over a profile's conditions, costliest profile).
+
+The oracle ceilings (`oracle`, names starting "oracle: ") are scored alongside but never
+count as candidates: they know the answer, so they bound what a filter of their kind could do.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from devtools.farfield import candidates, metrics, scene
+from devtools.farfield import candidates, metrics, oracle, scene
 from edge_recorder.audio.vad import VadEngine, make_engine
 
 SNRS_DB = (20.0, 10.0, 5.0, 0.0)
@@ -28,6 +32,7 @@ GOAL_RT60_S, GOAL_SNR_DB = 0.5, 5.0
 GOAL_SI_SDR_DB, GOAL_STOI, GOAL_CPU = 6.0, 0.05, 0.01
 NO_WORSE_DB, NO_WORSE_STOI = 0.5, 0.01
 VAD_ENGINES = ("silero", "webrtc")
+SPEECH_ONLY_SNR_DB = 300.0  # `scene.mix` at this SNR is the capture's speech alone
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,11 @@ def _score(
 
 def evaluate_condition(
     scn: scene.Scene, snr: float, factories: list[candidates.Factory],
-    engines: dict[str, VadEngine],
+    engines: dict[str, VadEngine], with_ceilings: bool = True,
 ) -> list[Result]:  # fmt: skip
     """Every candidate on one mixture, plus the oracle single channel (the channel with the best
-    SI-SDR, chosen after the fact: an upper bound for picking one mic, not a real candidate)."""
+    SI-SDR, chosen after the fact: an upper bound for picking one mic, not a real candidate)
+    and, last, the oracle ceilings of `oracle.ceilings`."""
     capture = scene.mix(scn, snr)
     results: list[Result] = []
     for factory in factories:
@@ -93,6 +99,13 @@ def evaluate_condition(
     single = candidates.SingleChannel(best[1])
     output, cpu = candidates.run(single, capture)
     results.insert(1, _score(scn, snr, candidates.ORACLE, output, cpu, 0, engines, best[1]))
+    if with_ceilings:
+        noise = capture - scene.mix(scn, SPEECH_ONLY_SNR_DB)
+        for name, make in oracle.ceilings(scn, capture, noise):
+            t = time.process_time()
+            output = make()
+            cpu = time.process_time() - t  # offline, whole scene: for the record only
+            results.append(_score(scn, snr, name, output, cpu, 0, engines))
     return results
 
 
@@ -143,9 +156,9 @@ def table(results: list[Result]) -> tuple[list[str], list[list[Any]]]:
 
 
 def goals(results: list[Result], note: str) -> list[dict[str, Any]]:
-    """The issue's three goals for each replacement candidate (not the average, not the oracle)."""
+    """The issue's three goals for each replacement candidate (not the average, no oracle)."""
     names = list(dict.fromkeys(r.candidate for r in results))
-    contenders = [n for n in names if n not in (candidates.AVERAGE, candidates.ORACLE)]
+    contenders = [n for n in names if n != candidates.AVERAGE and not oracle.is_oracle(n)]
     out: list[dict[str, Any]] = []
     if not any(n.startswith("array:") for n in contenders):
         out.append({"goal": "beamformers measured", "value": note, "met": False})

@@ -144,14 +144,18 @@ def _early(rir: Any, distance_m: float, dry: F32) -> F32:
     return np.asarray(wet[: dry.size], np.float32)
 
 
-def build(spec: SceneSpec) -> Scene:
-    """Simulate a scene (no cache): talkers and fan through the room, diffuse noise on top."""
+def build(
+    spec: SceneSpec, talkers_at: tuple[geometry.Talker, geometry.Talker] | None = None
+) -> Scene:
+    """Simulate a scene (no cache): talkers and fan through the room, diffuse noise on top.
+    `talkers_at` replaces the seed's talker places (devtools/farfield/calibrated.py moves them;
+    such a scene must not be cached under the spec's key)."""
     n = int(spec.seconds * RATE)
     board = geometry.board_positions_m(spec.profile)
     m = board.shape[0]
     centre = np.asarray([geometry.DEVICE_M])
     mics = np.vstack([geometry.board_to_room(board), centre])  # + a virtual mic at the centre
-    clinician, patient = geometry.place_talkers(spec.seed)
+    clinician, patient = talkers_at or geometry.place_talkers(spec.seed)
     dry = np.stack(conversation(spec.seconds, spec.seed))
     rng = np.random.default_rng([spec.seed, 11])
     fan = noise.fan(n, RATE, rng)

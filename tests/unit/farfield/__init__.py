@@ -1,0 +1,1 @@
+"""Far-field evaluation helpers (devtools/farfield)."""
