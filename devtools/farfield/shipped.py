@@ -1,0 +1,82 @@
+"""The whole audio pipeline's CPU for each array profile as it ships (the issue's budget).
+
+The evaluation times each candidate's array stage alone (8-hop batches, 120 ms chunks); the
+goal is about the whole pipeline a device runs: capture integers → resample, DC, the
+profile's beam at its `array_batch_hops` → Silero VAD → PCM16, fed one capture period
+(`audio.period_ms`) at a time, exactly as `Pipeline` runs in the daemon. The input is the
+profile's native format: Gaussian noise, amplitude-modulated so the VAD and the beam's
+speech/noise gate both see "speech" and pauses (the beam's cost does not depend on what the
+signal is, only on how often it adapts). The figure is the least of `REPEATS` runs: on a
+shared machine a neighbour's load inflates process CPU time (one run read 0.0088, the next
+0.0120 for the same work), never deflates it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_recorder.audio.frames import AudioFormat, Frames
+from edge_recorder.audio.pipeline import Pipeline
+from edge_recorder.config.hardware import all_profiles
+from edge_recorder.config.loader import build_config
+
+SECONDS = 20.0
+REPEATS = 3
+BUDGET_CPU_PER_S = 0.01
+
+
+@dataclass(frozen=True)
+class ShippedCpu:
+    profile: str
+    kind: str
+    batch_hops: int
+    period_ms: int
+    cpu_per_s: float
+    stages: dict[str, float]  # dsp, vad, encode: CPU-s per audio-s
+
+
+def array_profiles() -> list[str]:
+    """Profiles that ship a beam (a known geometry and a kind other than the plain mix)."""
+    return sorted(
+        name
+        for name, p in all_profiles().items()
+        if p.audio.get("array_processing", "average") != "average"
+    )
+
+
+def measure(profile: str, seconds: float = SECONDS, repeats: int = REPEATS) -> ShippedCpu:
+    """The least process CPU of `repeats` Pipelines over `seconds` of native input each."""
+    runs = [_once(profile, seconds) for _ in range(repeats)]
+    return min(runs, key=lambda r: r.cpu_per_s)
+
+
+def _once(profile: str, seconds: float) -> ShippedCpu:
+    """Process CPU of one Pipeline over `seconds` of the profile's native input."""
+    cfg = build_config({"audio": {"profile": profile, "source": "synthetic"}}, environ={})
+    audio = cfg.audio
+    fmt = AudioFormat(rate=audio.rate, channels=audio.channels, sample_format=audio.format)
+    bits, dtype = (15, "<i2") if audio.format == "S16_LE" else (31, "<i4")
+    rng = np.random.default_rng(1)
+    n = int(audio.rate * seconds)
+    envelope = 0.2 + (np.sin(np.arange(n) / audio.rate * 2 * np.pi * 0.3) > 0)
+    data = rng.standard_normal((n, audio.channels)) * 0.02 * 2**bits * envelope[:, None]
+    samples = data.astype(dtype)
+    period = audio.rate * audio.period_ms // 1000
+    pipeline = Pipeline(fmt, cfg.audio, cfg.vad, cfg.encoding)
+    start_cpu = time.process_time()
+    for start in range(0, n, period):
+        block = samples[start : start + period].tobytes()
+        pipeline.process(Frames(data=block, format=fmt, start_frame=start))
+    pipeline.finish()
+    cpu = time.process_time() - start_cpu
+    return ShippedCpu(
+        profile=profile,
+        kind=audio.array_processing,
+        batch_hops=audio.array_batch_hops,
+        period_ms=audio.period_ms,
+        cpu_per_s=round(cpu / seconds, 5),
+        stages={k: round(v / seconds, 5) for k, v in pipeline.stats.cpu_s.items()},
+    )
