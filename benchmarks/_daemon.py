@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,3 +125,10 @@ async def start_rig(
             "birth_seq_file": str(run_dir / "birth-seq"),
         }
     return Rig(emulator, broker, short, tree)
+
+
+def start_probe(command: str, pid: int, seconds: float) -> subprocess.Popen[bytes]:
+    """Start `command` ({pid} and {seconds} substituted) for a measuring window, e.g.
+    `py-spy record -r 250 -d {seconds} -p {pid} --threads -f raw -o out.txt`."""
+    argv = shlex.split(command.format(pid=pid, seconds=int(seconds)))
+    return subprocess.Popen(argv)

@@ -61,6 +61,7 @@ from typing import Any
 from benchmarks._daemon import (
     cpu_seconds,
     start_daemon,
+    start_probe,
     start_rig,
     status_kb,
     thread_cpu_seconds,
@@ -84,15 +85,6 @@ def _wall(ts: str) -> float:
     """logfmt `ts=2026-11-21T00:48:06.123` (UTC) → epoch seconds."""
     head, _, millis = ts.partition(".")
     return timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) + int(millis or 0) / 1000
-
-
-def _probe(command: str, pid: int, seconds: float) -> Any:
-    """Start `command` ({pid} and {seconds} substituted) for the measuring window."""
-    import shlex
-    import subprocess
-
-    argv = shlex.split(command.format(pid=pid, seconds=int(seconds)))
-    return subprocess.Popen(argv)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -133,7 +125,7 @@ async def _measure(
             await control.wait_for(lambda s: s["state"] == "recording", 10, "recording")
         await asyncio.sleep(SETTLE_S)  # measuring window starts after the stream is set up
         threads0 = thread_cpu_seconds(daemon.pid)
-        prober = _probe(probe, daemon.pid, seconds) if probe else None
+        prober = start_probe(probe, daemon.pid, seconds) if probe else None
         cpu0, wall0 = cpu_seconds(daemon.pid), time.monotonic()
         await asyncio.sleep(seconds)  # the measuring window itself
         cpu1, wall1 = cpu_seconds(daemon.pid), time.monotonic()

@@ -50,7 +50,7 @@ backlog could cost (a pass over 2,000 recordings per retry or per status report)
 as a multiple, not a few percent.
 
 Alone: `python -m benchmarks.bench_realtime [--quick] [--case NAME] [--seconds S]
-[--backlog N] [--daemon-env K=V]` prints one JSON object per case (NAME: stream:<profile>,
+[--backlog N] [--daemon-env K=V] [--probe CMD]` prints one JSON object per case (NAME: stream:<profile>,
 offline, idle, backlog-idle), with per-thread CPU; `--case backlog-idle --backlog 0` is the
 service-offline idle daemon with an empty spool (what the backlog adds to being offline).
 """
@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._audio import conversation
-from benchmarks._daemon import start_daemon, start_rig, thread_cpu_seconds
+from benchmarks._daemon import start_daemon, start_probe, start_rig, thread_cpu_seconds
 from benchmarks._realtime_feed import NativeFormat, Pacer, alsa_env, array_audio, device_name
 from benchmarks._realtime_floor import Counters, Floor, counters, descendants
 from devtools.demo.services import ControlClient, write_toml
@@ -149,8 +149,10 @@ async def measure(
     seconds: float,
     tmp: Path,
     backlog: int = BACKLOG,
+    probe: str | None = None,
 ) -> dict[str, Any]:
-    """One case (stream, offline, idle, backlog-idle) on a fresh daemon."""
+    """One case (stream, offline, idle, backlog-idle) on a fresh daemon; `probe` is a command
+    run over the window ({pid}, {seconds}: e.g. py-spy, strace)."""
     record = kind in ("stream", "offline")
     run_dir = Path(tempfile.mkdtemp(prefix=f"{kind}-{name}-", dir=tmp))
     audio = array_audio(mono, fmt)
@@ -193,11 +195,14 @@ async def measure(
         d0, f0 = counters(pids), counters(floor.pids) if floor else None
         p0, wall0 = pacer.counters(), time.monotonic()
         sunk0 = floor.sink.received if floor else 0
+        prober = start_probe(probe, daemon.pid, seconds) if probe else None
         await asyncio.sleep(seconds)  # the measuring window itself
         d1, f1 = counters(pids), counters(floor.pids) if floor else None
         p1, wall = pacer.counters(), time.monotonic() - wall0
         threads1 = thread_cpu_seconds(daemon.pid)
         sunk = (floor.sink.received - sunk0) if floor else 0
+        if prober is not None:
+            prober.wait()
         if record:
             await control.ok({"cmd": "stop"})
             await control.wait_for(lambda s: s["state"] == "idle", 15, "idle")
@@ -316,6 +321,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="measuring window (default 60, quick 15)")
     parser.add_argument("--daemon-env", action="append", default=[], help="KEY=VALUE")
     parser.add_argument("--backlog", type=int, help=f"recordings for backlog-idle ({BACKLOG})")
+    parser.add_argument(
+        "--probe", help='command run over each window, e.g. "py-spy record -p {pid} ..."'
+    )
     args = parser.parse_args()
     backlog = BACKLOG if args.backlog is None else args.backlog
     DAEMON_ENV.update(item.split("=", 1) for item in args.daemon_env)
@@ -332,7 +340,9 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-realtime-") as name:
         for kind, profile in selected:
-            coro = measure(kind, profile, formats[profile], mono, seconds, Path(name), backlog)
+            coro = measure(
+                kind, profile, formats[profile], mono, seconds, Path(name), backlog, args.probe
+            )
             result = asyncio.run(coro)
             results.append(result)
             print(json.dumps(result, indent=1), flush=True)
