@@ -50,9 +50,10 @@ backlog could cost (a pass over 2,000 recordings per retry or per status report)
 as a multiple, not a few percent.
 
 Alone: `python -m benchmarks.bench_realtime [--quick] [--case NAME] [--seconds S]
-[--backlog N] [--daemon-env K=V] [--probe CMD]` prints one JSON object per case (NAME: stream:<profile>,
-offline, idle, backlog-idle), with per-thread CPU; `--case backlog-idle --backlog 0` is the
-service-offline idle daemon with an empty spool (what the backlog adds to being offline).
+[--backlog N] [--daemon-env K=V] [--probe CMD] [--period-ms P]` prints one JSON object per
+case (NAME: stream:<profile>, offline, idle, backlog-idle), with per-thread CPU;
+`--case backlog-idle --backlog 0` is the service-offline idle daemon with an empty spool (what
+the backlog adds to being offline).
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ async def measure(
     tmp: Path,
     backlog: int = BACKLOG,
     probe: str | None = None,
+    period_ms: int = PERIOD_MS,
 ) -> dict[str, Any]:
     """One case (stream, offline, idle, backlog-idle) on a fresh daemon; `probe` is a command
     run over the window ({pid}, {seconds}: e.g. py-spy, strace)."""
@@ -161,7 +163,7 @@ async def measure(
         short, tree = rig.short, rig.tree
         if kind == "backlog-idle":
             await rig.emulator.stop()  # offline: its ports now refuse connections
-        pacer = Pacer(short / "mic.fifo", audio, fmt, PERIOD_MS, BUFFER_PERIODS)
+        pacer = Pacer(short / "mic.fifo", audio, fmt, period_ms, BUFFER_PERIODS)
         stack.callback(pacer.close)
         # like for like with the floor: the plain mix, the pacer's period (the HAT profiles
         # ship a beam with 80 ms periods: bench_daemon and bench_farfield measure that)
@@ -170,7 +172,7 @@ async def measure(
             "profile": name,
             "device": device_name(pacer.fifo),
             "array_processing": "average",
-            "period_ms": PERIOD_MS,
+            "period_ms": period_ms,  # and so the chunk (encoding.chunk_ms follows it)
         }
         if kind == "offline":
             tree["uplink"]["live"] = False
@@ -184,10 +186,10 @@ async def measure(
             await control.ok({"cmd": "start"})
             await control.wait_for(lambda s: s["state"] == "recording", 10, "recording")
         if kind == "stream":
-            floor_pacer = Pacer(short / "floor.fifo", audio, fmt, PERIOD_MS, BUFFER_PERIODS)
+            floor_pacer = Pacer(short / "floor.fifo", audio, fmt, period_ms, BUFFER_PERIODS)
             stack.callback(floor_pacer.close)
             floor = Floor(fmt, device_name(floor_pacer.fifo), {**os.environ, **alsa_env()},
-                          run_dir / "floor.log", PERIOD_MS, BUFFER_PERIODS)  # fmt: skip
+                          run_dir / "floor.log", period_ms, BUFFER_PERIODS)  # fmt: skip
             stack.callback(floor.close)
         await asyncio.sleep(SETTLE_S if record else IDLE_SETTLE_S)  # window starts after set-up
         pids = descendants(daemon.pid)
@@ -210,6 +212,7 @@ async def measure(
         "case": f"{kind}: {name}" if kind == "stream" else kind,
         "profile": name,
         "format": fmt.label(),
+        "period_ms": period_ms,
         "window_s": round(wall, 1),
         **per_s(d0, d1, wall),
         "daemon_processes": len(pids),
@@ -324,6 +327,12 @@ def main() -> None:
     parser.add_argument(
         "--probe", help='command run over each window, e.g. "py-spy record -p {pid} ..."'
     )
+    parser.add_argument(
+        "--period-ms",
+        type=int,
+        default=PERIOD_MS,
+        help=f"capture period (and chunk) for the daemon and the floor ({PERIOD_MS})",
+    )
     args = parser.parse_args()
     backlog = BACKLOG if args.backlog is None else args.backlog
     DAEMON_ENV.update(item.split("=", 1) for item in args.daemon_env)
@@ -341,8 +350,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-realtime-") as name:
         for kind, profile in selected:
             coro = measure(
-                kind, profile, formats[profile], mono, seconds, Path(name), backlog, args.probe
-            )
+                kind, profile, formats[profile], mono, seconds, Path(name), backlog, args.probe,
+                args.period_ms,
+            )  # fmt: skip
             result = asyncio.run(coro)
             results.append(result)
             print(json.dumps(result, indent=1), flush=True)
