@@ -177,7 +177,7 @@ async def start_processing(ctx: DeliveryContext, enc: EncounterInfo) -> bool:
     ctx.work.ehr_contexts.pop(enc.id, None)
     ctx.state.drop(f"{ctx.config.uplink.service}:{enc.id}")
     ctx.succeeded()
-    ctx.state.prune(r.id for r in ctx.spool.recordings())
+    ctx.state.forget(rid for rid in enc.recordings if not ctx.spool.holds(rid))
     log.info("encounter handed to processing", recordings=len(enc.recordings))
     return True
 

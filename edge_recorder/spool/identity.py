@@ -41,6 +41,7 @@ from edge_recorder.spool.ledger import (
     LedgerData,
     Notice,
     RecordingEntry,
+    RecordingTable,
     RetryState,
 )
 from edge_recorder.status import encounter_ref
@@ -216,7 +217,9 @@ class Identities:
             rid: rec.model_copy(update={"encounter": ids[rec.encounter]})
             for rid, rec in ledger.recordings.items()
         }
-        return ledger.model_copy(update={"encounters": encounters, "recordings": recordings})
+        return ledger.model_copy(
+            update={"encounters": encounters, "recordings": RecordingTable(recordings)}
+        )
 
 
 def legacy_context_name(correlation_id: str) -> str:

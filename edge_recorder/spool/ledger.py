@@ -22,8 +22,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -113,6 +114,71 @@ class Notice(_M):
     detail: Text
 
 
+class RecordingTable(dict[str, RecordingEntry]):
+    """The ledger's recordings by id, also indexed by encounter: the delivery engine asks
+    for one encounter's recordings once per recording and per encounter, and a scan of the
+    whole table each time made a backlog drain quadratic in its encounter count. Every way a
+    dict changes keeps the index (an entry's `encounter` never changes in place)."""
+
+    def __init__(self, items: Mapping[str, RecordingEntry] | None = None) -> None:
+        super().__init__()
+        self._by_encounter: dict[str, dict[str, None]] = {}  # ordered sets of recording ids
+        if items:
+            self.update(items)
+
+    def __setitem__(self, key: str, rec: RecordingEntry) -> None:
+        old = super().get(key)
+        if old is not None:
+            self._unindex(key, old)
+        super().__setitem__(key, rec)
+        self._by_encounter.setdefault(rec.encounter, {})[key] = None
+
+    def __delitem__(self, key: str) -> None:
+        rec = self[key]
+        super().__delitem__(key)
+        self._unindex(key, rec)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            rec = self[key]
+            del self[key]
+            return rec
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def popitem(self) -> tuple[str, RecordingEntry]:
+        key = next(reversed(self))
+        return key, self.pop(key)
+
+    def setdefault(self, key: str, default: RecordingEntry) -> RecordingEntry:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: RecordingEntry) -> None:
+        for key, rec in dict(*args, **kwargs).items():
+            self[key] = rec
+
+    def __ior__(self, other: Any) -> Self:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        super().clear()
+        self._by_encounter.clear()
+
+    def ids_of(self, encounter: str) -> list[str]:
+        return list(self._by_encounter.get(encounter, ()))
+
+    def _unindex(self, key: str, rec: RecordingEntry) -> None:
+        ids = self._by_encounter.get(rec.encounter)
+        if ids is not None:
+            ids.pop(key, None)
+            if not ids:
+                del self._by_encounter[rec.encounter]
+
+
 class LedgerData(_M):
     version: Literal[1, 2] = 2
     key_id: str | None = Field(None, max_length=64)
@@ -124,6 +190,8 @@ class LedgerData(_M):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         self.check_consistent()
+        if not isinstance(self.recordings, RecordingTable):
+            self.recordings = RecordingTable(self.recordings)
         return self
 
     def check_consistent(self) -> None:
@@ -143,9 +211,14 @@ class LedgerData(_M):
                 raise ValueError("a recording is confirmed beyond its length")
 
     def recordings_of(self, encounter: str) -> list[RecordingEntry]:
-        return sorted(
-            (r for r in self.recordings.values() if r.encounter == encounter), key=lambda r: r.seq
-        )
+        """The encounter's recordings by seq, from the index (a copy made for the disk,
+        `model_copy`, holds a plain dict: scanned)."""
+        table = self.recordings
+        if isinstance(table, RecordingTable):
+            chosen = [table[rid] for rid in table.ids_of(encounter)]
+        else:
+            chosen = [r for r in table.values() if r.encounter == encounter]
+        return sorted(chosen, key=lambda r: r.seq)
 
     def reclaimable(self, rec: RecordingEntry) -> bool:
         """Space may go only when the bytes are confirmed, finalized AND processing started."""

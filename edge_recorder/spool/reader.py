@@ -30,6 +30,7 @@ class _Open:
     next_pos: int  # file position of the next record
     next_offset: int  # recording offset that record must have
     last_seq: int
+    index: int  # position of `ref` in the recording's segment list
 
 
 class RecordingReader:
@@ -96,12 +97,14 @@ class RecordingReader:
 
     def _segment_for(self, offset: int) -> _Open:
         current = self._open
-        if (
-            current is not None
-            and current.next_offset <= offset
-            and self._segment_index(offset) == self._segment_index(current.ref.base_offset)
-        ):
-            return current
+        if current is not None and current.next_offset <= offset:
+            # O(1) per record: segments are only ever appended, so the open one's position
+            # holds and the next one's base (if any yet) is where it ends. Looking the offset
+            # up among every segment's base per record grew with the recording's length.
+            segments = self._live.segments
+            following = current.index + 1
+            if following >= len(segments) or offset < segments[following].base_offset:
+                return current
         self.close()
         segments = list(self._live.segments)
         index = self._segment_index(offset)
@@ -121,8 +124,9 @@ class RecordingReader:
             f.close()
             raise CorruptRecord(f"segment {ref.path.name} has a damaged header")
         self._open = _Open(
-            ref, f, SegmentCipher(self._key, header.salt), SEGMENT_HEADER_BYTES, ref.base_offset, -1
-        )
+            ref, f, SegmentCipher(self._key, header.salt), SEGMENT_HEADER_BYTES, ref.base_offset,
+            -1, index,
+        )  # fmt: skip
         return self._open
 
     def _segment_index(self, offset: int) -> int:

@@ -177,6 +177,11 @@ class Spool(SpoolCore):
         with self.lock:
             return [RecordingInfo.of(lv) for lv in self._ordered()]
 
+    def holds(self, recording_id: str) -> bool:
+        """The recording is still in the spool (not reclaimed or purged)."""
+        with self.lock:
+            return recording_id in self._live
+
     def recording(self, recording_id: str) -> RecordingInfo:
         with self.lock:
             return RecordingInfo.of(self._get(recording_id))

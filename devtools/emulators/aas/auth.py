@@ -76,6 +76,11 @@ class Issuer:
         self.kid = _thumbprint(self.jwk)
         self.jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
         self.issuer_url = ""
+        self._public_key = self.key.public_key()
+        # Tokens whose signature, audience and issuer were checked: (issuer, claims). A device
+        # sends one token with thousands of requests; the RSA check and PyJWT's per-character
+        # base64 scan cost ~1 ms each time, more than the storeChunk they guard (issue #24).
+        self._verified: dict[str, tuple[str, dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ discovery
     def openid_configuration(self) -> dict[str, Any]:
@@ -140,14 +145,31 @@ class Issuer:
         return self.verify(token.strip())
 
     def verify(self, token: str) -> Identity:
+        claims = self._checked_claims(token)
+        client_id = str(claims.get("azp") or claims.get("appid") or "")
+        if client_id not in self.settings.allow_list:
+            raise AuthError(
+                f"application {client_id!r} is not on the service allow list", allow_list=True
+            )
+        return Identity(client_id, claims.get("idtyp") == "app", claims)
+
+    def _checked_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token signed here for this audience and issuer, not expired; a
+        token checked before is only checked for expiry again (its signature cannot change)."""
+        known = self._verified.get(token)
+        if known is not None and known[0] == self.issuer_url:
+            if known[1]["exp"] <= time.time():
+                del self._verified[token]
+                raise AuthError("the bearer token has expired")
+            return dict(known[1])
         try:
             jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise AuthError("the bearer token is not a JWT", malformed=True) from None
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
-                self.key.public_key(),
+                self._public_key,
                 algorithms=["RS256"],
                 audience=self.settings.audience,
                 issuer=self.issuer_url,
@@ -157,12 +179,13 @@ class Issuer:
             raise AuthError("the bearer token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"the bearer token is invalid: {exc}") from None
-        client_id = str(claims.get("azp") or claims.get("appid") or "")
-        if client_id not in self.settings.allow_list:
-            raise AuthError(
-                f"application {client_id!r} is not on the service allow list", allow_list=True
-            )
-        return Identity(client_id, claims.get("idtyp") == "app", claims)
+        if len(self._verified) >= VERIFIED_TOKENS:
+            self._verified.pop(next(iter(self._verified)))  # the oldest
+        self._verified[token] = (self.issuer_url, claims)
+        return claims
+
+
+VERIFIED_TOKENS = 256  # tokens remembered as verified (a few per client in practice)
 
 
 def _thumbprint(jwk: dict[str, Any]) -> str:

@@ -26,6 +26,8 @@ from urllib.parse import quote
 
 from devtools.emulators.aas import rules
 
+COPY_BLOCK = 1 << 20  # bytes read at a time when a whole recording is copied or hashed
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -167,7 +169,9 @@ class Store:
         return self._dir(cid) / f"{rec.key}{ext}"
 
     def write_playable(self, cid: str, rec: Recording) -> None:
-        """Copy the raw bytes into a file a player opens (a WAV header for PCM)."""
+        """Copy the raw bytes into a file a player opens (a WAV header for PCM), block by
+        block: an 8 h recording is ~0.9 GB, which read whole made the emulator's memory grow
+        with the recording."""
         raw = self.raw_path(cid, rec.key)
         if not raw.exists():
             return
@@ -175,11 +179,12 @@ class Store:
         pcm = rec.data_format.get("pcm")
         if pcm is not None:
             width = max(1, int(pcm.get("bitcount", 16)) // 8)
-            with wave.open(str(target), "wb") as wav:
+            with wave.open(str(target), "wb") as wav, raw.open("rb") as source:
                 wav.setnchannels(int(pcm.get("channels", 1)) or 1)
                 wav.setsampwidth(width)
                 wav.setframerate(int(pcm.get("sampleRateHz", 16000)) or 16000)
-                wav.writeframes(raw.read_bytes())
+                for block in iter(lambda: source.read(COPY_BLOCK), b""):
+                    wav.writeframesraw(block)
         else:
             shutil.copyfile(raw, target)
 
@@ -188,7 +193,7 @@ class Store:
         path = self.raw_path(cid, key)
         if path.exists():
             with path.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
+                for block in iter(lambda: fh.read(COPY_BLOCK), b""):
                     digest.update(block)
         return digest.hexdigest()
 

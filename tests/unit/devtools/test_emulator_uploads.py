@@ -59,3 +59,33 @@ def test_a_restart_mid_upload_remembers_every_chunk(tmp_path: Path) -> None:
     assert done.state == "finalized"
     raw = restarted.raw_path(CID, "rest-7").read_bytes()
     assert raw == b"".join(bytes([c]) * 5 for c in (1, 2, 3, 4))
+
+
+def test_a_complete_upload_is_copied_to_a_playable_file_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    """An 8 h recording is ~0.9 GB: the WAV copy read the raw file whole, so the emulator's
+    memory grew with the recording (issue #24). Now block by block, bytes unchanged."""
+    import tracemalloc
+    import wave
+
+    store = Store(tmp_path)
+    store.upsert_session(CID, "rest")
+    uploads = Uploads(store)
+    audio = bytes(range(256)) * 4096 * 8  # 8 MiB of PCM16
+    size = 128 * 1024
+    uploads.store_chunk(CID, 1, 1, False, b"")
+    for n, start in enumerate(range(0, len(audio) - size, size), start=2):
+        uploads.store_chunk(CID, 1, n, False, audio[start : start + size])
+    tracemalloc.start()
+    try:
+        uploads.store_chunk(CID, 1, n + 1, True, audio[-size:])
+        uploads.finalize(CID, 1, n + 1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(audio) // 2  # a chunk and a copy block at a time, never the whole file
+    rec = store.sessions[CID].recordings["rest-1"]
+    with wave.open(str(store.playable_path(CID, rec)), "rb") as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (16000, 2, 1)
+        assert wav.readframes(wav.getnframes()) == audio
