@@ -31,6 +31,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -181,45 +182,44 @@ class Identities:
         sealed = self._sealed.get((cid, key))
         if sealed is None:
             sealed = self._sealed[cid, key] = self.seal_id(cid, key)
-        return enc.model_copy(
-            update={"id": key, "sealed_id": sealed, "retry": _scrub_retry(enc.retry, scrub)}
-        )
+        return replace(enc, id=key, sealed_id=sealed, retry=_scrub_retry(enc.retry, scrub))
 
     def _rec_to_disk(
         self, rec: RecordingEntry, scrub: Callable[[str | None], str | None] | None
     ) -> RecordingEntry:
-        return rec.model_copy(
-            update={
-                "encounter": self._keys.get(rec.encounter) or self.ref(rec.encounter),
-                "quarantine": scrub(rec.quarantine) if scrub else rec.quarantine,
-                "retry": _scrub_retry(rec.retry, scrub),
-            }
+        return replace(
+            rec,
+            encounter=self._keys.get(rec.encounter) or self.ref(rec.encounter),
+            quarantine=scrub(rec.quarantine) if scrub else rec.quarantine,
+            retry=_scrub_retry(rec.retry, scrub),
         )
 
     def from_disk(self, ledger: LedgerData) -> LedgerData:
-        """The ledger in memory (ids); ValueError when a sealed id is missing or damaged."""
+        """The ledger in memory (ids); ValueError when a sealed id is missing or damaged.
+        Consumes `ledger`: its entries are renamed in place, not copied, so opening a spool
+        never holds the on-disk and the in-memory form of every entry at once."""
         if ledger.version == 1:
-            return ledger.model_copy(update={"version": 2})  # plain ids: sealed at next save
+            ledger.version = 2  # plain ids: sealed at next save
+            return ledger
         ids: dict[str, str] = {}
+        sealed: dict[tuple[str, str], str] = {}
         for key, enc in ledger.encounters.items():
             if enc.sealed_id is None:
                 raise ValueError("an encounter has no sealed id")
             ids[key] = self.open_id(enc.sealed_id, key)
-            self._sealed[ids[key], key] = enc.sealed_id
-        self._remember({cid: key for key, cid in ids.items()})
+            sealed[ids[key], key] = enc.sealed_id
         if len(set(ids.values())) != len(ids):
             raise ValueError("one encounter is filed twice")
-        encounters = {
-            ids[key]: enc.model_copy(update={"id": ids[key], "sealed_id": None})
-            for key, enc in ledger.encounters.items()
-        }
-        recordings = {
-            rid: rec.model_copy(update={"encounter": ids[rec.encounter]})
-            for rid, rec in ledger.recordings.items()
-        }
-        return ledger.model_copy(
-            update={"encounters": encounters, "recordings": RecordingTable(recordings)}
-        )
+        # Nothing below fails: the ledger is changed only once every id has opened.
+        self._sealed.update(sealed)
+        for key, enc in ledger.encounters.items():
+            enc.id, enc.sealed_id = ids[key], None
+        self._remember({cid: key for key, cid in ids.items()})
+        ledger.encounters = {ids[key]: enc for key, enc in ledger.encounters.items()}
+        for rec in ledger.recordings.values():
+            rec.encounter = ids[rec.encounter]
+        ledger.recordings = RecordingTable(ledger.recordings)  # indexed by the ids now
+        return ledger
 
 
 def legacy_context_name(correlation_id: str) -> str:
@@ -268,4 +268,4 @@ def _scrub_notice(notice: Notice, scrub: Callable[[str | None], str | None] | No
 def _scrub_retry(retry: RetryState, scrub: Callable[[str | None], str | None] | None) -> RetryState:
     if retry.last_error is None or scrub is None:
         return retry
-    return retry.model_copy(update={"last_error": scrub(retry.last_error)})
+    return replace(retry, last_error=scrub(retry.last_error))

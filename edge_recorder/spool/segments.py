@@ -24,14 +24,20 @@ SEGMENTS_DIR = "segments"
 _NAME = re.compile(r"^([0-9a-f]{32})-([0-9a-f]{16})\.seg$")
 
 
-@dataclass
+@dataclass(slots=True)
 class SegmentRef:
-    """A segment file as known from its name (and, for the one being written, its size)."""
+    """A segment file as known from its name (and, for the one being written, its size).
+    Holds the directory (one object shared by every ref of a listing), not the file's own
+    Path: a Path costs ~0.8 kB, and a backlog holds a ref per segment (issue #24)."""
 
     recording: str  # uuid hex
     base_offset: int
-    path: Path
+    directory: Path
     size: int
+
+    @property
+    def path(self) -> Path:
+        return self.directory / segment_name(self.recording, self.base_offset)
 
 
 def segment_name(recording_hex: str, base_offset: int) -> str:
@@ -50,7 +56,7 @@ def list_segments(directory: Path) -> tuple[dict[str, list[SegmentRef]], list[Pa
         if not match or not entry.is_file(follow_symlinks=False):
             strays.append(Path(entry.path))
             continue
-        ref = SegmentRef(match[1], int(match[2], 16), Path(entry.path), entry.stat().st_size)
+        ref = SegmentRef(match[1], int(match[2], 16), directory, entry.stat().st_size)
         groups.setdefault(ref.recording, []).append(ref)
     for refs in groups.values():
         refs.sort(key=lambda r: r.base_offset)
@@ -95,7 +101,7 @@ class SegmentWriter:
             os.close(fd)
             path.unlink(missing_ok=True)
             raise
-        ref = SegmentRef(recording.hex, base_offset, path, len(header))
+        ref = SegmentRef(recording.hex, base_offset, directory, len(header))
         return cls(ref, fd, SegmentCipher(key, salt), ops)
 
     def append(self, data: bytes) -> None:

@@ -24,7 +24,7 @@ class OpenWriter(Protocol):
     def flush_if_due(self) -> bool: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class SpooledRecording:
     entry: RecordingEntry
     uuid: uuid.UUID
