@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from edge_recorder.uplinks.auth import TokenProvider
 from edge_recorder.uplinks.base import (
     LiveStreamer,
     LiveTap,
     SessionIdentity,
     StoreForwardUploader,
 )
+
+if TYPE_CHECKING:  # aiohttp and PyJWT load only with a service that uses them
+    from edge_recorder.uplinks.auth import TokenProvider
 
 
 @dataclass

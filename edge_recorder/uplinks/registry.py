@@ -6,8 +6,9 @@ A service is a self-contained package under `edge_recorder/uplinks/<service>/` (
 the daemon's reload rule (`config_sections`) and the developer tools' emulator choices all read
 this table, so nothing else lists the services.
 
-The AWS builder imports its package only when called: it needs the optional `aws` extra,
-which a device that does not use AWS does not install.
+Every builder and probe imports its service's package only when called: the AWS one needs the
+optional `aws` extra, and the others' libraries are large (gRPC and protobuf ~12 MB of RSS,
+aiohttp ~11 MB, PyJWT's elliptic-curve code ~3 MB), so a device loads only its own service's.
 """
 
 from __future__ import annotations
@@ -15,14 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_recorder.config.model import Config
-from edge_recorder.support.checks import Probe
-from edge_recorder.uplinks.aas.factory import aas_uplinks
-from edge_recorder.uplinks.aas.probe import probe_aas
+from edge_recorder.support.checks import CheckResult, Probe
 from edge_recorder.uplinks.base import UplinkState
 from edge_recorder.uplinks.bundle import Uplinks
-from edge_recorder.uplinks.corti.factory import corti_uplinks
-from edge_recorder.uplinks.corti.probe import probe_corti
-from edge_recorder.uplinks.dice.factory import dice_uplinks
 from edge_recorder.uplinks.probe import UplinksBuilder, generic_probe
 
 
@@ -37,6 +33,36 @@ class ServiceSpec:
     extra: str | None = None  # the optional extra its libraries come in
 
 
+def _aas(config: Config, state: UplinkState) -> Uplinks:
+    from edge_recorder.uplinks.aas.factory import aas_uplinks
+
+    return aas_uplinks(config, state)
+
+
+def _aas_probe(config: Config) -> list[CheckResult]:
+    from edge_recorder.uplinks.aas.probe import probe_aas
+
+    return probe_aas(config)
+
+
+def _corti(config: Config, state: UplinkState) -> Uplinks:
+    from edge_recorder.uplinks.corti.factory import corti_uplinks
+
+    return corti_uplinks(config, state)
+
+
+def _corti_probe(config: Config) -> list[CheckResult]:
+    from edge_recorder.uplinks.corti.probe import probe_corti
+
+    return probe_corti(config)
+
+
+def _dice(config: Config, state: UplinkState) -> Uplinks:
+    from edge_recorder.uplinks.dice.factory import dice_uplinks
+
+    return dice_uplinks(config, state)
+
+
 def _aws(config: Config, state: UplinkState) -> Uplinks:
     from edge_recorder.uplinks.aws.factory import aws_uplinks  # the `aws` extra
 
@@ -46,9 +72,9 @@ def _aws(config: Config, state: UplinkState) -> Uplinks:
 _AWS = ServiceSpec(_aws, generic_probe(_aws), ("uplink", "aws"), "aws", extra="aws")
 
 SERVICES: dict[str, ServiceSpec] = {
-    "aas": ServiceSpec(aas_uplinks, probe_aas, ("uplink", "auth", "aas"), "aas"),
-    "corti": ServiceSpec(corti_uplinks, probe_corti, ("uplink", "corti"), "corti"),
-    "dice": ServiceSpec(dice_uplinks, generic_probe(dice_uplinks), ("uplink", "dice"), "dice"),
+    "aas": ServiceSpec(_aas, _aas_probe, ("uplink", "auth", "aas"), "aas"),
+    "corti": ServiceSpec(_corti, _corti_probe, ("uplink", "corti"), "corti"),
+    "dice": ServiceSpec(_dice, generic_probe(_dice), ("uplink", "dice"), "dice"),
     "aws-connect-health": _AWS,
     "aws-healthscribe": _AWS,
 }

@@ -37,14 +37,17 @@ def test_every_service_section_restarts_delivery_on_reload() -> None:
     assert {"uplink", "auth", "aas", "corti", "dice", "aws"} == DELIVERY_SECTIONS
 
 
-def test_the_aws_libraries_load_only_when_aws_is_configured() -> None:
-    """The registry must import without the `aws` extra: a device without it still runs AAS."""
+def test_each_services_libraries_load_only_when_that_service_is_built() -> None:
+    """The registry must import without the `aws` extra (a device without it still runs AAS),
+    and a device loads only its own service's libraries: gRPC, aiohttp and PyJWT are ~25 MB of
+    RSS a Corti or AWS device does not need (aiohttp and jwt were loaded by every daemon)."""
     import subprocess
     import sys
 
+    heavy = ("awscrt", "botocore", "onnxruntime", "grpc", "aiohttp", "jwt", "google.protobuf")
     code = (
         "import sys, edge_recorder.uplinks.registry, edge_recorder.app.daemon;"
-        "print(sorted(m for m in ('awscrt', 'botocore', 'onnxruntime') if m in sys.modules))"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
