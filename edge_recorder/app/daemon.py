@@ -312,13 +312,16 @@ class Daemon:
     # --- periodic work ------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
-        """Send `Tick` when the controller's next timer falls due (at least every second)."""
+        """Send `Tick` when the controller's next timer falls due (looking at least every
+        second). With no timer set (idle: no encounter, no identify) a Tick changes nothing,
+        so none is sent: each one costs a whole status build (issue #24)."""
         loop = asyncio.get_running_loop()
         while True:
             deadline = self.recorder.controller.next_deadline()
             delay = TICK_MAX_S if deadline is None else deadline - loop.time()
             await asyncio.sleep(min(max(delay, 0.0), TICK_MAX_S))
-            self.recorder.dispatch(ev.Tick())
+            if self.recorder.controller.next_deadline() is not None:
+                self.recorder.dispatch(ev.Tick())
 
     async def _health(self) -> None:
         """spool.sync, and delivery/spool state turned into controller events on change.
@@ -357,13 +360,16 @@ class Daemon:
         self._storage_problem = problem
 
     def _check_health(self) -> None:
+        """One status build per pass (it walks the spool's backlog): the events it sends
+        report their own status change; with none, this pass's status is the news."""
+        status = self.recorder.status()
         snap = self.delivery.snapshot()
-        backlog = self.spool.backlog().recordings
+        backlog = status.backlog.recordings
         alarm = self.spool.space().alarm
         spool_event: ev.Event = ev.SpoolOk() if alarm is None else ev.SpoolFull(hard=False)
         if alarm in ("spool-full", "disk-reserve", "disk-full"):
             spool_event = ev.SpoolFull(hard=True)
-        if (alarm is None) == ("spool_full" in self.recorder.status().alarms):
+        if (alarm is None) == ("spool_full" in status.alarms):
             # The capture thread raised it (a write refused) or something else cleared it:
             # send the space check's verdict even if it did not change, so the alarm
             # follows the space really free, both ways.
@@ -381,11 +387,14 @@ class Daemon:
         }
         if limits is not None:
             wanted["limits"] = ev.ServiceLimits(float(limits[0]), float(limits[1]))
+        dispatched = False
         for key, event in wanted.items():
             if self._service.get(key) != event:
                 self._service[key] = event
-                self.recorder.dispatch(event)
-        self._status_changed(self.recorder.status())
+                self.recorder.dispatch(event)  # carries out, then reports the new status
+                dispatched = True
+        if not dispatched:
+            self._status_changed(status)
 
     def _status_changed(self, status: DeviceStatus) -> None:
         line = status_line(status)

@@ -16,6 +16,12 @@ Why it is shaped like this:
   at `tstamp - avail/rate`. The lost frames are the time between the end of the last block
   before the gap and the start of the first block after it, times the rate
   (`sources.gap_frames`). Without usable PCM timestamps, time.monotonic() stands in.
+- Between recordings (`set_idle(True)`, issue #24) nobody needs a block the moment it is
+  captured: after a read that had to wait for its period (the thread is at the capture edge)
+  the thread sleeps for half the ALSA buffer, then reads the periods captured meanwhile back
+  to back: two wake-ups per five periods instead of five, the other half of the buffer left
+  as margin. `resume()` ends that at once and says where live capture picks up again, so a
+  recording still starts with the block being captured when it opened.
 """
 
 from __future__ import annotations
@@ -201,6 +207,13 @@ class AlsaSource:
         self._activity = time.monotonic()  # last time a read returned (set by the thread)
         self._stalled = threading.Event()  # a stall was reported; cleared when audio resumes
         self._quiet_ok = True  # in a reported outage or finished: silence is expected
+        # idle dozing (see the module docstring): periods to sleep after a read at the edge
+        self._doze_periods = 0
+        self._poke = threading.Event()  # ends a doze (resume, stop)
+        self._edge = threading.Event()  # set once a read at the edge follows a resume()
+        self._want_edge = False
+        self._edge_frame = 0
+        self._edge_s = self.period / fmt.rate / 8  # a read that waited this long was at the edge
         self.stats = CaptureStats()
         if uses_card_index(device):
             log.warning("alsa device uses a card index; use CARD=<name>", device=device)
@@ -245,6 +258,31 @@ class AlsaSource:
             if self._stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 return None
 
+    def set_idle(self, idle: bool) -> None:
+        """Idle: read several periods per wake-up (see the module docstring); not idle: read
+        period by period again (as `resume` does, without waiting)."""
+        if not idle:
+            self._doze_periods = 0
+            self._poke.set()
+            return
+        doze = self.buffer_periods // 2 if self.buffer_periods >= 4 else 0
+        period_s = self.period / self._format.rate
+        self._doze_periods = max(0, min(doze, int(self._stall_s / 2 / period_s)))
+        if not self._stop.is_set():
+            self._poke.clear()
+
+    def resume(self, timeout: float) -> int | None:
+        """Back to a read per period; returns the start frame of the first block read at the
+        capture edge from now on (the block being captured now: everything before it was
+        captured earlier), waiting up to `timeout` for it; None if it did not come in time."""
+        self._edge.clear()
+        self._want_edge = True
+        self.set_idle(False)
+        if not self._edge.wait(timeout):
+            self._want_edge = False
+            return None
+        return self._edge_frame
+
     def _check_stall(self) -> DeviceLost | None:
         if self._thread is None or self._quiet_ok or self._stalled.is_set():
             return None
@@ -259,6 +297,7 @@ class AlsaSource:
 
     def stop(self) -> None:
         self._stop.set()
+        self._poke.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             # A blocking read returns within one period; allow a generous margin.
@@ -329,6 +368,7 @@ class AlsaSource:
                         gap = True
                         self._stop.wait(next(delays))
                         continue
+                asked = time.monotonic()
                 try:
                     count, data = pcm.read()
                     self._activity = time.monotonic()
@@ -369,12 +409,19 @@ class AlsaSource:
                     self._emit(Overrun(at_frame=start, lost_frames=missing))
                 overrun_pending = gap = False
                 block = Frames(data[: count * fmt.frame_bytes], fmt, start, missing)
+                at_edge = self._activity - asked >= self._edge_s
+                if at_edge and self._want_edge:
+                    self._want_edge = False
+                    self._edge_frame = start
+                    self._edge.set()
                 if count and self._handoff.put_frames(block):
                     self.stats.frames += count
                 self.stats.dropped_frames = self._handoff.dropped_frames
                 next_frame, last_end_t = start + count, end_t
                 if self.max_frames is not None:  # a gap may run past the end
                     next_frame = min(next_frame, self.max_frames)
+                if at_edge and self._doze_periods:
+                    self._poke.wait(self._doze_periods * self.period / rate)
         finally:
             self._quiet_ok = True
             if pcm is not None:

@@ -8,11 +8,16 @@ as `concurrent.futures.Future`s, and this thread posts controller events back wi
 every time round, including while it waits to re-open a missing source, so a hung driver
 call (and only that) stops the systemd watchdog pings.
 
-Audio is processed all the time (levels, VAD, digital silence keep working between
-encounters) but only appended to the spool while a recording is open. Each recording gets a
-fresh `Pipeline` fed from the first block after the open, so its bytes are exactly what
-`Pipeline` makes of those source frames; the frame range is logged ("recording audio
-opened/closed", `start_frame`/`end_frame`) so a test can reproduce the bytes offline.
+While a recording is open the thread reads one encoder chunk at a time and runs it through
+that recording's `Pipeline` (DSP, VAD, encoder), appending the bytes to the spool. Each
+recording gets a fresh `Pipeline` fed from the first block after the open, so its bytes are
+exactly what `Pipeline` makes of those source frames; the frame range is logged ("recording
+audio opened/closed", `start_frame`/`end_frame`) so a test can reproduce the bytes offline.
+
+Between recordings ("idle means idle", issue #24) the thread runs no pipeline: it wakes on a
+command or every IDLE_WAIT_S, meters the queued blocks on the raw frames, and lets an ALSA
+source read several periods per wake-up; a recording still starts with the first block after
+its open. See capture/idle.py.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge_recorder.audio.dsp import Meters
 from edge_recorder.audio.frames import (
     AudioSource,
     DeviceBack,
@@ -38,6 +44,13 @@ from edge_recorder.audio.pipeline import ChunkResult, Pipeline
 from edge_recorder.audio.vad import VadEngine, make_engine
 from edge_recorder.capture.base import backoff_delays
 from edge_recorder.capture.chunk_reader import read_chunk
+from edge_recorder.capture.idle import (
+    IDLE_BATCH_S,
+    RESUME_WAIT_S,
+    IdleLevels,
+    IdleSource,
+    take_queued,
+)
 from edge_recorder.capture.registry import open_source
 from edge_recorder.config.model import Config
 from edge_recorder.encounter import events as ev
@@ -110,7 +123,10 @@ class AudioWorker:
         self._thread: threading.Thread | None = None
         self._engine: VadEngine | None = None
         self._recording: _Recording | None = None
-        self._meter: Pipeline | None = None  # the pipeline that runs between recordings
+        self._levels = IdleLevels(config.audio)  # the mic's readings between recordings
+        self._wake = threading.Event()  # a command (or stop) for an idle thread
+        self._dozing = False  # the source was told to read several periods per wake-up
+        self._carry: Frames | None = None  # the first block of a recording, read at its open
         self._source: AudioSource | None = None
         self._present = False
         self._silent = False
@@ -141,6 +157,7 @@ class AudioWorker:
         """Stop the thread (an open recording is closed with reason 'shutdown'); False if it
         did not end in time (stuck in a driver call)."""
         self._stop.set()
+        self._wake.set()
         thread = self._thread
         if thread is None:
             return True
@@ -157,6 +174,7 @@ class AudioWorker:
             command.done.set_exception(RuntimeError("the audio worker has stopped"))
         else:
             self._commands.put(command)
+            self._wake.set()
         return command.done
 
     # --- the thread ---------------------------------------------------------------------------
@@ -205,6 +223,7 @@ class AudioWorker:
                 self._wait_commands(next(delays))
                 continue
             self._source = source  # present once audio (or a loss) arrives: ALSA opens async
+            self._dozing = False
             log.info("audio source started", device=self._device_name(), rate=source.format.rate)
             self._started_at = time.monotonic()
             return source
@@ -226,6 +245,13 @@ class AudioWorker:
             if self._ended:
                 self._stop.wait(READ_TIMEOUT_S)
                 continue
+            if self._recording is None:
+                self._idle(source)
+                continue
+            if self._carry is not None:
+                carried, self._carry = self._carry, None
+                self._handle_item(carried)
+                continue
             want = source.format.rate * self._config.encoding.chunk_ms // 1000
             item, pending = read_chunk(source, want, READ_TIMEOUT_S)
             if item is None and time.monotonic() - self._started_at > FIRST_AUDIO_WAIT_S:
@@ -234,6 +260,40 @@ class AudioWorker:
             self._handle_item(pending)
             if item is not None:
                 self.attempted.set()
+
+    def _idle(self, source: AudioSource) -> None:
+        """Between recordings: sleep until a command or the next metering, then meter all the
+        audio queued meanwhile (before a command runs: an open records what comes after)."""
+        if not self._dozing:
+            self._dozing = True  # (told once per idle stretch; a no-op for other sources)
+            if isinstance(source, IdleSource):
+                source.set_idle(True)
+        rate = source.format.rate
+        self._wake.wait(self._levels.wait_s(rate) if self.attempted.is_set() else READ_TIMEOUT_S)
+        self._wake.clear()
+        items, _ = take_queued(source, max(1, round(IDLE_BATCH_S * rate)))
+        self._take(items)
+        if items or time.monotonic() - self._started_at > FIRST_AUDIO_WAIT_S:
+            self.attempted.set()
+
+    def _take(self, items: list[Frames | SourceEvent]) -> None:
+        """Blocks read between recordings into the idle meter, events handled in order."""
+        blocks: list[Frames] = []
+        for item in items:
+            if isinstance(item, Frames):
+                self._stalled_since = None
+                if not self._present:
+                    self._back()
+                blocks.append(item)
+                continue
+            self._meter(blocks)  # what came before the event, first
+            blocks = []
+            self._handle_item(item)
+        self._meter(blocks)
+
+    def _meter(self, blocks: list[Frames]) -> None:
+        for meters in self._levels.measure(blocks):
+            self._observe_meters(meters, self._levels.constant_throughout)
 
     def _handle_item(self, item: Frames | SourceEvent | None) -> None:
         if isinstance(item, Frames):
@@ -297,30 +357,39 @@ class AudioWorker:
             rec.end_frame = frames.start_frame + frames.count
             result = rec.pipeline.process(frames)
             self._store(rec, result.encoded)
-        else:
-            if self._meter is None or self._meter.format != frames.format:
-                self._meter = self._new_pipeline(frames.format, encode=False)
-            result = self._meter.process(frames)
+            meters = result.meters
+            if meters is not None:  # constant since the open: the run began before it
+                run = round(meters.silence_run_s * frames.format.rate)
+                self._observe_meters(meters, run >= rec.end_frame - rec.start_frame)
+        else:  # a block read while idle by the recording loop (the open just closed)
+            self._meter([frames])
+            return
         self._observe(result)
 
     def _observe(self, result: ChunkResult) -> None:
-        meters, vad = result.meters, result.vad
-        if meters is not None:
-            self._set_mic(
-                level_dbfs=round(meters.rms_dbfs, 1),
-                peak_dbfs=round(meters.peak_dbfs, 1),
-                clipped_samples=self.mic.clipped_samples + meters.clipped_in,
-                digital_silence=meters.digital_silence,
-            )
-            if meters.digital_silence != self._silent:
-                self._silent = meters.digital_silence
-                log.warning("digital silence" if self._silent else "mic signal back")
-                self._post(ev.DigitalSilence(self._silent))
+        vad = result.vad
         if vad is not None and (vad.in_speech or bool(vad.speech.any())):
             now = time.monotonic()
             if now - self._last_speech_post >= SPEECH_EVENT_EVERY_S:
                 self._last_speech_post = now
                 self._post(ev.SpeechDetected())
+
+    def _observe_meters(self, meters: Meters, constant_throughout: bool) -> None:
+        """Levels to the status; the dead-mic alarm on change. A meter starts afresh at each
+        open (and after each recording), so a raised alarm is kept while the new meter has
+        seen nothing but one constant value (`constant_throughout`): a dead mic stays one
+        alarm across the open, not a "signal back" and a new alarm a few seconds later."""
+        silent = meters.digital_silence or (self._silent and constant_throughout)
+        self._set_mic(
+            level_dbfs=round(meters.rms_dbfs, 1),
+            peak_dbfs=round(meters.peak_dbfs, 1),
+            clipped_samples=self.mic.clipped_samples + meters.clipped_in,
+            digital_silence=silent,
+        )
+        if silent != self._silent:
+            self._silent = silent
+            log.warning("digital silence" if self._silent else "mic signal back")
+            self._post(ev.DigitalSilence(self._silent))
 
     def _store(self, rec: _Recording, data: bytes) -> None:
         if not data:
@@ -390,13 +459,30 @@ class AudioWorker:
         except (SpoolError, OSError) as exc:
             self._post(ev.StorageFault(storage_reason(exc)))
             raise
+        self._resume(source)
         self._recording = _Recording(writer, self._new_pipeline(source.format, encode=True))
-        self._meter = None
+        self._levels.reset()  # a fresh silence run after the recording, as before #24
         log.info("recording audio opened", recording_id=writer.recording_id, seq=what.seq)
         return writer.recording_id
 
+    def _resume(self, source: AudioSource) -> None:
+        """Wake a dozing source; meter the blocks it captured before the open, keep the first
+        one captured since (where the recording starts)."""
+        if not self._dozing or not isinstance(source, IdleSource):
+            return
+        self._dozing = False
+        edge = source.resume(RESUME_WAIT_S)
+        if edge is None:  # no audio (an outage): the recording takes what comes
+            return
+        limit = round(10 * IDLE_BATCH_S * source.format.rate)
+        items, self._carry = take_queued(source, limit, start_at=edge)
+        self._take(items)
+
     def _finish_recording(self, reason: str) -> int | None:
         """Flush the pipeline into the writer and close it; returns the length in bytes."""
+        carried, self._carry = self._carry, None  # closed before its first block was read
+        if carried is not None and self._recording is not None:
+            self._handle_item(carried)
         rec, self._recording = self._recording, None
         if rec is None:
             return None

@@ -13,6 +13,7 @@ import pytest
 
 from edge_recorder.audio.frames import AudioFormat, DeviceLost, EndOfStream, Frames, SourceEvent
 from edge_recorder.audio.pipeline import Pipeline
+from edge_recorder.capture import idle
 from edge_recorder.capture import worker as audio_worker
 from edge_recorder.capture.worker import AudioWorker
 from edge_recorder.config.model import Config
@@ -62,6 +63,13 @@ def blocks(n: int, start: int = 0) -> list[Frames]:
         pcm = (rng.standard_normal(BLOCK) * 3000).astype("<i2").tobytes()
         out.append(Frames(pcm, FMT, start + i * BLOCK))
     return out
+
+
+@pytest.fixture(autouse=True)
+def _idle_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' heartbeat max age is 0.3 s: an idle thread must wake well within it (the
+    daemon's is CAPTURE_MAX_AGE_S, ten times IDLE_WAIT_S; see test_idle.py)."""
+    monkeypatch.setattr(idle, "IDLE_WAIT_S", 0.05)
 
 
 @pytest.fixture
@@ -131,7 +139,7 @@ def test_a_missing_mic_keeps_beating_and_the_end_of_a_wav_is_a_lost_mic(
     missing = DeviceLost("hw:X", "missing", "hw:X not found")
     source = ScriptedSource([*blocks(3), missing])
     worker, posted, beat = run_worker(config, source, spool)
-    poll_until(lambda: source.reads > 200, timeout=10, what="many empty reads")  # > 1 s
+    poll_until(lambda: source.reads > 25, timeout=10, what="many empty reads")  # > 1 s
     assert beat.is_fresh() and posted[-1] == ev.MicLost("hw:X not found")
     worker.stop()
 
@@ -158,8 +166,11 @@ def test_periods_are_processed_a_chunk_at_a_time_and_a_gap_ends_the_batch(
     before = blocks(7)
     gap = Frames(blocks(1)[0].data, FMT, 8 * BLOCK, lost_before=BLOCK)  # one period lost
     after = blocks(3, start=9 * BLOCK)
-    source = ScriptedSource([*before, gap, *after])
+    source = ScriptedSource([])
     worker, _, _ = run_worker(config, source, spool)
+    worker.open_recording("enc-1", 1, "0b0c5e55-8d4e-4f7e-9a57-1d3c0c6f2a11").result(5)
+    for item in [*before, gap, *after]:
+        source.items.put(item)
     poll_until(lambda: sum(sizes) == 11 * BLOCK, what="all audio processed")
     worker.stop()
     # chunks of encoding.chunk_ms (whole periods), cut short by the gap, which is processed
