@@ -61,7 +61,7 @@ async def _one_pass(ctx: DeliveryContext, due_now: bool = False) -> float | None
     if ctx.uplinks.session_at_start and ctx.link.online:
         await _open_sessions(ctx)
     ready_at = None if due_now else ctx.clock()
-    for info in ctx.spool.pending_recordings(ready_at=ready_at):
+    for info in ctx.spool.iter_pending(ready_at=ready_at):  # built one by one: see iter_pending
         raise_if_cancelling()
         if info.state != "closed" or info.id in ctx.work.claimed:
             continue
@@ -221,11 +221,7 @@ def _holds_everything(ctx: DeliveryContext, enc: EncounterInfo, started: Process
 def _next_due_s(ctx: DeliveryContext) -> float:
     """Seconds until the earliest back-off expires (bounded by the idle poll)."""
     now = ctx.clock()
-    dues = [
-        r.next_attempt_at
-        for r in ctx.spool.pending_recordings()
-        if r.state == "closed" and r.id not in ctx.work.claimed
-    ]
+    dues = [ctx.spool.next_attempt_due(skip=ctx.work.claimed)]
     dues += [e.next_attempt_at for e in ctx.spool.encounters_ready_for_processing()]
     soonest = min((d for d in dues if d is not None), default=now + IDLE_POLL_S)
     return min(IDLE_POLL_S, max(0.0, soonest - now))

@@ -79,7 +79,7 @@ async def tap_loop(ctx: DeliveryContext) -> None:
 
 
 def _pick(ctx: DeliveryContext, done: set[str]) -> str | None:
-    for info in ctx.spool.pending_recordings():
+    for info in ctx.spool.iter_pending(open_only=True):
         if info.state == "open" and info.live and info.id not in done:
             return info.id
     return None

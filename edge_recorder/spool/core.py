@@ -86,6 +86,10 @@ class SpoolCore:
         self._unsaved_recs: set[str] = set()  # changed since the last save (journal or full)
         self._unsaved_encs: set[str] = set()
         self._last_notice: Notice | None = None  # the newest notice already saved
+        # backlog(): (oldest created_at, quarantined) of the recordings held, kept until the
+        # next ledger save or removal (every change to either goes through one of them)
+        self._changes = 0
+        self._summary: tuple[int, float | None, int] | None = None
 
     # ---- opening and closing ---------------------------------------------------------------
     @classmethod
@@ -246,14 +250,21 @@ class SpoolCore:
 
     # ---- status -----------------------------------------------------------------------
     def backlog(self) -> BacklogStatus:
+        """Asked for every status (twice a second): with thousands of recordings waiting, the
+        pass over them runs once per ledger change, not per call."""
         with self.lock:
-            entries = [lv.entry for lv in self._live.values()]
-            oldest = min((e.created_at for e in entries), default=None)
+            summary = self._summary
+            if summary is None or summary[0] != self._changes:
+                entries = [lv.entry for lv in self._live.values()]
+                oldest = min((e.created_at for e in entries), default=None)
+                quarantined = sum(1 for e in entries if e.quarantine is not None)
+                summary = self._summary = (self._changes, oldest, quarantined)
+            _, oldest, quarantined = summary
             return BacklogStatus(
-                recordings=len(entries),
+                recordings=len(self._live),
                 bytes=self._used,
                 oldest_age_s=None if oldest is None else max(0.0, self._clock() - oldest),
-                quarantined=sum(1 for e in entries if e.quarantine is not None),
+                quarantined=quarantined,
             )
 
     def space(self) -> SpaceStatus:
@@ -308,6 +319,7 @@ class SpoolCore:
     def _forget(self, live: SpooledRecording) -> None:
         self._close_reader(live.entry.id)
         self._live.pop(live.entry.id, None)
+        self._changes += 1
 
     def _reclaim(self, live: SpooledRecording) -> None:
         """Acknowledged audio: files first, then the ledger (a crash in between is finished
@@ -335,6 +347,7 @@ class SpoolCore:
         not saved is saved with the next change."""
         self._unsaved_recs.update(recs)
         self._unsaved_encs.update(encs)
+        self._changes += 1  # whatever changed, backlog() counts again
         try:
             if full or self._journal.due() or not self._append():
                 self._journal.close()  # nothing more goes to a journal this may make stale

@@ -51,6 +51,44 @@ def test_open_only_lists_the_recordings_still_being_written_in_the_same_order(
         )
 
 
+def test_iter_pending_builds_each_record_only_when_reached_and_skips_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery pass stops at the first network failure: with thousands waiting it must not
+    build a record for each one first (that was half an offline device's idle CPU)."""
+    from edge_recorder.spool import store
+
+    with open_spool(spool_config(tmp_path)) as spool:
+        ids = [_closed(spool, f"E{i:02}", 1, b"x") for i in range(20)]
+        built: list[str] = []
+        original = store.RecordingInfo.of
+        monkeypatch.setattr(
+            store.RecordingInfo, "of", lambda live: built.append(live.entry.id) or original(live)
+        )
+        pending = spool.iter_pending()
+        assert next(pending).id == ids[0]
+        assert built == [ids[0]]
+        _deliver(spool, ids[1])  # delivered between two steps of a pass: skipped
+        built.clear()
+        assert next(pending).id == ids[2]
+        assert built == [ids[2]]
+        assert [r.id for r in spool.pending_recordings()] == [ids[0], *ids[2:]]
+
+
+def test_next_attempt_due_is_the_earliest_back_off_of_closed_pending_recordings(
+    tmp_path: Path,
+) -> None:
+    with open_spool(spool_config(tmp_path)) as spool:
+        a, b = _closed(spool, "A", 1, b"x"), _closed(spool, "B", 1, b"x")
+        assert spool.next_attempt_due() is None  # nothing backed off
+        spool.note_failure(a, "unavailable", next_attempt_at=1030.0)
+        spool.note_failure(b, "unavailable", next_attempt_at=1010.0)
+        assert spool.next_attempt_due() == 1010.0
+        assert spool.next_attempt_due(skip={b}) == 1030.0  # b is being tried right now
+        _deliver(spool, a)
+        assert spool.next_attempt_due(skip={b}) is None  # delivered: nothing to wait for
+
+
 def test_reads_from_any_offset_return_exactly_the_bytes(tmp_path: Path) -> None:
     data = os.urandom(50_000)
     with open_spool(spool_config(tmp_path, segment_bytes=8000)) as spool:
@@ -268,6 +306,36 @@ def test_backlog_status_matches_the_status_model(tmp_path: Path) -> None:
         clock_now[0] = 1060.0
         status = spool.backlog()
         assert status.recordings == 1 and status.oldest_age_s == 60.0 and status.bytes > 10
+
+
+def test_backlog_follows_every_change_but_does_not_rescan_between_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every status asks for the backlog (twice a second): with thousands waiting, the pass
+    over them must run once per change, and the figures must still follow each change."""
+    clock_now = [1000.0]
+    with open_spool(spool_config(tmp_path), clock=lambda: clock_now[0]) as spool:
+        a = _closed(spool, "A", 1, b"x")
+        clock_now[0] = 1010.0
+        b = _closed(spool, "B", 1, b"x")
+        first = spool.backlog()
+        assert (first.recordings, first.oldest_age_s, first.quarantined) == (2, 10.0, 0)
+        scans: list[int] = []
+        original_min = min
+        monkeypatch.setattr(
+            core, "min", lambda *a, **k: scans.append(1) or original_min(*a, **k), raising=False
+        )
+        clock_now[0] = 1020.0
+        again = spool.backlog()
+        assert again.oldest_age_s == 20.0 and scans == []  # the age moves; no rescan
+        spool.quarantine(b, "bad identity")
+        assert spool.backlog().quarantined == 1 and len(scans) == 1
+        _closed(spool, "C", 1, b"x")
+        after = spool.backlog()
+        assert (after.recordings, after.oldest_age_s, after.quarantined) == (3, 20.0, 1)
+        assert spool.pending_recordings()[0].id == a
+        spool.retry(b)
+        assert spool.backlog().quarantined == 0
 
 
 def test_segments_from_a_lost_ledger_rejoin_their_encounter_from_their_sealed_header(
