@@ -38,7 +38,8 @@ from typing import Any
 from edge_recorder.app.extras import load_usable_config
 from edge_recorder.app.recorder import MqttHandler, Recorder
 from edge_recorder.app.service import ServiceNotifier, WatchdogSupervisor, install_signal_handlers
-from edge_recorder.capture.worker import AudioWorker, storage_reason
+from edge_recorder.capture.recording import storage_reason
+from edge_recorder.capture.worker import AudioWorker
 from edge_recorder.config.loader import ConfigError, print_config_error
 from edge_recorder.config.model import Config
 from edge_recorder.control.server import ControlError, ControlServer

@@ -51,10 +51,11 @@ from edge_recorder.capture.idle import (
     IdleSource,
     take_queued,
 )
+from edge_recorder.capture.recording import OpenRecording, storage_reason
 from edge_recorder.capture.registry import open_source
 from edge_recorder.config.model import Config
 from edge_recorder.encounter import events as ev
-from edge_recorder.spool import RecordingWriter, Spool, SpoolError, SpoolFull, SpoolRefused
+from edge_recorder.spool import Spool, SpoolError, SpoolFull, SpoolRefused
 from edge_recorder.status import MicStatus
 from edge_recorder.support.heartbeat import Heartbeat
 from edge_recorder.support.logs import get_logger
@@ -90,16 +91,6 @@ class _Command:
     done: Future[Any] = field(default_factory=Future)
 
 
-@dataclass
-class _Recording:
-    writer: RecordingWriter
-    pipeline: Pipeline
-    start_frame: int | None = None
-    end_frame: int = 0
-    failed: str | None = None  # the spool refused an append: later audio is counted, not stored
-    unstored_bytes: int = 0
-
-
 class AudioWorker:
     """Start with `start()`; drive with `open_recording`/`close_recording`/`barrier` from the
     loop; read `mic` from any thread; `stop()` ends the thread (closing an open recording)."""
@@ -122,7 +113,7 @@ class AudioWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._engine: VadEngine | None = None
-        self._recording: _Recording | None = None
+        self._recording: OpenRecording | None = None
         self._levels = IdleLevels(config.audio)  # the mic's readings between recordings
         self._wake = threading.Event()  # a command (or stop) for an idle thread
         self._dozing = False  # the source was told to read several periods per wake-up
@@ -356,7 +347,7 @@ class AudioWorker:
                 )
             rec.end_frame = frames.start_frame + frames.count
             result = rec.pipeline.process(frames)
-            self._store(rec, result.encoded)
+            rec.store(result.encoded)
             meters = result.meters
             if meters is not None:  # constant since the open: the run began before it
                 run = round(meters.silence_run_s * frames.format.rate)
@@ -390,25 +381,6 @@ class AudioWorker:
             self._silent = silent
             log.warning("digital silence" if self._silent else "mic signal back")
             self._post(ev.DigitalSilence(self._silent))
-
-    def _store(self, rec: _Recording, data: bytes) -> None:
-        if not data:
-            return
-        if rec.failed is not None:
-            rec.unstored_bytes += len(data)
-            return
-        try:
-            rec.writer.append(data)
-        except SpoolFull as exc:
-            rec.failed = str(exc)
-            rec.unstored_bytes += len(data)
-            log.error("spool refused audio; capture into this recording stops", error=str(exc))
-            self._post(ev.SpoolFull(hard=True))
-        except (SpoolError, OSError) as exc:  # the directory vanished, EIO, read-only...
-            rec.failed = storage_reason(exc)
-            rec.unstored_bytes += len(data)
-            log.error("spool write failed; capture into this recording stops", error=rec.failed)
-            self._post(ev.StorageFault(rec.failed))
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -460,7 +432,8 @@ class AudioWorker:
             self._post(ev.StorageFault(storage_reason(exc)))
             raise
         self._resume(source)
-        self._recording = _Recording(writer, self._new_pipeline(source.format, encode=True))
+        pipeline = self._new_pipeline(source.format, encode=True)
+        self._recording = OpenRecording(writer, pipeline, self._post)
         self._levels.reset()  # a fresh silence run after the recording, as before #24
         log.info("recording audio opened", recording_id=writer.recording_id, seq=what.seq)
         return writer.recording_id
@@ -484,36 +457,4 @@ class AudioWorker:
         if carried is not None and self._recording is not None:
             self._handle_item(carried)
         rec, self._recording = self._recording, None
-        if rec is None:
-            return None
-        try:
-            self._store(rec, rec.pipeline.finish().encoded)
-        except Exception:
-            log.exception("flushing the pipeline failed; the recording keeps what it has")
-        if rec.unstored_bytes:
-            why = rec.failed or "the spool was full"
-            log.error("audio not stored", reason=why, unstored_bytes=rec.unstored_bytes)
-        try:
-            rec.writer.close(reason)
-        except (SpoolError, OSError) as exc:  # storage gone: the fault is already raised
-            log.error("recording could not be closed in the spool", error=storage_reason(exc))
-            self._post(ev.StorageFault(storage_reason(exc)))
-            return None
-        log.info(
-            "recording audio closed",
-            recording_id=rec.writer.recording_id,
-            reason=reason,
-            start_frame=rec.start_frame if rec.start_frame is not None else -1,
-            end_frame=rec.end_frame,
-            length_bytes=rec.writer.offset,
-        )
-        return rec.writer.offset
-
-
-def storage_reason(exc: BaseException) -> str:
-    """A short, log- and status-safe reason for a spool storage failure (paths only)."""
-    cause = exc if isinstance(exc, OSError) else (exc.__cause__ or exc)
-    if isinstance(cause, OSError) and cause.strerror:
-        where = f": {cause.filename}" if cause.filename else ""
-        return f"{cause.strerror} (errno {cause.errno}){where}"[:200]
-    return f"{type(exc).__name__}: {exc}"[:200]
+        return None if rec is None else rec.close(reason)
