@@ -34,7 +34,9 @@ WebRTC, Silero with `audio.period_ms = 20` (on a real ALSA device the period set
 the capture thread wakes; here the WAV source already hands over a chunk per wake-up, so it
 only changes the file reads), Silero with 100 ms chunks and periods (the message-size lever:
 every live message costs a spool notify, a gRPC write and its acknowledgement, each a thread
-wake-up), and Silero on onnxruntime.
+wake-up), Silero on onnxruntime, and the 4-mic and 6-mic HATs as their profiles ship (the speech
+as the board's array hears it, in its channel count and sample format: the beam on, 80 ms
+periods; the latency and RSS goals apply to them, the CPU goal is the mono default's).
 
 Alone: `python -m benchmarks.bench_daemon [--case N] [--seconds S] [--probe CMD]
 [--daemon-env K=V]` prints one JSON object per case, with the CPU % of each thread
