@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edge_recorder.audio.frames import AudioFormat, Frames
 from edge_recorder.audio.pipeline import Pipeline
@@ -115,23 +112,6 @@ def test_resume_names_the_block_being_captured_now() -> None:
     # call is named); block k - 1 was complete, or k - 2 if the thread was held up a period
     assert pcm.due(k) >= asked - 0.005
     assert pcm.due(k - 1) <= asked + PERIOD_S + 0.005
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config.model_validate(
-        {
-            "vad": {"engine": "energy"},
-            "spool": {"dir": str(tmp_path / "spool"), "key_file": str(tmp_path / "key")},
-        }
-    )
-
-
-@pytest.fixture
-def spool(config: Config) -> Iterator[Spool]:
-    opened = Spool.open(config.spool)
-    yield opened
-    opened.close()
 
 
 def test_a_recording_opened_while_the_source_dozes_starts_at_the_open(

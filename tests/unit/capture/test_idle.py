@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -81,13 +80,6 @@ def config(tmp_path: Path) -> Config:
             "spool": {"dir": str(tmp_path / "spool"), "key_file": str(tmp_path / "key")},
         }
     )
-
-
-@pytest.fixture
-def spool(config: Config) -> Iterator[Spool]:
-    opened = Spool.open(config.spool)
-    yield opened
-    opened.close()
 
 
 def start(config: Config, spool: Spool, source: PacedSource) -> tuple[AudioWorker, list[ev.Event]]:

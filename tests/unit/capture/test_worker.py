@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,23 +68,6 @@ def _idle_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests' heartbeat max age is 0.3 s: an idle thread must wake well within it (the
     daemon's is CAPTURE_MAX_AGE_S, ten times IDLE_WAIT_S; see test_idle.py)."""
     monkeypatch.setattr(idle, "IDLE_WAIT_S", 0.05)
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config.model_validate(
-        {
-            "vad": {"engine": "energy"},
-            "spool": {"dir": str(tmp_path / "spool"), "key_file": str(tmp_path / "key")},
-        }
-    )
-
-
-@pytest.fixture
-def spool(config: Config) -> Iterator[Spool]:
-    opened = Spool.open(config.spool)
-    yield opened
-    opened.close()
 
 
 def run_worker(
