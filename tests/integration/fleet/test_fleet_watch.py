@@ -52,6 +52,14 @@ def watch(broker, *extra: str) -> list[str]:
     ]
 
 
+def interruptible() -> None:
+    """preexec_fn for a child the test stops with SIGINT, as a user's Ctrl-C does: a test run
+    started in the background (`make test &`, nohup) inherits SIGINT ignored, POSIX's rule
+    for background jobs without job control, and Python then installs no KeyboardInterrupt
+    handler in the child, which would never stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def reap(child: subprocess.Popen) -> None:
     """Kill a `fleet watch` that a failing test left running, and wait for it."""
     if child.poll() is None:
@@ -150,6 +158,7 @@ def test_live_watch_redraws_until_interrupted(mosquitto_broker, collect) -> None
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         seen: list[str] = []

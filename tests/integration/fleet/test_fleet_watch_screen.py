@@ -16,7 +16,7 @@ import pytest
 
 from edge_recorder.status import DeviceStatus, MicStatus
 from tests.conftest import ROOT
-from tests.integration.fleet.test_fleet_watch import publish_device, reap, watch
+from tests.integration.fleet.test_fleet_watch import interruptible, publish_device, reap, watch
 from tests.support.mosquitto import wait_until
 
 MIC = MicStatus(present=True, device="hw:CARD=Array", level_dbfs=-40.0)
@@ -67,6 +67,7 @@ def test_live_watch_fits_60x20_and_shows_a_lost_broker(mosquitto_broker, collect
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     output: list[str] = []
 
