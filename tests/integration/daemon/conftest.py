@@ -247,6 +247,12 @@ class DaemonProcess:
         assert proc.returncode is not None
         return proc.returncode, out.decode(), err.decode()
 
+    async def start_encounter(self) -> str:
+        """`ctl start` through the real client; the new encounter's correlation id."""
+        code, out, err = await self.ctl("start")
+        assert code == 0, err
+        return str(json.loads(out)["data"]["correlation_id"])
+
     async def status(self) -> dict[str, Any]:
         reply = await self.request({"cmd": "status"})
         assert reply["ok"], reply

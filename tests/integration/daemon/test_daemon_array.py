@@ -7,7 +7,6 @@ same Pipeline)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -72,9 +71,7 @@ async def test_a_4mic_hat_as_shipped_delivers_the_beam_exactly_whatever_the_fram
     config = write_config(tmp_path / "device.toml", tree)
     daemon = await start_daemon(config)
     await daemon.ready()
-    code, out, err = await daemon.ctl("start")
-    assert code == 0, err
-    cid = json.loads(out)["data"]["correlation_id"]
+    cid = await daemon.start_encounter()
 
     async def live_audio() -> bool:
         try:

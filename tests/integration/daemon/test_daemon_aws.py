@@ -11,7 +11,6 @@ is reported.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -101,9 +100,7 @@ async def test_an_encounter_reaches_healthscribe_across_a_network_cut(
         }
         daemon = await start_daemon(config, env=env)
         await daemon.ready()
-        code, out, err = await daemon.ctl("start")
-        assert code == 0, err
-        cid = json.loads(out)["data"]["correlation_id"]
+        cid = await daemon.start_encounter()
 
         async def streamed(at_least: int) -> bool:
             return bool(sum(s["audio_bytes"] for s in await aws_emulator.sessions()) >= at_least)

@@ -68,9 +68,7 @@ async def _run(emu: CortiHandle, proxy: FaultProxy, start_daemon: StartDaemon, t
     await daemon.ready()
 
     proxy.cut()  # the network goes down while the encounter records
-    code, out, err = await daemon.ctl("start")
-    assert code == 0, err
-    cid = json.loads(out)["data"]["correlation_id"]
+    cid = await daemon.start_encounter()
 
     async def spooled(n: int) -> bool:
         return bool((await daemon.status())["backlog"]["bytes"] > n)
@@ -161,9 +159,7 @@ async def test_a_lost_interaction_is_delivered_again_as_flac_parts(
                                    count=1000)  # fmt: skip
     daemon = await start_daemon(config)
     await daemon.ready()
-    code, out, err = await daemon.ctl("start")
-    assert code == 0, err
-    cid = json.loads(out)["data"]["correlation_id"]
+    cid = await daemon.start_encounter()
 
     async def spooled() -> bool:
         return bool((await daemon.status())["backlog"]["bytes"] > 150_000)
@@ -227,9 +223,7 @@ async def test_live_mode_streams_a_real_time_copy_beside_the_upload(
     config = write_config(tmp_path / "device.toml", tree)
     daemon = await start_daemon(config)
     await daemon.ready()
-    code, out, err = await daemon.ctl("start")
-    assert code == 0, err
-    cid = json.loads(out)["data"]["correlation_id"]
+    cid = await daemon.start_encounter()
 
     async def streaming() -> bool:
         sessions = await corti_emulator.sessions()
@@ -278,9 +272,7 @@ async def test_live_mode_rejoins_at_the_live_edge_after_a_broken_stream(
     await corti_emulator.add_fault(kind="drop_stream", target="ws", afterBytes=20_000, count=1)
     daemon = await start_daemon(config)
     await daemon.ready()
-    code, out, err = await daemon.ctl("start")
-    assert code == 0, err
-    cid = json.loads(out)["data"]["correlation_id"]
+    cid = await daemon.start_encounter()
 
     async def rejoined() -> bool:
         sessions = await corti_emulator.sessions()

@@ -10,7 +10,6 @@ yet confirmed when the link died) is small.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -96,9 +95,7 @@ async def test_an_encounter_reaches_dice_across_a_network_cut(
         config = write_config(tmp_path / "device.toml", tree)
         daemon = await start_daemon(config)
         await daemon.ready()
-        code, out, err = await daemon.ctl("start")
-        assert code == 0, err
-        cid = json.loads(out)["data"]["correlation_id"]
+        cid = await daemon.start_encounter()
 
         async def streamed(count: int, at_least: int) -> bool:
             sessions = await dice_emulator.sessions()

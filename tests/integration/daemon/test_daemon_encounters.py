@@ -71,9 +71,7 @@ async def test_ctl_start_status_stop_delivers_the_exact_audio(
     ready = await daemon.ready()
     assert ready["STATUS"].startswith("idle")
 
-    code, out, err = await daemon.ctl("start")
-    assert code == 0, err
-    cid = json.loads(out)["data"]["correlation_id"]
+    cid = await daemon.start_encounter()
     await daemon.wait_notify(lambda f: "recording #1" in f.get("STATUS", ""))
     code, out, err = await daemon.ctl("status")
     assert code == 0, err
@@ -314,9 +312,7 @@ async def test_stored_pcm_equals_the_source_wav_sample_for_sample(
     config = write_config(tmp_path / "device.toml", tree)
     daemon = await start_daemon(config)
     await daemon.ready()
-    code, out, err = await daemon.ctl("start")
-    assert code == 0, err
-    cid = json.loads(out)["data"]["correlation_id"]
+    cid = await daemon.start_encounter()
 
     async def some_audio() -> bool:
         return bool((await daemon.status())["backlog"]["bytes"] > 64000)

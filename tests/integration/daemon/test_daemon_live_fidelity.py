@@ -4,7 +4,6 @@ stopped, keeps recording, and the encounter reaches the service byte-exact over 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from devtools.faultproxy import FaultProxy
@@ -43,9 +42,7 @@ async def test_a_silent_live_service_gets_the_encounter_byte_exact_across_a_cut(
         config = write_config(tmp_path / "device.toml", tree)
         daemon = await start_daemon(config)
         await daemon.ready()
-        code, out, err = await daemon.ctl("start")
-        assert code == 0, err
-        cid = json.loads(out)["data"]["correlation_id"]
+        cid = await daemon.start_encounter()
 
         async def live_given_up() -> bool:
             error = (await daemon.status()).get("last_error") or {}
@@ -100,9 +97,7 @@ async def test_a_delegated_websocket_streams_live_and_a_cut_sends_the_rest_over_
         config = write_config(tmp_path / "device.toml", tree)
         daemon = await start_daemon(config)
         await daemon.ready()
-        code, out, err = await daemon.ctl("start")
-        assert code == 0, err
-        cid = json.loads(out)["data"]["correlation_id"]
+        cid = await daemon.start_encounter()
 
         async def streaming() -> bool:
             try:
