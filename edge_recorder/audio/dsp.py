@@ -20,7 +20,7 @@ import numpy.typing as npt
 import soxr
 
 from edge_recorder.audio.array.stage import ArrayMix
-from edge_recorder.audio.frames import AudioFormat, Frames
+from edge_recorder.audio.frames import AudioFormat, Frames, int_samples
 from edge_recorder.config.model import AudioConfig
 
 OUTPUT_RATE = 16000
@@ -216,6 +216,14 @@ class SilenceDetector:
         return self.run >= self.threshold
 
 
+def clipped_in(raw: npt.NDArray[np.int32], full: float) -> int:
+    """Input samples at full scale (either rail): the pipeline's count and the idle meter's."""
+    # ufunc reductions: ndarray.max/min add a Python-level wrapper call each, per chunk
+    if raw.size and (_max(raw) >= full - 1 or _min(raw) <= -full):
+        return int(np.count_nonzero((raw >= full - 1) | (raw <= -full)))
+    return 0
+
+
 class Dsp:
     """Streaming DSP for one recording; `process` takes Frames, returns 16 kHz mono float32."""
 
@@ -246,17 +254,13 @@ class Dsp:
             raise ValueError(
                 f"frames are {frames.format}, the pipeline was built for {self.format}"
             )
-        raw = self._raw(frames.data)
+        raw = int_samples(frames.data, self.format)
         parts = [self._gap(frames.lost_before)] if frames.lost_before else []
         parts.append(self._shape(self._mix(raw), last=False))
         out = np.concatenate(parts) if len(parts) > 1 else parts[0]
         self._silence.update(raw)
         self.totals.input_frames += raw.shape[0] + frames.lost_before
-        clipped_in = 0
-        # ufunc reductions: ndarray.max/min add a Python-level wrapper call each, per chunk
-        if raw.size and (_max(raw) >= self._full - 1 or _min(raw) <= -self._full):
-            clipped_in = int(np.count_nonzero((raw >= self._full - 1) | (raw <= -self._full)))
-        return out, self._meter(out, clipped_in, frames.lost_before)
+        return out, self._meter(out, clipped_in(raw, self._full), frames.lost_before)
 
     def finish(self) -> tuple[F32, Meters]:
         """Flush the resampler's tail; call once at the end of the recording."""
@@ -265,16 +269,6 @@ class Dsp:
         self._finished = True
         out = self._shape(self._zeros(0), last=True)
         return out, self._meter(out, 0, 0)
-
-    def _raw(self, data: bytes) -> npt.NDArray[np.int32]:
-        fmt = self.format.sample_format
-        if fmt == "S16_LE":
-            raw = np.frombuffer(data, dtype="<i2").astype(np.int32)
-        else:
-            raw = np.frombuffer(data, dtype="<i4")
-            if fmt == "S24_LE":
-                raw = (raw << 8) >> 8
-        return raw.reshape(-1, self.format.channels)
 
     def _mix(self, raw: npt.NDArray[np.int32]) -> F32:
         if self._array is not None:

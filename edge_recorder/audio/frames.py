@@ -63,6 +63,18 @@ class Frames:
         return scaled.reshape(-1, self.format.channels)
 
 
+def int_samples(data: bytes, fmt: AudioFormat) -> npt.NDArray[np.int32]:
+    """Interleaved capture bytes as int32 samples, shape (frames, channels); S24_LE is
+    sign-extended from the low 24 bits of its 32-bit container."""
+    if fmt.sample_format == "S16_LE":
+        raw = np.frombuffer(data, dtype="<i2").astype(np.int32)
+    else:
+        raw = np.frombuffer(data, dtype="<i4")
+        if fmt.sample_format == "S24_LE":
+            raw = (raw << 8) >> 8
+    return raw.reshape(-1, fmt.channels)
+
+
 def concat_frames(blocks: list[Frames]) -> Frames:
     """Contiguous blocks of one format as one block: the same bytes on the same timeline."""
     if len(blocks) == 1:

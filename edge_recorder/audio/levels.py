@@ -22,8 +22,16 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from edge_recorder.audio.dsp import _FULL_SCALE, Meters, SilenceDetector, _max, _min, mix_weights
-from edge_recorder.audio.frames import AudioFormat, Frames
+from edge_recorder.audio.dsp import (
+    _FULL_SCALE,
+    Meters,
+    SilenceDetector,
+    _max,
+    _min,
+    clipped_in,
+    mix_weights,
+)
+from edge_recorder.audio.frames import AudioFormat, Frames, int_samples
 from edge_recorder.config.model import AudioConfig
 
 F32 = npt.NDArray[np.float32]
@@ -63,15 +71,13 @@ class IdleMeter:
             if block.format != self.format:
                 raise ValueError(f"frames are {block.format}, the meter expects {self.format}")
         data = blocks[0].data if len(blocks) == 1 else b"".join(b.data for b in blocks)
-        raw = self._raw(data)
+        raw = int_samples(data, self.format)
         if raw.shape[0] == 0:
             return None
         self._silence.update(raw)
         n = raw.shape[0]
         self._seen += n
-        clipped, full = 0, self._full
-        if _max(raw) >= full - 1 or _min(raw) <= -full:  # as Dsp.process counts them
-            clipped = int(np.count_nonzero((raw >= full - 1) | (raw <= -full)))
+        clipped = clipped_in(raw, self._full)  # as Dsp.process counts them
         if self._frames.shape[0] < n:  # buffers kept across calls: no page faults per batch
             self._frames = np.empty((n, self.format.channels), np.float32)
             self._mono = np.empty(n, np.float32)
@@ -90,12 +96,3 @@ class IdleMeter:
             digital_silence=self._silence.active,
             gap_frames=sum(b.lost_before for b in blocks),
         )
-
-    def _raw(self, data: bytes) -> npt.NDArray[np.int32]:
-        if self.format.sample_format == "S16_LE":
-            raw = np.frombuffer(data, dtype="<i2").astype(np.int32)
-        else:
-            raw = np.frombuffer(data, dtype="<i4")
-            if self.format.sample_format == "S24_LE":
-                raw = (raw << 8) >> 8
-        return raw.reshape(-1, self.format.channels)
