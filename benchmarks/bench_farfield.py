@@ -113,14 +113,11 @@ def _sweep(args: argparse.Namespace) -> int:
         for rt60 in args.rt60 or (evaluate.GOAL_RT60_S,):
             scn = scene.load(scene.SceneSpec(profile, rt60, seconds, 1))
             for snr in args.snr or (evaluate.GOAL_SNR_DB,):
-                rows = oracle.sweep(scn, snr)
-                print(
-                    f"\n{profile}, RT60 {rt60:g} s, {snr:g} dB, {seconds:g} s: SI-SDR gain (dB) "
-                    "over the channel average of the noisy capture"
+                _print_table(
+                    f"{profile}, RT60 {rt60:g} s, {snr:g} dB, {seconds:g} s: SI-SDR gain (dB) "
+                    "over the channel average of the noisy capture",
+                    oracle.sweep(scn, snr),
                 )
-                print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
-                for row in rows:
-                    print("| " + " | ".join(f"{v:g}" for v in row.values()) + " |", flush=True)
     return 0
 
 
@@ -129,15 +126,20 @@ def _calibration(args: argparse.Namespace) -> int:
     for profile in args.profile or evaluate.GOAL_PROFILES:
         for rt60 in args.rt60 or (evaluate.GOAL_RT60_S,):
             for snr in args.snr or (evaluate.GOAL_SNR_DB,):
-                rows = calibrated.robustness(profile, rt60, snr, seconds, CALIBRATION_BASELINE)
-                print(
-                    f"\n{profile}, RT60 {rt60:g} s, {snr:g} dB, {seconds:g} s: SI-SDR gain (dB) "
-                    "over the channel average, second half, talkers moved from the spot"
+                _print_table(
+                    f"{profile}, RT60 {rt60:g} s, {snr:g} dB, {seconds:g} s: SI-SDR gain (dB) "
+                    "over the channel average, second half, talkers moved from the spot",
+                    calibrated.robustness(profile, rt60, snr, seconds, CALIBRATION_BASELINE),
                 )
-                print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
-                for row in rows:
-                    print("| " + " | ".join(f"{v:g}" for v in row.values()) + " |", flush=True)
     return 0
+
+
+def _print_table(title: str, rows: Sequence[dict[str, float]]) -> None:
+    """A titled Markdown table of rows that share their keys (the columns)."""
+    print(f"\n{title}")
+    print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+    for row in rows:
+        print("| " + " | ".join(f"{v:g}" for v in row.values()) + " |", flush=True)
 
 
 if __name__ == "__main__":
