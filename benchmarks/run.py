@@ -1,7 +1,8 @@
 """Run every benchmark module (`benchmarks/bench_*.py`), write results.json, print Markdown.
 
 Preferred: a module provides `run(quick: bool) -> dict` with "title", "columns", "rows" (the
-table), optional "goals" ([{"goal", "value", "met"}]) and any detail it wants kept in the JSON.
+table), optional "goals" ([{"goal", "value", "met", "why"}]; "why", for a goal not met, says
+where its shortfall is explained) and any detail it wants kept in the JSON.
 A module with only `measure() -> dict` (flat metrics, optional "ok") is shown as a
 metric/value table.
 CPU figures are process CPU time, not wall time, so a busy machine inflates them less; still,
@@ -36,6 +37,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
     for goal in result.get("goals", []):
         mark = "met" if goal["met"] else "NOT met"
+        if not goal["met"] and goal.get("why"):
+            mark += f"; why: {goal['why']}"
         lines.append(f"\nGoal: {goal['goal']}: {goal['value']} ({mark})")
     return "\n".join(lines)
 

@@ -21,7 +21,8 @@ from benchmarks._realtime_feed import (
     fits,
 )
 from benchmarks._realtime_floor import floor_commands, pan_filter
-from benchmarks.bench_realtime import REFERENCE, cases, goals, profiles
+from benchmarks.bench_realtime import PERIOD_MS, REFERENCE, Case, cases, goals, profiles
+from benchmarks.run import markdown
 
 FOUR_MIC = NativeFormat(
     rate=16000,
@@ -136,25 +137,53 @@ def test_the_consumers_read_the_projects_test_pcm() -> None:
 
 def test_quick_runs_fewer_streams_and_every_non_stream_case_once() -> None:
     quick, full = cases(True), cases(False)
-    assert [k for k, _ in full].count("stream") == len(profiles())
-    assert ("stream", REFERENCE) in quick and len(quick) < len(full)
-    assert [c for c in full if c[0] != "stream"] == [c for c in quick if c[0] != "stream"]
+    default_streams = [c for c in full if c.kind == "stream" and c.period_ms == PERIOD_MS]
+    assert len(default_streams) == len(profiles())
+    assert Case("stream", REFERENCE) in quick and len(quick) < len(full)
+    assert [c for c in full if c.kind != "stream"] == [c for c in quick if c.kind != "stream"]
+    labels = [c.label for c in full]
+    assert len(set(labels)) == len(labels)  # results are found by label
+    assert "offline-idle" in labels and "backlog-idle" in labels
+
+
+def test_full_runs_add_the_period_trade_off_around_the_default() -> None:
+    periods = sorted(
+        c.period_ms for c in cases(False) if c.label.startswith(f"stream: {REFERENCE}")
+    )
+    assert periods[0] < PERIOD_MS < periods[-1] and PERIOD_MS in periods
+    assert all(c.period_ms == PERIOD_MS for c in cases(True))
 
 
 def _result(case: str, cpu: float, **extra: object) -> dict[str, object]:
-    return {"case": case, "profile": "p", "format": "f", "cpu_per_s": cpu, **extra}
+    return {"case": case, "profile": "p", "format": "f", "cpu_per_s": cpu,
+            "period_ms": PERIOD_MS, **extra}  # fmt: skip
 
 
 def test_goals_are_checked_against_the_figures() -> None:
+    backlog = {"recordings": 2000}
     results = [
         _result("stream: a", 0.02, ratio=2.0),
         _result("stream: b", 0.02, ratio=2.01),
         _result("idle", 0.003),
-        _result("backlog-idle", 0.0033),  # idle + 10 %: still met
+        _result("offline-idle", 0.004),
+        _result("backlog-idle", 0.0044, backlog=backlog),  # offline-idle + 10 %: still met
+        _result("stream: a @ 80 ms", 0.03, ratio=9.0, period_ms=80),  # trade-off: no goal
     ]
     assert [g["met"] for g in goals(results)] == [True, False, True, True]
     results[2]["cpu_per_s"] = 0.0031
-    results[3]["cpu_per_s"] = 0.0031 * 1.1 + 0.00001
-    assert [g["met"] for g in goals(results)] == [True, False, False, False]
+    results[4]["cpu_per_s"] = 0.004 * 1.1 + 0.00001
+    checked = goals(results)
+    assert [g["met"] for g in checked] == [True, False, False, False]
+    assert "why" not in checked[0]  # a goal met needs no explanation
+    assert all(g["why"].startswith("docs/") for g in checked[1:])  # every shortfall points to one
     no_floor = [_result("stream: c", 0.02)]  # the floor's CPU was zero: no ratio, not met
     assert goals(no_floor)[0]["met"] is False
+
+
+def test_a_shortfall_prints_where_it_is_explained() -> None:
+    table = {"title": "t", "columns": ["a"], "rows": [],
+             "goals": [{"goal": "g", "value": 1, "met": False, "why": "docs/x.md#y"},
+                       {"goal": "h", "value": 0, "met": True}]}  # fmt: skip
+    text = markdown(table)
+    assert "Goal: g: 1 (NOT met; why: docs/x.md#y)" in text
+    assert "Goal: h: 0 (met)" in text
