@@ -15,7 +15,11 @@ against the dry speech, so each beamformer or suppressor is judged on the same s
 - `oracle`: ceilings that know the answer (true steering and noise, least-squares filters
   fitted to the reference): scored beside the candidates, never counted as one.
 - `calibrated`: a prototype, beams calibrated at the talkers' spots, and how far they carry
-  when the talkers move (`bench_farfield --calibration`).
+  when the talkers move (`bench_farfield --calibration`; optimistic: the talker's own speech).
+- `calibration`: spot calibration as a device could do it (a loudspeaker's sweep → per-bin
+  spatial statistics of the spot, the streaming `CalibratedBeam`); `calibration_eval`: its
+  honest evaluation, fresh speech and noise, talkers moved 0-20 cm
+  (`bench_farfield --calibration-honest`).
 
 `benchmarks/bench_farfield.py` runs it; docs/audio.md describes it.
 """
