@@ -113,6 +113,8 @@ def channel_options(
         ("grpc.keepalive_timeout_ms", int(min(timeout_s, 20.0) * 1000)),
         ("grpc.keepalive_permit_without_calls", 0),
         ("grpc.http2.max_pings_without_data", 0),
+        # No BDP probing: it sizes what the device receives (acks), at a ping and wake-ups a second.
+        ("grpc.http2.bdp_probe", 0),
         ("grpc.max_receive_message_length", STREAM_MESSAGE_MAX_BYTES),
         ("grpc.initial_reconnect_backoff_ms", int(reconnect_initial_s * 1000)),
         # gRPC core uses this as the minimum connect timeout of each attempt.
