@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from edge_recorder.audio.frames import (
@@ -140,7 +140,6 @@ class CaptureStats:
     last_error: str = ""
 
 
-@dataclass
 class Handoff:
     """Bounded queue from the capture thread to the consumer; `put_frames` never blocks.
 
@@ -148,64 +147,57 @@ class Handoff:
     that fits carries the dropped frames in `lost_before`, preceded by an
     `Overrun(cause="consumer")`, so the gap is visible and the timeline stays exact. Events are
     always queued: they are rare and must not be lost.
+
+    One producer (the capture thread) and one consumer. Built on `queue.SimpleQueue` (its put
+    and timed get are C code): a `threading.Condition` ran a few dozen lines of Python on each
+    side of every period's hand-over, on a cold cache (issue #24). The unread count is two
+    counters, each written by one side only, so no lock is needed to keep it.
     """
 
-    max_blocks: int
-    _items: deque[Frames | SourceEvent] = field(default_factory=deque)
-    _blocks: int = 0
-    _pending_lost: int = 0
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-    dropped_frames: int = 0
+    def __init__(self, max_blocks: int) -> None:
+        self.max_blocks = max_blocks
+        self._queue: queue.SimpleQueue[Frames | SourceEvent | None] = queue.SimpleQueue()
+        self._put = 0  # blocks queued (the producer's count)
+        self._got = 0  # blocks taken (the consumer's count)
+        self._pending_lost = 0
+        self.dropped_frames = 0
 
     def put_frames(self, frames: Frames) -> bool:
-        with self._cond:
-            if self._blocks >= self.max_blocks:
-                lost = frames.count + frames.lost_before
-                self._pending_lost += lost
-                self.dropped_frames += frames.count
-                return False
-            if self._pending_lost:
-                lost = self._pending_lost + frames.lost_before
-                self._items.append(
-                    Overrun(
-                        at_frame=frames.start_frame,
-                        lost_frames=self._pending_lost,
-                        cause="consumer",
-                    )
-                )
-                frames = Frames(frames.data, frames.format, frames.start_frame, lost)
-                self._pending_lost = 0
-            self._items.append(frames)
-            self._blocks += 1
-            self._cond.notify()
-            return True
+        if self._put - self._got >= self.max_blocks:
+            self._pending_lost += frames.count + frames.lost_before
+            self.dropped_frames += frames.count
+            return False
+        if self._pending_lost:
+            lost = self._pending_lost + frames.lost_before
+            self._queue.put(Overrun(frames.start_frame, self._pending_lost, cause="consumer"))
+            frames = Frames(frames.data, frames.format, frames.start_frame, lost)
+            self._pending_lost = 0
+        self._put += 1
+        self._queue.put(frames)
+        return True
 
     def flush_pending(self, at_frame: int) -> None:
         """Report drops no later block will carry (the stream is ending)."""
-        with self._cond:
-            if self._pending_lost:
-                self._items.append(Overrun(at_frame, self._pending_lost, cause="consumer"))
-                self._pending_lost = 0
-                self._cond.notify()
+        if self._pending_lost:
+            self._queue.put(Overrun(at_frame, self._pending_lost, cause="consumer"))
+            self._pending_lost = 0
 
     def put_event(self, event: SourceEvent) -> None:
-        with self._cond:
-            self._items.append(event)
-            self._cond.notify()
+        self._queue.put(event)
 
     def get(self, timeout: float | None) -> Frames | SourceEvent | None:
-        with self._cond:
-            if not self._items and not self._cond.wait_for(lambda: bool(self._items), timeout):
-                return None
-            item = self._items.popleft()
-            if isinstance(item, Frames):
-                self._blocks -= 1
-            return item
+        """The next item, or None after `timeout` (or when `wake` was called)."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, Frames):
+            self._got += 1
+        return item
 
     def wake(self) -> None:
-        """Wake a waiting consumer (used on stop)."""
-        with self._cond:
-            self._cond.notify_all()
+        """Wake a waiting consumer: its `get` returns None (used on stop)."""
+        self._queue.put(None)
 
 
 class Pacer:

@@ -28,12 +28,16 @@ Item = Frames | SourceEvent | None
 
 def read_chunk(source: AudioSource, want: int, timeout: float) -> tuple[Item, Item]:
     """The next chunk of about `want` frames (or an event / None) plus, for period-by-period
-    sources, whatever ended the run early (an event, a gap, a format change, or None)."""
+    sources, whatever ended the run early (an event, a gap, a format change, or None).
+
+    Every wait allows for the audio still to come plus `timeout`: a shorter one (0.1 s against
+    a 120 ms period) woke the capture thread twice per period, once for nothing (issue #24)."""
+    wait = timeout + want / source.format.rate
     read_upto = getattr(source, "read_upto", None)  # (isinstance on a Protocol is slow)
     if read_upto is not None:
-        item: Item = read_upto(want, timeout + want / source.format.rate)
+        item: Item = read_upto(want, wait)
         return item, None
-    first = source.read(timeout)
+    first = source.read(wait)
     if not isinstance(first, Frames):
         return first, None
     blocks, frames = [first], first.count

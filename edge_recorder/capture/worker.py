@@ -22,15 +22,12 @@ its open. See capture/idle.py.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
-from edge_recorder.audio.dsp import Meters
 from edge_recorder.audio.frames import (
     AudioSource,
     DeviceBack,
@@ -40,10 +37,11 @@ from edge_recorder.audio.frames import (
     Overrun,
     SourceEvent,
 )
-from edge_recorder.audio.pipeline import ChunkResult, Pipeline
+from edge_recorder.audio.pipeline import Pipeline
 from edge_recorder.audio.vad import VadEngine, make_engine
 from edge_recorder.capture.base import backoff_delays
 from edge_recorder.capture.chunk_reader import read_chunk
+from edge_recorder.capture.commands import Commands, Open, Work
 from edge_recorder.capture.idle import (
     IDLE_BATCH_S,
     RESUME_WAIT_S,
@@ -51,6 +49,7 @@ from edge_recorder.capture.idle import (
     IdleSource,
     take_queued,
 )
+from edge_recorder.capture.mic import MicHealth
 from edge_recorder.capture.recording import OpenRecording, storage_reason
 from edge_recorder.capture.registry import open_source
 from edge_recorder.config.model import Config
@@ -62,33 +61,16 @@ from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 
-READ_TIMEOUT_S = 0.1  # the longest the thread waits for audio before looking at commands
+READ_TIMEOUT_S = 0.1  # how long past a chunk's own length the thread waits for its audio
 # A source whose own read thread is stuck in a driver call reports "device stalled" and never
 # recovers by itself; after this long the heartbeat stops, so systemd's watchdog restarts the
 # service (which re-opens the device). An unplugged mic is not a stall: it keeps beating.
 STALL_RESTART_S = 10.0
 FIRST_AUDIO_WAIT_S = 2.0  # READY=1 waits this long for the first audio or loss from a source
-SPEECH_EVENT_EVERY_S = 1.0  # SpeechDetected is a "still talking" signal: once a second is plenty
 OUTPUT_RATE = 16000
 
 Post = Callable[[ev.Event], None]
 SourceFactory = Callable[[], AudioSource]
-
-
-@dataclass(frozen=True)
-class _Open:
-    correlation_id: str
-    seq: int
-    guid: str
-
-
-Work = _Open | str | None  # open a recording, close it (the reason), or a barrier
-
-
-@dataclass
-class _Command:
-    what: Work
-    done: Future[Any] = field(default_factory=Future)
 
 
 class AudioWorker:
@@ -109,7 +91,7 @@ class AudioWorker:
         self._post = post
         self._heartbeat = heartbeat
         self._source_factory = source_factory or (lambda: open_source(config.audio))
-        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._commands = Commands()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._engine: VadEngine | None = None
@@ -119,13 +101,10 @@ class AudioWorker:
         self._dozing = False  # the source was told to read several periods per wake-up
         self._carry: Frames | None = None  # the first block of a recording, read at its open
         self._source: AudioSource | None = None
-        self._present = False
-        self._silent = False
-        self._last_speech_post = float("-inf")
+        self._health = MicHealth(self._device_name(), post)
         self._stalled_since: float | None = None
         self._started_at = 0.0
         self._ended = False  # a finite source (WAV) has no more audio
-        self.mic = MicStatus(device=self._device_name())  # replaced whole: safe to read anywhere
         self.attempted = threading.Event()  # the first attempt to open the source is over
 
     # --- loop side ----------------------------------------------------------------------------
@@ -135,7 +114,7 @@ class AudioWorker:
         self._thread.start()
 
     def open_recording(self, correlation_id: str, seq: int, guid: str) -> Future[Any]:
-        return self._submit(_Open(correlation_id, seq, guid))
+        return self._submit(Open(correlation_id, seq, guid))
 
     def close_recording(self, reason: str) -> Future[Any]:
         return self._submit(reason)
@@ -156,17 +135,22 @@ class AudioWorker:
         return not thread.is_alive()
 
     @property
+    def mic(self) -> MicStatus:
+        """The mic's status now (safe to read from any thread)."""
+        return self._health.status
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def _submit(self, what: Work) -> Future[Any]:
-        command = _Command(what)
         if self._thread is not None and not self._thread.is_alive():  # stopped or crashed
-            command.done.set_exception(RuntimeError("the audio worker has stopped"))
-        else:
-            self._commands.put(command)
-            self._wake.set()
-        return command.done
+            done: Future[Any] = Future()
+            done.set_exception(RuntimeError("the audio worker has stopped"))
+            return done
+        done = self._commands.put(what)
+        self._wake.set()
+        return done
 
     # --- the thread ---------------------------------------------------------------------------
 
@@ -180,11 +164,10 @@ class AudioWorker:
                 self._capture(source)
         except Exception:
             log.exception("audio worker crashed")
-            self._set_mic(present=False, last_error="audio worker crashed; see the log")
-            self._post(ev.MicLost("audio worker crashed"))
+            self._health.crashed()
         finally:
             self._finish_recording("shutdown")
-            self._drain_commands()
+            self._commands.drain()
             if self._source is not None:
                 self._source.stop()
             self.attempted.set()
@@ -207,7 +190,7 @@ class AudioWorker:
                 source.start()
             except Exception as exc:  # missing WAV, bad format, no ALSA: no mic, retry
                 message = f"cannot open audio source: {exc}"
-                if self._present or not self.attempted.is_set():
+                if self._health.present or not self.attempted.is_set():
                     log.error("audio source unavailable", error=str(exc))
                 self._lost(message)
                 self.attempted.set()
@@ -273,8 +256,8 @@ class AudioWorker:
         for item in items:
             if isinstance(item, Frames):
                 self._stalled_since = None
-                if not self._present:
-                    self._back()
+                if not self._health.present:
+                    self._health.back()
                 blocks.append(item)
                 continue
             self._meter(blocks)  # what came before the event, first
@@ -284,16 +267,18 @@ class AudioWorker:
 
     def _meter(self, blocks: list[Frames]) -> None:
         for meters in self._levels.measure(blocks):
-            self._observe_meters(meters, self._levels.constant_throughout)
+            self._health.meters(meters, self._levels.constant_throughout)
 
     def _handle_item(self, item: Frames | SourceEvent | None) -> None:
         if isinstance(item, Frames):
             self._stalled_since = None
-            if not self._present:
-                self._back()
+            if not self._health.present:
+                self._health.back()
             self._process(item)
+        elif item is None:
+            return
         elif isinstance(item, Overrun):
-            self._set_mic(xruns=self.mic.xruns + 1)
+            self._health.xrun()
             log.warning("audio overrun", lost_frames=item.lost_frames, cause=item.cause)
         elif isinstance(item, DeviceLost):
             if item.reason == "io-error" and "stalled" in item.message:
@@ -302,26 +287,14 @@ class AudioWorker:
             self._lost(item.message)
         elif isinstance(item, DeviceBack):
             log.info("mic back", device=item.device, outage_s=round(item.outage_s, 2))
-            self._back()
+            self._health.back()
         elif isinstance(item, EndOfStream):
             log.warning("audio source ended", at_frame=item.at_frame)
             self._lost("the audio source ended (end of the WAV file)")
             self._ended = True
 
     def _lost(self, message: str) -> None:
-        self._set_mic(present=False, last_error=message)
-        if self._present or not self.attempted.is_set():
-            self._post(ev.MicLost(message))
-        self._present = False
-
-    def _back(self) -> None:
-        self._set_mic(present=True, last_error=None)
-        if not self._present:
-            self._post(ev.MicBack())
-        self._present = True
-
-    def _set_mic(self, **changes: Any) -> None:
-        self.mic = self.mic.model_copy(update=changes)
+        self._health.lost(message, announce=not self.attempted.is_set())
 
     def _device_name(self) -> str:
         audio = self._config.audio
@@ -333,7 +306,9 @@ class AudioWorker:
 
     def _new_pipeline(self, fmt: Any, *, encode: bool) -> Pipeline:
         cfg = self._config
-        return Pipeline(fmt, cfg.audio, cfg.vad, cfg.encoding, engine=self._engine, encode=encode)
+        return Pipeline(
+            fmt, cfg.audio, cfg.vad, cfg.encoding, engine=self._engine, encode=encode, timed=False
+        )
 
     def _process(self, frames: Frames) -> None:
         rec = self._recording
@@ -351,68 +326,22 @@ class AudioWorker:
             meters = result.meters
             if meters is not None:  # constant since the open: the run began before it
                 run = round(meters.silence_run_s * frames.format.rate)
-                self._observe_meters(meters, run >= rec.end_frame - rec.start_frame)
+                self._health.meters(meters, run >= rec.end_frame - rec.start_frame)
+            self._health.vad(result.vad)
         else:  # a block read while idle by the recording loop (the open just closed)
             self._meter([frames])
-            return
-        self._observe(result)
-
-    def _observe(self, result: ChunkResult) -> None:
-        vad = result.vad
-        if vad is not None and (vad.in_speech or bool(vad.speech.any())):
-            now = time.monotonic()
-            if now - self._last_speech_post >= SPEECH_EVENT_EVERY_S:
-                self._last_speech_post = now
-                self._post(ev.SpeechDetected())
-
-    def _observe_meters(self, meters: Meters, constant_throughout: bool) -> None:
-        """Levels to the status; the dead-mic alarm on change. A meter starts afresh at each
-        open (and after each recording), so a raised alarm is kept while the new meter has
-        seen nothing but one constant value (`constant_throughout`): a dead mic stays one
-        alarm across the open, not a "signal back" and a new alarm a few seconds later."""
-        silent = meters.digital_silence or (self._silent and constant_throughout)
-        self._set_mic(
-            level_dbfs=round(meters.rms_dbfs, 1),
-            peak_dbfs=round(meters.peak_dbfs, 1),
-            clipped_samples=self.mic.clipped_samples + meters.clipped_in,
-            digital_silence=silent,
-        )
-        if silent != self._silent:
-            self._silent = silent
-            log.warning("digital silence" if self._silent else "mic signal back")
-            self._post(ev.DigitalSilence(self._silent))
 
     # --- commands -----------------------------------------------------------------------------
 
     def _handle_commands(self) -> None:
-        while True:
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                command.done.set_result(self._execute(command.what))
-            except Exception as exc:
-                command.done.set_exception(exc)
-
-    def _drain_commands(self) -> None:
-        """At exit: closes still run (the writer must be sealed); opens are refused."""
-        while True:
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(command.what, _Open):
-                command.done.set_exception(RuntimeError("the audio worker has stopped"))
-            else:
-                command.done.set_result(None)
+        self._commands.run_pending(self._execute)
 
     def _execute(self, what: Work) -> Any:
-        if isinstance(what, _Open):
+        if isinstance(what, Open):
             return self._begin(what)
         return None if what is None else self._finish_recording(what)
 
-    def _begin(self, what: _Open) -> str:
+    def _begin(self, what: Open) -> str:
         self._finish_recording("superseded")  # never two writers at once
         source = self._source
         if source is None:

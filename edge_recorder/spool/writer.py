@@ -93,7 +93,7 @@ class RecordingWriter:
     def closed(self) -> bool:
         return self._closed
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes | bytearray | memoryview) -> int:
         """Store `data` after the bytes already appended; returns the new length.
 
         Raises SpoolFull/SpoolDiskFull/SpoolIOError with none of `data` stored if the first
@@ -103,11 +103,15 @@ class RecordingWriter:
         with self._io:
             if self._closed:
                 raise RecordingClosed(f"recording {self.recording_id} is closed")
-            view = memoryview(data)
-            while view:
-                piece = bytes(view[:MAX_RECORD_PLAINTEXT])
-                self._append_record(piece)
-                view = view[len(piece) :]
+            if isinstance(data, bytes) and len(data) <= MAX_RECORD_PLAINTEXT:
+                if data:  # a chunk: one record, stored (and kept as the live tail) uncopied
+                    self._append_record(data)
+            else:
+                view = memoryview(data).cast("B")  # pieces counted in bytes, not items
+                while view:
+                    piece = bytes(view[:MAX_RECORD_PLAINTEXT])
+                    self._append_record(piece)
+                    view = view[len(piece) :]
             if self._now() - self._last_sync >= self._interval:
                 self.flush()
             return self._live.end

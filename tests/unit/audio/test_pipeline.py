@@ -93,6 +93,18 @@ def test_output_and_speech_do_not_depend_on_the_period_size(talk: np.ndarray) ->
     assert all(v >= 0 for v in a.stats.cpu_s.values())
 
 
+def test_an_untimed_pipeline_makes_the_same_bytes_and_reads_no_clock(talk: np.ndarray) -> None:
+    """The capture thread skips the per-stage CPU clock (a system call per stage per chunk):
+    only the figures differ, never the audio."""
+    data = array_bytes(talk[:32000])
+    audio = AudioConfig(source="synthetic", rate=48000, channels=4, format="S32_LE")
+    untimed = Pipeline(FMT, audio, VadConfig(), EncodingConfig(codec="pcm16"), timed=False)
+    timed = make()
+    assert feed(untimed, data, 960)[0] == feed(timed, data, 5760)[0]
+    assert set(untimed.stats.cpu_s.values()) == {0.0}
+    assert sum(timed.stats.cpu_s.values()) > 0
+
+
 @pytest.mark.parametrize("codec,suffix", [("opus", "opus"), ("flac", "flac")])
 def test_encoded_recording_is_one_stream_ffmpeg_decodes(
     codec: str, suffix: str, talk: np.ndarray, tmp_path: Path

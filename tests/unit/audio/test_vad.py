@@ -160,6 +160,37 @@ def test_batching_defers_scoring_but_decides_the_same() -> None:
     assert rest[-1].probabilities.size == 8 and rest[-1].decided_s == pytest.approx(0.08)
 
 
+def test_a_chunk_that_decides_nothing_reports_what_a_full_decision_on_no_windows_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The short cut for chunks that only add to the batch says exactly what `_decide` says
+    for no windows, through speech, its hangover and the pauses between."""
+    script = [0.0] * 13 + [0.9] * 40 + [0.1] * 37 + [0.9] * 28 + [0.0] * 30
+    config = VadConfig(hangover_ms=100, batch_ms=100)
+    fast = VoiceActivity(ScriptedEngine(script), config)
+    slow = VoiceActivity(ScriptedEngine(script), config)
+    monkeypatch.setattr(
+        slow, "_nothing_decided", lambda: slow._decide(np.zeros(0, np.float32), np.zeros(0))
+    )
+    audio = np.zeros(len(script) * WINDOW, np.float32)
+    empty = 0
+    for i in range(0, audio.size, 400):
+        a, b = fast.process(audio[i : i + 400]), slow.process(audio[i : i + 400])
+        empty += a.probabilities.size == 0
+        assert (a.start_s, a.window_s, a.segments, a.speech_ratio) == (
+            b.start_s, b.window_s, b.segments, b.speech_ratio
+        )  # fmt: skip
+        assert (a.time_since_speech_s, a.in_speech, a.decided_s) == (
+            b.time_since_speech_s, b.in_speech, b.decided_s
+        )  # fmt: skip
+        for x, y in ((a.probabilities, b.probabilities), (a.speech, b.speech), (a.drop, b.drop)):
+            assert x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+    assert empty > len(script) // 20  # the short cut ran (3 chunks in 4)
+    assert fast.finish().segments == slow.finish().segments
+    assert fast.totals == slow.totals and len(fast.totals.segments) == 2
+
+
 def test_trimming_scores_every_chunk_whatever_the_batch() -> None:
     # with trimming the decision gates the audio, so it may not wait for a batch
     tracker = VoiceActivity(

@@ -186,6 +186,34 @@ def test_handoff_get_wakes_on_put_from_another_thread() -> None:
     thread.join()
 
 
+def test_handoff_wake_ends_a_waiting_get_at_once() -> None:
+    """stop() wakes the consumer: its get returns None instead of waiting out its timeout."""
+    handoff = Handoff(max_blocks=4)
+    got: list[object] = []
+    started = threading.Event()
+
+    def consume() -> None:
+        started.set()
+        got.append(handoff.get(timeout=60.0))
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    started.wait(5)
+    handoff.wake()
+    thread.join(10)
+    assert not thread.is_alive() and got == [None]
+
+
+def test_handoff_counts_only_unread_blocks_against_the_bound() -> None:
+    handoff = Handoff(max_blocks=2)
+    for i in range(10):  # a consumer that keeps up never sees a drop
+        assert handoff.put_frames(frames_at(i * 320))
+        handoff.put_event(Overrun(i, 0))  # events do not count
+        assert handoff.get(0) == frames_at(i * 320)
+        assert handoff.get(0) == Overrun(i, 0)
+    assert handoff.dropped_frames == 0
+
+
 def test_pacer_at_speed_zero_never_waits_and_stop_interrupts() -> None:
     pacer = Pacer(block_s=3600.0, speed=0)
     pacer.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
 from edge_recorder.audio.frames import AudioFormat, EndOfStream, Frames, SourceEvent
@@ -21,6 +22,7 @@ class Periods:
     def __init__(self, items: list[Frames | SourceEvent]) -> None:
         self.items = items
         self.reads = 0
+        self.timeouts: list[float | None] = []
 
     @property
     def format(self) -> AudioFormat:
@@ -31,6 +33,7 @@ class Periods:
 
     def read(self, timeout: float | None = None) -> Frames | SourceEvent | None:
         self.reads += 1
+        self.timeouts.append(timeout)
         return self.items.pop(0) if self.items else None
 
     def stop(self) -> None:
@@ -65,3 +68,12 @@ def test_periods_are_merged_until_a_chunk_or_a_break() -> None:
     assert isinstance(gap, Frames) and gap.start_frame == 8 * 320
     assert read_chunk(source, 1600, 0.1) == (end, None)
     assert read_chunk(source, 1600, 0.1) == (None, None)
+
+
+def test_the_first_read_waits_for_the_chunk_not_just_the_timeout() -> None:
+    """A 0.1 s wait against 120 ms of audio woke the capture thread twice per chunk, once for
+    nothing (issue #24): every wait allows for the audio still to come."""
+    source = Periods([block(0, 1920)])  # one 120 ms period is the whole chunk
+    item, pending = read_chunk(source, 1920, 0.1)
+    assert isinstance(item, Frames) and item.count == 1920 and pending is None
+    assert source.timeouts == [pytest.approx(0.1 + 1920 / 16000)]

@@ -58,6 +58,20 @@ def test_many_small_chunks_share_one_segment_file(tmp_path: Path) -> None:
     assert files[0].stat().st_size == SEGMENT_HEADER_BYTES + 1000 * (320 + RECORD_OVERHEAD)
 
 
+def test_an_appended_buffer_changed_afterwards_changes_nothing_stored(tmp_path: Path) -> None:
+    """A chunk is stored without a copy when it is bytes; any other buffer is copied (the
+    live tail keeps it)."""
+    with open_spool(spool_config(tmp_path)) as spool:
+        writer = spool.begin_recording("enc-1", 1, new_id(), codec="pcm16", sample_rate=16000)
+        buffer = bytearray(b"a" * 640)
+        writer.append(buffer)
+        buffer[:] = b"b" * 640
+        writer.append(b"c" * 640)
+        assert spool.read(writer.recording_id, 0, 1280) == b"a" * 640 + b"c" * 640
+        writer.close()
+        assert spool.read(writer.recording_id, 0, 1280) == b"a" * 640 + b"c" * 640
+
+
 def test_segments_roll_at_segment_bytes(tmp_path: Path) -> None:
     config = spool_config(tmp_path, segment_bytes=10_000)
     data = os.urandom(30 * CHUNK)
