@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_recorder.app.extras import load_usable_config
+from edge_recorder.app.periodic import PeriodicWork, status_line
 from edge_recorder.app.recorder import MqttHandler, Recorder
 from edge_recorder.app.service import ServiceNotifier, WatchdogSupervisor, install_signal_handlers
-from edge_recorder.capture.recording import storage_reason
 from edge_recorder.capture.worker import AudioWorker
 from edge_recorder.config.loader import ConfigError, print_config_error
 from edge_recorder.config.model import Config
@@ -57,15 +57,13 @@ from edge_recorder.panel.gpio import (
 )
 from edge_recorder.panel.simulator import PanelSimulator, SimControlServer, is_mock
 from edge_recorder.spool import Spool, SpoolError, SpoolKeyError, SpoolLocked
-from edge_recorder.status import CommandResult, DeviceStatus
+from edge_recorder.status import CommandResult
 from edge_recorder.support import exitcodes
 from edge_recorder.support.logs import get_logger, setup_logging
 from edge_recorder.uplinks.registry import DELIVERY_SECTIONS
 
 log = get_logger(__name__)
 
-TICK_MAX_S = 1.0  # timers are checked at least this often
-HEALTH_EVERY_S = 1.0  # delivery/spool state is polled this often (and spool.sync)
 CAPTURE_MAX_AGE_S = 5.0  # the capture thread's heartbeat may be this old
 READY_WAIT_S = 5.0  # READY=1 waits at most this long for the first capture attempt
 LIVE_SECTIONS = {"log", *DELIVERY_SECTIONS}  # applied by SIGHUP without a restart
@@ -118,14 +116,6 @@ _NO_ACCESS_ERRNOS = frozenset(
 )
 
 
-def status_line(status: DeviceStatus) -> str:
-    """systemd's STATUS=: the shared one-liner, plus the mic when it is missing."""
-    line = status.one_line()
-    if not status.mic.present:
-        line += "; no mic" + (f" ({status.mic.last_error})" if status.mic.last_error else "")
-    return line
-
-
 def recover(spool: Spool) -> int:
     """Close what the last process left open and end its encounters; returns the count."""
     recovered = spool.recovered_open_recordings()
@@ -141,7 +131,7 @@ def recover(spool: Spool) -> int:
     return len(recovered)
 
 
-class Daemon:
+class Daemon(PeriodicWork):
     def __init__(self, config: Config, config_path: Path) -> None:
         self.config = config
         self.config_path = config_path
@@ -158,6 +148,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._storage_problem: str | None = None  # the spool's storage fault, as last logged
         self._health_error: str | None = None  # the last unexpected health-check failure
+        self._timers_changed: asyncio.Event | None = None  # set on every dispatch (_ticker)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -207,7 +198,7 @@ class Daemon:
             self.worker,
             self.spool,
             self.delivery,
-            on_change=self._status_changed,
+            on_change=self._dispatched,
         )
         self.recorder.extra_commands.update(
             ping=lambda: CommandResult(ok=True, state=controller.state, data={"pong": True}),
@@ -309,101 +300,6 @@ class Daemon:
         except Exception as exc:  # MQTT is for dashboards: never a reason not to record
             log.error("fleet reporting unavailable", error=str(exc))
             self._fleet = None
-
-    # --- periodic work ------------------------------------------------------------------------
-
-    async def _ticker(self) -> None:
-        """Send `Tick` when the controller's next timer falls due (looking at least every
-        second). With no timer set (idle: no encounter, no identify) a Tick changes nothing,
-        so none is sent: each one costs a whole status build (issue #24)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            deadline = self.recorder.controller.next_deadline()
-            delay = TICK_MAX_S if deadline is None else deadline - loop.time()
-            await asyncio.sleep(min(max(delay, 0.0), TICK_MAX_S))
-            if self.recorder.controller.next_deadline() is not None:
-                self.recorder.dispatch(ev.Tick())
-
-    async def _health(self) -> None:
-        """spool.sync, and delivery/spool state turned into controller events on change.
-
-        A spool that cannot be synced or measured (its directory removed, EIO, a read-only
-        remount) is a storage fault: named as such in status and logged once when it starts
-        and once when it ends, not a traceback a second."""
-        while True:
-            problem: str | None = None
-            try:
-                await asyncio.to_thread(self.spool.sync)
-            except (SpoolError, OSError) as exc:
-                problem = storage_reason(exc)
-            try:
-                self._check_health()
-                self._health_error = None
-            except (SpoolError, OSError) as exc:
-                problem = problem or storage_reason(exc)
-            except Exception as exc:  # a bug: its traceback once, not once a second
-                if repr(exc) != self._health_error:
-                    self._health_error = repr(exc)
-                    log.exception("health check failed")
-            self._storage_state(problem)
-            await asyncio.sleep(min(HEALTH_EVERY_S, self.config.spool.fsync_interval_s))
-
-    def _storage_state(self, problem: str | None) -> None:
-        """Tell the controller (and the log, once) when the spool's storage fails or recovers."""
-        if problem == self._storage_problem:
-            return
-        if problem is not None:
-            log.error("spool storage fault; capture stops until it works again", error=problem)
-            self.recorder.dispatch(ev.StorageFault(problem))
-        else:
-            log.warning("spool storage works again")
-            self.recorder.dispatch(ev.StorageOk())
-        self._storage_problem = problem
-
-    def _check_health(self) -> None:
-        """One status build per pass (it walks the spool's backlog): the events it sends
-        report their own status change; with none, this pass's status is the news."""
-        status = self.recorder.status()
-        snap = self.delivery.snapshot()
-        backlog = status.backlog.recordings
-        alarm = self.spool.space().alarm
-        spool_event: ev.Event = ev.SpoolOk() if alarm is None else ev.SpoolFull(hard=False)
-        if alarm in ("spool-full", "disk-reserve", "disk-full"):
-            spool_event = ev.SpoolFull(hard=True)
-        if (alarm is None) == ("spool_full" in status.alarms):
-            # The capture thread raised it (a write refused) or something else cleared it:
-            # send the space check's verdict even if it did not change, so the alarm
-            # follows the space really free, both ways.
-            self._service.pop("spool", None)
-        refusing = snap.refusing
-        reason = snap.last_error.message if snap.last_error is not None else ""
-        service_event: ev.Event = ev.ServiceRefused(reason) if refusing else ev.ServiceOk()
-        limits = snap.service_limits
-        wanted: dict[str, ev.Event] = {
-            "uplink": ev.Uplink(snap.online, backlog),
-            "spool": spool_event,
-            "service": service_event,
-            "live": ev.LiveSilent(snap.live_silent),
-            "delivery": ev.DeliveryDisabled(snap.disabled),
-        }
-        if limits is not None:
-            wanted["limits"] = ev.ServiceLimits(float(limits[0]), float(limits[1]))
-        dispatched = False
-        for key, event in wanted.items():
-            if self._service.get(key) != event:
-                self._service[key] = event
-                self.recorder.dispatch(event)  # carries out, then reports the new status
-                dispatched = True
-        if not dispatched:
-            self._status_changed(status)
-
-    def _status_changed(self, status: DeviceStatus) -> None:
-        line = status_line(status)
-        if line != self._last_line:
-            self._last_line = line
-            self.notifier.status(line)
-            if self._fleet is not None:
-                self._fleet.status_changed()
 
     # --- commands and reload ------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from edge_recorder.delivery.context import (
     wait_event,
 )
 from edge_recorder.delivery.live import stream_recording
-from edge_recorder.delivery.policy import Action, Phase, decide, missing_recordings
+from edge_recorder.delivery.policy import Action, Phase, backoff_s, decide, missing_recordings
 from edge_recorder.spool import CorruptRecord, EncounterInfo
 from edge_recorder.support.logs import get_logger
 from edge_recorder.uplinks.base import ErrorKind, ProcessingStarted, UplinkError
@@ -30,6 +30,12 @@ from edge_recorder.uplinks.base import ErrorKind, ProcessingStarted, UplinkError
 log = get_logger(__name__)
 
 _NETWORK = (ErrorKind.UNAVAILABLE, ErrorKind.AUTH, ErrorKind.FORBIDDEN, ErrorKind.THROTTLED)
+
+
+def unreachable(error: UplinkError) -> bool:
+    """The service could not be reached at all (refused, no route, no answer to connect):
+    nothing about the recording tried, and nothing the service said."""
+    return error.kind is ErrorKind.UNAVAILABLE and error.status is None
 
 
 async def backlog_loop(ctx: DeliveryContext) -> None:
@@ -72,6 +78,8 @@ async def _one_pass(ctx: DeliveryContext, due_now: bool = False) -> float | None
             await deliver_closed(ctx, info.id, phase)
             await _process_if_ready(ctx, info.encounter)
         except UplinkError as err:
+            if unreachable(err) and info.id not in ctx.work.unconfirmed:
+                return _link_down(ctx, info.id, err, phase)
             delay = ctx.apply(info.id, err, phase)
             if delay is None:
                 again = True  # switched path or resync: go on at once
@@ -87,6 +95,26 @@ async def _one_pass(ctx: DeliveryContext, due_now: bool = False) -> float | None
         if not await start_processing(ctx, enc):
             break
     return 0.0 if again else None
+
+
+def _link_down(ctx: DeliveryContext, rid: str, err: UplinkError, phase: Phase) -> float:
+    """A recording tried while the service cannot be reached: reported like any failure
+    (status, log), then the backlog waits for the network rather than probing it again.
+
+    The live task probes an unreachable service every `uplink.offline_probe_s` and ends this
+    pause the moment it answers (`link_up`); another attempt from here would only repeat that
+    probe (a connection, a token request, a log line), so the pause is the back-off ceiling
+    (`uplink.retry_max_s`, jittered), a bound should the probe itself be stuck. Before, the
+    pause was the tried recording's own back-off: with 2,000 fresh recordings waiting it
+    stayed at the first step, one failed attempt (and one fsync) a second for the whole
+    outage. The attempt is counted on the recording without a journal record and fsync of
+    its own (`Spool.note_unreachable` says why that is safe)."""
+    decision = decide(err, phase)
+    ctx.failed(err, decision, recording_id=rid, phase=phase)
+    up = ctx.config.uplink
+    pause = backoff_s(1, up.retry_max_s, up.retry_max_s, rand=ctx.rand)
+    ctx.spool.note_unreachable(rid, decision.reason, ctx.clock() + pause)
+    return pause
 
 
 async def _process_if_ready(ctx: DeliveryContext, encounter_id: str) -> None:

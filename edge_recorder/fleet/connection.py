@@ -114,12 +114,13 @@ def build_client(
     The first reconnect delay is 1-3 s at random (unless given) so a fleet that lost its
     broker does not return in one synchronised wave; paho doubles it up to the maximum.
     """
-    client = mqtt.Client(
+    client = QuietClient(
         CallbackAPIVersion.VERSION2,
         client_id=settings.client_id,
         protocol=protocol,
         clean_session=True if protocol != MQTT_V5 else None,
     )
+    client.loop_timeout_s = loop_timeout_s(settings.keepalive_s)
     first = reconnect_min_s if reconnect_min_s is not None else random.randint(1, 3)  # noqa: S311
     client.reconnect_delay_set(min_delay=first, max_delay=max(first, reconnect_max_s))
     client.max_inflight_messages_set(max_inflight)
@@ -129,6 +130,33 @@ def build_client(
         client.tls_set_context(settings.tls)
     client.on_socket_open = no_delay
     return client
+
+
+def loop_timeout_s(keepalive_s: int) -> float:
+    """How long paho's network thread may sleep with no traffic: a quarter of the keepalive.
+
+    paho's own loop wakes every second to check whether a PINGREQ is due (issue #24: a cold
+    wake-up a second on an idle device). Traffic wakes it at once either way (the socket, and
+    paho's socket pair for every publish from another thread), so the only thing that waits
+    longer is the keepalive check: a PINGREQ goes out at most a quarter keepalive late, well
+    inside the broker's 1.5 x keepalive, and a dead broker is noticed as late at most."""
+    return max(1.0, keepalive_s / 4)
+
+
+class QuietClient(mqtt.Client):
+    """paho's client whose `loop_start` thread sleeps `loop_timeout_s`, not 1 s, when idle.
+
+    Overrides paho's private `_thread_main` (2.x; the lock pins the version, and
+    tests/unit/fleet/test_connection.py fails if paho stops calling it). `disconnect()`
+    wakes the thread through its socket pair, so stopping is not delayed."""
+
+    loop_timeout_s: float = 1.0
+
+    def _thread_main(self) -> None:
+        try:
+            self.loop_forever(timeout=self.loop_timeout_s, retry_first_connection=True)
+        finally:
+            self._thread = None
 
 
 def no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:

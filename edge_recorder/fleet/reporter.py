@@ -19,7 +19,6 @@ while we listen; see commands.py); limits.py and dispatch.py keep a flood from s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import sys
 import threading
@@ -38,25 +37,23 @@ from edge_recorder.fleet.connection import (
     MQTT_V5,
     MQTT_V311,
     UNSUPPORTED_PROTOCOL,
-    build_client,
-    connect_async,
     protocol_name,
     settings_from_config,
     subscriptions,
 )
 from edge_recorder.fleet.dispatch import CommandDispatcher
-from edge_recorder.fleet.homeassistant import discovery_messages
 from edge_recorder.fleet.inflight import InFlight
 from edge_recorder.fleet.outbox import Message, Outbox
 from edge_recorder.fleet.presence import RetainedGuard
 from edge_recorder.fleet.statusfeed import StatusFeed
+from edge_recorder.fleet.supervisor import MAX_INFLIGHT as MAX_INFLIGHT  # re-exported
+from edge_recorder.fleet.supervisor import Supervisor
 from edge_recorder.fleet.sysinfo import CachedProbe, LocalSystem, SystemProbe
 from edge_recorder.fleet.topics import HA_STATUS_TOPIC, DeviceTopics
 from edge_recorder.status import CommandHandler, DeviceStatus, FleetCounters
 from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
-MAX_INFLIGHT = 20
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,7 @@ class ReporterStats:
     last_connect_error: str | None
 
 
-class FleetReporter:
+class FleetReporter(Supervisor):
     """Built by the daemon with the config, a status provider and the command handler."""
 
     def __init__(
@@ -167,6 +164,11 @@ class FleetReporter:
     def status_changed(self) -> None:
         """Ask for a status publish now (any thread; never blocks)."""
         self._feed.changed()
+
+    def offer_status(self, status: DeviceStatus) -> None:
+        """The daemon's status from its health pass (loop thread): the one-second check for
+        news, on a wake-up the daemon makes anyway (statusfeed.py)."""
+        self._feed.offer(status)
 
     def event(
         self,
@@ -332,171 +334,3 @@ class FleetReporter:
         with self._lock:
             if self._guard.received(topic, payload):
                 self._lock.notify_all()
-
-    # ---- the supervisor thread ----
-
-    def _supervise(self) -> None:
-        """The supervisor thread: a bug here must not silently end fleet reporting."""
-        while True:
-            try:
-                if self._session() == "stop":
-                    return
-            except Exception as exc:
-                log.error("mqtt supervisor failed; restarting", error_type=type(exc).__name__)
-                with self._lock:
-                    if self._stopping:
-                        return
-                    self._lock.wait(timeout=5.0)
-
-    def _session(self) -> str:
-        """One paho client from creation to shutdown (or to a protocol fallback)."""
-        while True:
-            client = build_client(
-                self._settings,
-                self._protocol,
-                reconnect_min_s=self._reconnect[0],
-                reconnect_max_s=self._reconnect[1],
-                max_inflight=MAX_INFLIGHT,
-            )
-            client.on_pre_connect = self._on_pre_connect
-            client.on_connect = self._on_connect
-            client.on_connect_fail = self._on_connect_fail
-            client.on_disconnect = self._on_disconnect
-            client.on_publish = self._on_publish
-            client.on_message = self._on_message
-            self._inflight.reset()
-            connect_async(client, self._settings, self._protocol)
-            client.loop_start()
-            try:
-                outcome = self._pump(client)
-            except BaseException:
-                with contextlib.suppress(Exception):  # never two clients with one client id
-                    client.disconnect()
-                    client.loop_stop()
-                raise
-            if outcome == "fallback":
-                client.loop_stop()
-                log.warning("mqtt broker refused protocol 5; falling back to 3.1.1")
-                with self._lock:
-                    self._protocol, self._fallback, self._seq_used = MQTT_V311, False, True
-                continue
-            self._shutdown(client, self._flush_s)
-            return "stop"
-
-    def _pump(self, client: mqtt.Client) -> str:
-        while True:
-            with self._lock:
-                while not self._work_ready():
-                    self._lock.wait(timeout=self._wait_s())
-                if self._stopping:
-                    return "stop"
-                if self._fallback:
-                    return "fallback"
-                corrections = self._guard.due(time.monotonic()) if self._connected else set()
-                birth = self._need_birth
-                online = self._topics.availability in corrections
-                if self._topics.status in corrections:
-                    self._status_dirty = True
-                discovery = self._need_discovery or (birth and self._cfg.homeassistant_discovery)
-                self._need_birth = self._need_discovery = False
-                send_status = birth or (self._status_dirty and not self._inflight.status_pending())
-                room = MAX_INFLIGHT - self._inflight.queued_pending()
-            if birth or online:
-                self._publish_online(client)
-            if discovery:
-                self._publish_discovery(client)
-            if send_status:
-                self._publish_status(client)
-            if room > 0:
-                self._drain(client, room)
-
-    def _work_ready(self) -> bool:
-        """Caller holds the lock; also tells the outbox whether a put should wake us."""
-        self._outbox.listening = self._connected and (
-            self._inflight.queued_pending() < MAX_INFLIGHT
-        )
-        if self._stopping or self._fallback:
-            return True
-        if not self._connected:
-            return False
-        return (
-            self._need_birth
-            or self._guard.wait_s(time.monotonic()) == 0.0
-            or self._need_discovery
-            or (self._status_dirty and not self._inflight.status_pending())
-            or (len(self._outbox) > 0 and self._inflight.queued_pending() < MAX_INFLIGHT)
-        )
-
-    def _wait_s(self) -> float:
-        """Caller holds the lock: how long the supervisor may sleep (a paced correction)."""
-        wait = self._guard.wait_s(time.monotonic()) if self._connected else None
-        return 5.0 if wait is None else min(5.0, max(0.01, wait))
-
-    def _publish_online(self, client: mqtt.Client) -> None:
-        body = payloads.availability_payload(
-            "online", self._session_seq, "connected", payloads.now()
-        )
-        data = payloads.encode(body)
-        with self._lock:
-            self._guard.published(self._topics.availability, data)
-        self._inflight.send(client, self._topics.availability, data, True, "other")
-
-    def _publish_discovery(self, client: mqtt.Client) -> None:
-        info = self._system.collect()
-        for topic, config in discovery_messages(
-            self._topics, location=self._location, version=info.version, hw=info.model
-        ):
-            self._inflight.send(client, topic, payloads.encode(config), True, "other")
-
-    def _publish_status(self, client: mqtt.Client) -> None:
-        with self._lock:
-            status = self._status or DeviceStatus()
-            self._status_dirty = False
-            meta = payloads.StatusMeta(
-                device_id=self._topics.device_id,
-                location=self._location,
-                birth_seq=self._session_seq,
-                interval_s=self._cfg.status_interval_s,
-                protocol=protocol_name(self._protocol),
-                events_dropped=self._outbox.events_dropped,
-                events_queued=self._outbox.events_queued,
-                commands_rejected=self._commands.rejected,
-                commands_limited=self._commands.limited,
-                commands_ignored=self._commands.ignored,
-                replies_dropped=self._replies_dropped(),
-            )
-        body = payloads.status_payload(status, self._system.collect(), meta, payloads.now())
-        if payloads.find_forbidden(body):  # last line of defence; the builders never do this
-            log.error("status not published: forbidden field")
-            return
-        data = payloads.encode(body)
-        with self._lock:
-            self._guard.published(self._topics.status, data)
-        if not self._inflight.send(client, self._topics.status, data, True, "status"):
-            with self._lock:
-                self._status_dirty = True
-
-    def _drain(self, client: mqtt.Client, room: int) -> None:
-        batch = self._outbox.take(room)
-        for index, msg in enumerate(batch):
-            if not self._inflight.send(client, msg.topic, msg.payload, msg.retain, "queue"):
-                self._outbox.push_back(batch[index:])
-                return
-
-    def _shutdown(self, client: mqtt.Client, deadline_s: float = 3.0) -> None:
-        """Clean exit: queued messages, then retained `offline`, then DISCONNECT."""
-        deadline = time.monotonic() + deadline_s
-        if self._connected:
-            self._drain(client, len(self._outbox))
-            body = payloads.availability_payload(
-                "offline", self._session_seq, "shutdown", payloads.now()
-            )
-            data = payloads.encode(body)
-            with self._lock:
-                self._guard.published(self._topics.availability, data)
-            info = client.publish(self._topics.availability, data, qos=1, retain=True)
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
-        client.disconnect()
-        client.loop_stop()
-        log.info("mqtt stopped", birth_seq=self._session_seq)

@@ -5,6 +5,11 @@ needs no locking. A one-second check publishes real changes (state, alarms, back
 mic presence) at once; levels, byte counts and the time of the last delivery (it moves with
 every acknowledgement while streaming) wait for the interval: a status publish (system
 readings, JSON, MQTT) every second while recording would be most of fleet reporting's CPU.
+
+The daemon builds a status on its own one-second health pass anyway and hands it over
+(`offer`): from the first offer on, that pass is the one-second check, and the feed's own
+timer only keeps the interval (one wake-up of an idle device a second fewer, issue #24).
+A host that never offers (tests, benchmarks) gets the feed's own one-second poll.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from edge_recorder.support.logs import get_logger
 
 log = get_logger(__name__)
 
+POLL_S = 1.0  # news is looked for this often when the host does not offer its status
+
 
 class StatusFeed:
     def __init__(
@@ -35,6 +42,9 @@ class StatusFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._offered = False  # the host offers its status every pass: no poll of our own
+        self._last_sig = ""
+        self._last_sent = time.monotonic()
 
     def read(self) -> DeviceStatus:
         """A private copy of the current status (loop thread)."""
@@ -69,18 +79,29 @@ class StatusFeed:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(wake.set)
 
+    def offer(self, status: DeviceStatus) -> None:
+        """The host's status of this moment (loop thread): published if it is news or the
+        interval is up. Not kept: a copy is what is published."""
+        self._offered = True
+        self._consider(status, copy=True)
+
     async def _run(self) -> None:
         assert self._wake is not None
-        last_sig, last_sent = "", time.monotonic()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(1.0, self._interval_s))
+                await asyncio.wait_for(self._wake.wait(), self._poll_s())
             self._wake.clear()
-            status = self.read()
-            sig = _news(status)
-            if sig != last_sig or time.monotonic() - last_sent >= self._interval_s:
-                self._deliver(status)
-                last_sig, last_sent = sig, time.monotonic()
+            self._consider(self.read(), copy=False)
+
+    def _poll_s(self) -> float:
+        """How long the feed waits for a `changed()` before it reads the status itself."""
+        return self._interval_s if self._offered else min(POLL_S, self._interval_s)
+
+    def _consider(self, status: DeviceStatus, *, copy: bool) -> None:
+        sig = _news(status)
+        if sig != self._last_sig or time.monotonic() - self._last_sent >= self._interval_s:
+            self._deliver(status.model_copy(deep=True) if copy else status)
+            self._last_sig, self._last_sent = sig, time.monotonic()
 
 
 def _news(status: DeviceStatus) -> str:

@@ -121,31 +121,39 @@ class _Debouncer:
 
 
 class _Rhythm:
-    """Repeats one cycle of (value, seconds) steps on an LED from its own thread, until
-    stopped. gpiozero's `blink` only knows on/off/on/off; a double or triple blink and a
-    dim breath need steps of their own. Like gpiozero, each step waits after its write, so
-    a late wake-up lengthens a phase and never shortens the next."""
+    """Repeats one cycle of (value, seconds) steps on an LED, until stopped. gpiozero's
+    `blink` only knows on/off/on/off; a double or triple blink and a dim breath need steps
+    of their own. Driven by the event loop's timers, not a thread of its own: each step is
+    one wake-up either way, and on the loop it is one cheaper hand-off (issue #24: an
+    offline device blinks "audio waiting" for hours). Like gpiozero, each step waits after
+    its write, so a late wake-up lengthens a phase and never shortens the next."""
 
-    def __init__(self, led: Any, steps: list[tuple[Any, float]]) -> None:
+    def __init__(
+        self, led: Any, steps: list[tuple[Any, float]], loop: asyncio.AbstractEventLoop
+    ) -> None:
         self._led = led
         self._steps = steps
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="panel-led", daemon=True)
-        self._thread.start()
+        self._loop = loop
+        self._next = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._step()
 
-    def _run(self) -> None:
-        while True:
-            for value, seconds in self._steps:
-                if self._stopping.is_set():
-                    return
-                self._led.value = value
-                if self._stopping.wait(seconds):
-                    return
+    def _step(self) -> None:
+        value, seconds = self._steps[self._next]
+        self._next = (self._next + 1) % len(self._steps)
+        try:
+            self._led.value = value
+        except Exception as exc:  # a pin that fails stops the pattern, not the loop
+            log.warning("LED pattern stopped: the pin cannot be set", error=str(exc))
+            self._timer = None
+            return
+        self._timer = self._loop.call_later(seconds, self._step)
 
     def stop(self) -> None:
-        """Returns once the thread has written its last value (the caller writes next)."""
-        self._stopping.set()
-        self._thread.join(timeout=5)
+        """No step runs after this returns (the caller writes next). Loop thread."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Panel:
@@ -314,7 +322,7 @@ class Panel:
         if len(steps) == 1:
             self._led.value = steps[0][0]
         else:
-            self._rhythm = _Rhythm(self._led, steps)
+            self._rhythm = _Rhythm(self._led, steps, self._loop)
 
     def _level(self, value: Any) -> Any:
         """A table value as this LED takes it: a colour, a PWM level, or on/off."""

@@ -4,6 +4,7 @@ accounting for writers, ledger persistence. `store.Spool` adds the public API on
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -90,6 +91,7 @@ class SpoolCore:
         # next ledger save or removal (every change to either goes through one of them)
         self._changes = 0
         self._summary: tuple[int, float | None, int] | None = None
+        self._writing: tuple[int, bool] | None = None  # sync_due(): (_changes, a writer open)
 
     # ---- opening and closing ---------------------------------------------------------------
     @classmethod
@@ -247,6 +249,40 @@ class SpoolCore:
                     self.retry(target)
                     count += 1
         return count
+
+    def note_unreachable(self, recording_id: str, error: str, next_attempt_at: float) -> int:
+        """Count an attempt that failed only because the service could not be reached
+        (refused, no route); returns attempts. Saved with the next ledger write (`sync`,
+        within CONFIRM_SAVE_INTERVAL_S), not journalled and fsynced per attempt as
+        `note_failure` is: an offline device tries for hours. A crash loses at most this
+        count; audio, order and confirmations are saved by their own writes, and a restarted
+        daemon probes the link afresh anyway."""
+        with self.lock:
+            retry = self._get(recording_id).entry.retry
+            retry.attempts += 1
+            retry.next_attempt_at, retry.last_error = next_attempt_at, error[:500]
+            self._mark_dirty(recording_id)
+            return retry.attempts
+
+    def requests_waiting(self) -> bool:
+        """Whether the CLI left a request (`spool retry`) for `sync` to apply."""
+        try:
+            with os.scandir(self.dir / REQUESTS_DIR) as entries:
+                return any(entry.name.endswith(".json") for entry in entries)
+        except OSError:  # no box: nothing asked (take_requests reads it the same way)
+            return False
+
+    def sync_due(self) -> bool:
+        """Whether `sync` has work besides `spool retry` requests: a writer to flush or
+        batched changes to save. Lets an idle daemon skip the hop to a worker thread."""
+        with self.lock:
+            if self._dirty_since is not None:
+                return True
+            known = self._writing
+            if known is None or known[0] != self._changes:  # writers change with _changes
+                writing = any(lv.writer is not None for lv in self._live.values())
+                known = self._writing = (self._changes, writing)
+            return known[1]
 
     # ---- status -----------------------------------------------------------------------
     def backlog(self) -> BacklogStatus:

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from edge_recorder.config.model import Config
-from edge_recorder.fleet.connection import FleetSetupError, settings_from_config
+from edge_recorder.fleet.connection import (
+    MQTT_V5,
+    FleetSetupError,
+    build_client,
+    loop_timeout_s,
+    settings_from_config,
+)
 from edge_recorder.fleet.reporter import FleetReporter
 from tests.integration.fleet.fakes import FakeDaemon
 from tests.support.mosquitto import make_tls_files
@@ -58,3 +64,21 @@ def test_password_comes_from_the_file_or_credential(tmp_path: Path) -> None:
     assert "s3cret" not in repr(settings)
     no_password = settings_from_config(config(username="u"))  # no file, no credential
     assert no_password.password is None and no_password.client_id == "edge-recorder-exam-1"
+
+
+def test_the_network_thread_sleeps_a_quarter_keepalive_not_one_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """paho's loop thread wakes only for traffic or the keepalive check (issue #24)."""
+    settings = settings_from_config(config(keepalive_s=60))
+    client = build_client(settings, MQTT_V5)
+    timeouts: list[float] = []
+
+    def loop_forever(timeout: float = 1.0, retry_first_connection: bool = False) -> None:
+        timeouts.append(timeout)
+
+    monkeypatch.setattr(client, "loop_forever", loop_forever)
+    client.loop_start()
+    client.loop_stop()  # joins the thread
+    assert timeouts == [15.0]
+    assert loop_timeout_s(5) == 1.25 and loop_timeout_s(2) == 1.0

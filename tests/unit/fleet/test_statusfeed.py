@@ -49,3 +49,27 @@ async def test_acknowledgements_alone_do_not_republish_the_status() -> None:
         assert delivered[-1].state == "idle"
     finally:
         feed.stop()
+
+
+async def test_an_offered_status_is_the_news_check_and_the_feed_stops_polling() -> None:
+    """The daemon hands over the status its health pass built: news is published (a copy),
+    the same status again is not, and the feed's own wait becomes the interval."""
+    reads: list[DeviceStatus] = []
+    delivered: list[DeviceStatus] = []
+
+    def provider() -> DeviceStatus:
+        reads.append(DeviceStatus())
+        return reads[-1]
+
+    feed = StatusFeed(provider, delivered.append, interval_s=3600)
+    feed.start()  # publishes the first status at once
+    try:
+        offered = DeviceStatus(state="recording")
+        feed.offer(offered)
+        assert len(delivered) == 2 and delivered[-1] == offered
+        assert delivered[-1] is not offered  # the supervisor thread gets its own copy
+        feed.offer(DeviceStatus(state="recording"))
+        assert len(delivered) == 2  # nothing new
+        assert feed._poll_s() == 3600  # no one-second poll of its own any more
+    finally:
+        feed.stop()
