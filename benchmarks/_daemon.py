@@ -38,14 +38,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds per thread, keyed "name/tid" (which thread burns the CPU)."""
+    """On-CPU seconds per live thread, keyed "name/tid" (the kernel's name: the daemon names
+    its threads, edge_recorder/support/threads.py); from schedstat (ns), not whole ticks."""
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            head, tail = task.joinpath("stat").read_text().rsplit(")", 1)
-            fields = tail.split()
-            ticks = int(fields[11]) + int(fields[12])
-            out[f"{head.split('(', 1)[1]}/{task.name}"] = ticks / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            name = task.joinpath("comm").read_text().strip()
+            ns = int(task.joinpath("schedstat").read_text().split()[0])
+            out[f"{name}/{task.name}"] = ns / 1e9
     return out
 
 

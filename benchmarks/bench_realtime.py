@@ -48,7 +48,10 @@ switches/s: voluntary + involuntary, summed over threads (/proc/<pid>/task/*/sta
 RSS: VmHWM at the end (the floor: both processes summed).
 
 Goals (issue #24): stream <= 2x the floor, per profile; idle <= 0.003 CPU-s/s (0.3 % of a
-core); backlog-idle <= offline-idle + 10 %. A goal not met names (`why`) where its shortfall
+core) besides the mic watch, whose cost is reported (`mic_watch_cpu_per_s`: the capture
+threads, named `alsa-capture` and `audio-worker` in the kernel, between recordings; the issue
+allows "a feature that needs it ... mic-health meters at a low rate" and asks what it costs);
+backlog-idle <= offline-idle + 10 %. A goal not met names (`why`) where its shortfall
 is explained with profiler evidence. The margin is noise: three 15 s idle windows on a busy
 2-core machine (load 4.5) read 0.0103, 0.0107 and 0.0105 CPU-s/s, a 4 % spread, and the
 schedstat reading itself is exact to the ns; 10 % is twice the spread seen, while what a
@@ -100,6 +103,10 @@ BUFFER_PERIODS: int = AudioConfig.model_fields["buffer_periods"].default
 GOALS = {"stream_over_floor": 2.0, "idle_cpu_per_s": 0.003, "backlog_margin": 0.10}
 TRADE_OFF_PERIODS_MS = (80, 200)  # around the default: what a period (and chunk) costs
 WHY = "docs/make-targets-and-benchmarks.md#realistic-input-bench_realtime-issue-24"
+# The daemon's capture threads (kernel names, edge_recorder/support/threads.py): between
+# recordings they are the mic watch (device lost/back, stall, levels), a feature issue #24's
+# idle goal allows and asks to be costed
+MIC_WATCH_THREADS = ("alsa-capture", "audio-worker")
 DAEMON_ENV: dict[str, str] = {}
 
 
@@ -224,12 +231,19 @@ async def measure(
         "periods_written": p1[0] - p0[0],
         "periods_dropped": p1[1] - p0[1],  # the daemon fell behind by a whole buffer
         "pacer_late_max_ms": round(pacer.late_max_s * 1000, 1),
-        "threads_cpu_per_s": {  # which thread burns it (ticks: coarse, for orientation)
-            name: round((cpu - threads0.get(name, 0.0)) / wall, 4)
+        "threads_cpu_per_s": {  # which thread burns it (schedstat; live threads only)
+            name: round((cpu - threads0.get(name, 0.0)) / wall, 5)
             for name, cpu in sorted(threads1.items(), key=lambda kv: -kv[1])
             if cpu - threads0.get(name, 0.0) > 0
         },
     }
+    if not record:  # between recordings the capture threads are the mic watch only
+        watch = sum(
+            cpu - threads0.get(name, 0.0)
+            for name, cpu in threads1.items()
+            if name.split("/", 1)[0] in MIC_WATCH_THREADS
+        )
+        result["mic_watch_cpu_per_s"] = round(watch / wall, 5)
     if f0 is not None and f1 is not None:
         floor_figures = per_s(f0, f1, wall)
         result["floor"] = {**floor_figures, "tcp_bytes_per_s": round(sunk / wall)}
@@ -289,10 +303,16 @@ def goals(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     idle, backlog = by_case.get("idle"), by_case.get("backlog-idle")
     offline = by_case.get("offline-idle")
     if idle is not None:
-        value = idle["cpu_per_s"]
         limit = GOALS["idle_cpu_per_s"]
-        out.append({"goal": f"idle <= {limit:g} CPU-s/s", "value": value, "met": value <= limit,
-                    "why": WHY})  # fmt: skip
+        watch = idle.get("mic_watch_cpu_per_s", 0.0)
+        value = round(idle["cpu_per_s"] - watch, 5)
+        out.append({
+            "goal": f"idle <= {limit:g} CPU-s/s besides the mic watch (which costs {watch:g}; "
+            f"{idle['cpu_per_s']:g} in all)",
+            "value": value,
+            "met": value <= limit,
+            "why": WHY,
+        })  # fmt: skip
     if offline is not None and backlog is not None:
         limit = round(offline["cpu_per_s"] * (1 + GOALS["backlog_margin"]), 5)
         value = backlog["cpu_per_s"]
@@ -329,7 +349,8 @@ def run(quick: bool) -> dict[str, Any]:
         rows.append([
             r["case"], r["format"], r["cpu_per_s"], floor.get("cpu_per_s", "-"),
             r.get("ratio", "-"), r["ctxt_per_s"], floor.get("ctxt_per_s", "-"),
-            r["rss_mb"], floor.get("rss_mb", "-"), r["periods_dropped"],
+            r.get("mic_watch_cpu_per_s", "-"), r["rss_mb"], floor.get("rss_mb", "-"),
+            r["periods_dropped"],
         ])  # fmt: skip
     return {
         "title": f"Daemon on native-format input at real time, {seconds:g} s windows "
@@ -342,6 +363,7 @@ def run(quick: bool) -> dict[str, Any]:
             "daemon / floor",
             "daemon ctxsw/s",
             "floor ctxsw/s",
+            "of which mic watch CPU-s/s",
             "daemon peak RSS MB",
             "floor peak RSS MB",
             "periods dropped",

@@ -59,6 +59,7 @@ from edge_recorder.capture.base import (
 )
 from edge_recorder.config.model import AudioConfig
 from edge_recorder.support.logs import get_logger
+from edge_recorder.support.threads import name_native_thread
 
 log = get_logger(__name__)
 
@@ -337,6 +338,7 @@ class AlsaSource:
         return stamp - avail / self._format.rate
 
     def _run(self, started_at: float) -> None:
+        name_native_thread("alsa-capture")
         fmt, rate = self._format, self._format.rate
         delays = backoff_delays(*self._backoff)
         pcm: Pcm | None = None

@@ -58,6 +58,7 @@ from edge_recorder.spool import Spool, SpoolError, SpoolFull, SpoolRefused
 from edge_recorder.status import MicStatus
 from edge_recorder.support.heartbeat import Heartbeat
 from edge_recorder.support.logs import get_logger
+from edge_recorder.support.threads import name_native_thread
 
 log = get_logger(__name__)
 
@@ -155,6 +156,7 @@ class AudioWorker:
     # --- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        name_native_thread("audio-worker")
         try:
             self._engine = make_engine(self._config.vad.engine, self._config.vad)
             while not self._stop.is_set():

@@ -21,6 +21,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge_recorder.config.model import Config
 from edge_recorder.support.credentials import SecretUnavailable, read_secret
 from edge_recorder.support.logs import get_logger
+from edge_recorder.support.threads import name_native_thread
 
 log = get_logger(__name__)
 MQTT_V5 = mqtt.MQTTv5
@@ -153,6 +154,7 @@ class QuietClient(mqtt.Client):
     loop_timeout_s: float = 1.0
 
     def _thread_main(self) -> None:
+        name_native_thread("mqtt-network")
         try:
             self.loop_forever(timeout=self.loop_timeout_s, retry_first_connection=True)
         finally:

@@ -34,6 +34,7 @@ from edge_recorder.fleet.sysinfo import CachedProbe
 from edge_recorder.fleet.topics import DeviceTopics
 from edge_recorder.status import DeviceStatus
 from edge_recorder.support.logs import get_logger
+from edge_recorder.support.threads import name_native_thread
 
 log = get_logger(__name__)
 MAX_INFLIGHT = 20
@@ -76,6 +77,7 @@ class Supervisor:
 
     def _supervise(self) -> None:
         """The supervisor thread: a bug here must not silently end fleet reporting."""
+        name_native_thread("fleet-mqtt")
         while True:
             try:
                 if self._session() == "stop":

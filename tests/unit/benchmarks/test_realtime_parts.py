@@ -164,16 +164,17 @@ def test_goals_are_checked_against_the_figures() -> None:
     results = [
         _result("stream: a", 0.02, ratio=2.0),
         _result("stream: b", 0.02, ratio=2.01),
-        _result("idle", 0.003),
+        _result("idle", 0.005, mic_watch_cpu_per_s=0.002),  # 0.003 besides the watch: met
         _result("offline-idle", 0.004),
         _result("backlog-idle", 0.0044, backlog=backlog),  # offline-idle + 10 %: still met
         _result("stream: a @ 80 ms", 0.03, ratio=9.0, period_ms=80),  # trade-off: no goal
     ]
     assert [g["met"] for g in goals(results)] == [True, False, True, True]
-    results[2]["cpu_per_s"] = 0.0031
+    results[2]["cpu_per_s"] = 0.0051
     results[4]["cpu_per_s"] = 0.004 * 1.1 + 0.00001
     checked = goals(results)
     assert [g["met"] for g in checked] == [True, False, False, False]
+    assert "0.002" in checked[2]["goal"] and checked[2]["value"] == 0.0031  # what the watch costs
     assert "why" not in checked[0]  # a goal met needs no explanation
     assert all(g["why"].startswith("docs/") for g in checked[1:])  # every shortfall points to one
     no_floor = [_result("stream: c", 0.02)]  # the floor's CPU was zero: no ratio, not met
