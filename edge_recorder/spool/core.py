@@ -92,6 +92,7 @@ class SpoolCore:
         self._changes = 0
         self._summary: tuple[int, float | None, int] | None = None
         self._writing: tuple[int, bool] | None = None  # sync_due(): (_changes, a writer open)
+        self._open: tuple[int, list[SpooledRecording]] | None = None  # (_changes, still open)
 
     # ---- opening and closing ---------------------------------------------------------------
     @classmethod

@@ -147,6 +147,17 @@ class Spool(SpoolCore):
         thousands it must not build a record for each closed one)."""
         return list(self.iter_pending(ready_at, open_only=open_only))
 
+    def _open_recordings(self) -> list[SpooledRecording]:
+        """Recordings still open (being written, or left open by a crash until closed). The
+        live task asks every wake-up; offline with 2,000 recordings waiting, a pass over all
+        of them each time was what the backlog added to an idle device's CPU (issue #24), so
+        it runs once per ledger change (every open and close saves the ledger). Under lock."""
+        known = self._open
+        if known is None or known[0] != self._changes:
+            still_open = [lv for lv in self._live.values() if lv.entry.state == "open"]
+            known = self._open = (self._changes, still_open)
+        return known[1]
+
     def iter_pending(
         self, ready_at: float | None = None, *, open_only: bool = False
     ) -> Iterator[RecordingInfo]:
@@ -165,7 +176,7 @@ class Spool(SpoolCore):
             return ready_at is None or (e.retry.next_attempt_at or 0) <= ready_at
 
         with self.lock:
-            lives = self._live.values()
+            lives = self._open_recordings() if open_only else self._live.values()
             chosen = [lv.entry.id for lv in self._ordered(lv for lv in lives if wanted(lv))]
         for recording_id in chosen:
             with self.lock:

@@ -51,6 +51,49 @@ def test_open_only_lists_the_recordings_still_being_written_in_the_same_order(
         )
 
 
+class _CountingDict(dict[str, object]):
+    scans = 0
+
+    def values(self):  # type: ignore[no-untyped-def,override]
+        self.scans += 1
+        return super().values()
+
+
+def test_open_only_follows_opens_and_closes_without_a_pass_over_every_recording(
+    tmp_path: Path,
+) -> None:
+    """The live task asks on every wake-up: offline with thousands waiting, a pass over all
+    of them each time was what a backlog added to an idle device's CPU (issue #24)."""
+    with open_spool(spool_config(tmp_path)) as spool:
+        for i in range(50):
+            _closed(spool, f"E{i:02}", 1, b"x")
+        spool._live = counting = _CountingDict(spool._live)
+        for _ in range(20):
+            assert spool.pending_recordings(open_only=True) == []
+        assert counting.scans <= 1  # once per ledger change, not once per question
+        w = spool.begin_recording("N", 1, new_id(), codec="pcm16", sample_rate=16000)
+        assert [r.id for r in spool.pending_recordings(open_only=True)] == [w.recording_id]
+        w.append(b"y")
+        assert [r.length for r in spool.pending_recordings(open_only=True)] == [1]
+        w.close()
+        assert spool.pending_recordings(open_only=True) == []
+
+
+def test_open_only_lists_a_recording_a_crash_left_open_until_it_is_closed(
+    tmp_path: Path,
+) -> None:
+    config = spool_config(tmp_path)
+    spool = open_spool(config)
+    w = spool.begin_recording("C", 1, new_id(), codec="pcm16", sample_rate=16000)
+    w.append(b"z" * 10)
+    w.flush()
+    crash(spool)
+    with open_spool(config) as again:
+        assert [r.id for r in again.pending_recordings(open_only=True)] == [w.recording_id]
+        again.close_recovered(w.recording_id)
+        assert again.pending_recordings(open_only=True) == []
+
+
 def test_iter_pending_builds_each_record_only_when_reached_and_skips_what_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
