@@ -11,30 +11,25 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Self
 
 from edge_recorder.config.model import SpoolConfig
-from edge_recorder.spool import crypto
 from edge_recorder.spool.context import CONTEXT_DIR, EncounterContexts
 from edge_recorder.spool.errors import SpoolError, SpoolFull, UnknownRecording, os_error
 from edge_recorder.spool.fileops import FileOps, OsFileOps
-from edge_recorder.spool.headers import RecordingHeader, drop_header, list_headers, read_header
 from edge_recorder.spool.identity import Identities
-from edge_recorder.spool.journal import Journal, commit_ledger, encode, load_state
+from edge_recorder.spool.journal import Journal, commit_ledger, encode
 from edge_recorder.spool.ledger import (
     DELTA_ENTRIES,
     Delta,
     EncounterEntry,
     LedgerData,
     Notice,
-    set_aside,
 )
 from edge_recorder.spool.lock import REQUESTS_DIR, SpoolLock, take_requests
 from edge_recorder.spool.maintenance import (
-    adopt_orphans,
-    check_against_segments,
     clear_retry,
     delete_segments,
     drop_entry,
-    recover_all,
 )
+from edge_recorder.spool.opening import read_spool
 from edge_recorder.spool.policy import (
     Refusal,
     SpaceLimits,
@@ -43,7 +38,7 @@ from edge_recorder.spool.policy import (
     space_status,
 )
 from edge_recorder.spool.reader import RecordingReader
-from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef, list_segments
+from edge_recorder.spool.segments import SEGMENTS_DIR, SegmentRef
 from edge_recorder.spool.state import ChangeSignal, SpooledRecording
 from edge_recorder.status import BacklogStatus
 from edge_recorder.support.logs import get_logger
@@ -120,34 +115,12 @@ class SpoolCore:
         return spool
 
     def _load(self, environ: Mapping[str, str] | None) -> None:
-        stored = load_state(self.dir)  # ledger + journal, checked; bad: set aside
-        groups, strays = list_segments(self.segments_dir)
-        for stray in strays:
-            log.warning("unexpected file in spool segments dir", path=str(stray))
-        allow_create = stored.key_id is None and not groups
-        self._key, source = crypto.load_key(
-            self.config.key_file, allow_create=allow_create, environ=environ
-        )
-        kid = crypto.key_id(self._key)
-        if stored.key_id not in (None, kid):
-            raise crypto.SpoolKeyError(
-                f"spool key from {source} (id {kid}) is not the key this spool was written "
-                f"with (id {stored.key_id}); restore the original key"
-            )
-        self._ids = Identities(self._key)
-        try:
-            self.ledger = self._ids.from_disk(stored)
-            check_against_segments(self.ledger, groups)
-        except ValueError as exc:  # damage the file's shape could not show
-            self.ledger = set_aside(self.dir, str(exc))
-        self.ledger.key_id = kid
-        self._live = recover_all(self.ledger, groups, self._ops)
-        self._live.update(
-            adopt_orphans(self.ledger, groups, self._ops, self._clock(), self._header_of)
-        )
-        known = {live.uuid.hex for live in self._live.values()}
-        for stale in list_headers(self.dir) - known:  # a recording that never was
-            drop_header(self.dir, stale)
+        opened = read_spool(
+            self.dir, self.segments_dir, self.config.key_file,
+            environ=environ, ops=self._ops, now=self._clock,
+        )  # fmt: skip
+        self._key, self._ids, self.ledger = opened.key, opened.ids, opened.ledger
+        self._live, source = opened.recordings, opened.key_origin
         self._used = sum(live.disk_bytes for live in self._live.values())
         self._contexts().migrate(list(self.ledger.encounters))
         try:
@@ -442,9 +415,6 @@ class SpoolCore:
         if target is None or target in self.ledger.recordings or target in self.ledger.encounters:
             return target
         return next((c for c in self.ledger.encounters if self.ids.ref(c) == target), target)
-
-    def _header_of(self, recording_hex: str) -> RecordingHeader | None:
-        return read_header(self.dir, recording_hex, self.ids.header_cipher)
 
     def _contexts(self) -> EncounterContexts:
         if self._context_store is None:
