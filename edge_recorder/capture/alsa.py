@@ -15,7 +15,7 @@ Why it is shaped like this:
   how many frames (`avail`) were captured but not read yet, so the last frame we read ended
   at `tstamp - avail/rate`. The lost frames are the time between the end of the last block
   before the gap and the start of the first block after it, times the rate
-  (`sources.gap_frames`). Without usable PCM timestamps, time.monotonic() stands in.
+  (`base.gap_frames`). Without usable PCM timestamps, time.monotonic() stands in.
 - Between recordings (`set_idle(True)`, issue #24) nobody needs a block the moment it is
   captured: after a read that had to wait for its period (the thread is at the capture edge)
   the thread sleeps for half the ALSA buffer, then reads the periods captured meanwhile back
@@ -30,9 +30,7 @@ import errno
 import math
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
 
 from edge_recorder.audio.frames import (
     AudioFormat,
@@ -43,6 +41,7 @@ from edge_recorder.audio.frames import (
     Overrun,
     SourceEvent,
 )
+from edge_recorder.capture.alsa_pcm import AlsaPcm, DeviceError, Pcm, PcmOpener
 from edge_recorder.capture.base import (
     CaptureFormatError,
     CaptureStats,
@@ -50,7 +49,6 @@ from edge_recorder.capture.base import (
     LossReason,
     backoff_delays,
     card_name_of,
-    classify_alsa_error,
     explain_loss,
     gap_frames,
     period_frames,
@@ -67,91 +65,6 @@ DEFAULT_QUEUE_S = 10.0  # audio the consumer may fall behind before blocks are d
 DEFAULT_BACKOFF_INITIAL_S = 0.5
 DEFAULT_STALL_S = 1.0  # no read returning for this long = the device stalled (alarm < 2 s)
 _CLOCK_SANITY_S = 5.0  # PCM timestamps further than this from time.monotonic() are ignored
-
-
-class DeviceError(Exception):
-    """An ALSA open/read failure with its DeviceLost reason."""
-
-    def __init__(self, reason: LossReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class Pcm(Protocol):
-    """The slice of `alsaaudio.PCM` the source uses (a fake stands in for unit tests)."""
-
-    def read(self) -> tuple[int, bytes]: ...
-
-    def timestamp(self) -> tuple[float | None, int]: ...
-
-    def drop(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-PcmOpener = Callable[[str, AudioFormat, int, int], Pcm]
-
-
-class AlsaPcm:
-    """An opened `alsaaudio.PCM`, with ALSA errors turned into DeviceError."""
-
-    def __init__(self, device: str, fmt: AudioFormat, period: int, periods: int) -> None:
-        import alsaaudio
-
-        constants = {
-            "S16_LE": alsaaudio.PCM_FORMAT_S16_LE,
-            "S24_LE": alsaaudio.PCM_FORMAT_S24_LE,
-            "S32_LE": alsaaudio.PCM_FORMAT_S32_LE,
-        }
-        self._error = alsaaudio.ALSAAudioError
-        try:
-            self._pcm = alsaaudio.PCM(
-                type=alsaaudio.PCM_CAPTURE,
-                mode=alsaaudio.PCM_NORMAL,
-                device=device,
-                rate=fmt.rate,
-                channels=fmt.channels,
-                format=constants[fmt.sample_format],
-                periodsize=period,
-                periods=periods,
-            )
-        except alsaaudio.ALSAAudioError as exc:
-            raise DeviceError(classify_alsa_error(str(exc)), str(exc)) from None
-        self.monotonic = True
-        try:
-            self._pcm.set_tstamp_mode(alsaaudio.PCM_TSTAMP_ENABLE)
-            self._pcm.set_tstamp_type(alsaaudio.PCM_TSTAMP_TYPE_MONOTONIC)
-        except alsaaudio.ALSAAudioError:
-            self.monotonic = False
-        info: dict[str, Any] = self._pcm.info()
-        got = (info.get("rate"), info.get("channels"), info.get("format_name"))
-        if got != (fmt.rate, fmt.channels, fmt.sample_format):
-            self._pcm.close()
-            raise CaptureFormatError(
-                f"{device} gives {got[0]} Hz, {got[1]} ch, {got[2]} instead of {fmt.rate} Hz, "
-                f"{fmt.channels} ch, {fmt.sample_format}: use a plughw: name (or the "
-                "profile's values)"
-            )
-
-    def read(self) -> tuple[int, bytes]:
-        try:
-            result: tuple[int, bytes] = self._pcm.read()
-        except self._error as exc:
-            raise DeviceError(classify_alsa_error(str(exc)), str(exc)) from None
-        return result
-
-    def timestamp(self) -> tuple[float | None, int]:
-        """(CLOCK_MONOTONIC time of the newest captured frame or None, frames not yet read)."""
-        sec, nsec, avail = self._pcm.htimestamp()
-        stamp = sec + nsec / 1e9 if self.monotonic and (sec or nsec) else None
-        return stamp, int(avail)
-
-    def drop(self) -> None:
-        # Stops the stream; pyalsaaudio prepares it again on the next read().
-        self._pcm.drop()
-
-    def close(self) -> None:
-        self._pcm.close()
 
 
 def busy_holders(device: str, proc: Path = Path("/proc")) -> list[str]:

@@ -39,6 +39,8 @@ from edge_recorder.encounter.events import (
     WarnCleared,
     WarningKind,
 )
+from edge_recorder.encounter.health import HEALTH_EVENTS, Health, Refusal
+from edge_recorder.encounter.indicator import choose_indicator
 from edge_recorder.encounter.timers import OpenEncounter
 from edge_recorder.status import (
     CommandRequest,
@@ -52,14 +54,6 @@ from edge_recorder.status import (
 __all__ = ["EncounterController", "Limits", "Outcome"]
 
 Phase = Literal["idle", "recording", "paused", "stopping", "interrupted"]
-FAULT_ORDER: tuple[Fault, ...] = ("no_mic", "storage_error", "spool_full", "service_refusing")
-FAULT_MESSAGES: dict[Fault, str] = {
-    "no_mic": "no microphone: check that the mic is connected",
-    "storage_error": "the spool cannot be written: check the storage (see the log)",
-    "spool_full": "the spool is full: nothing can be stored until the backlog is delivered",
-    "service_refusing": "the service is refusing this device: check its credentials and ids",
-}
-Refusal = tuple[str, str]  # (code, human message)
 Refused = Refusal | None
 Fx = list[Effect]
 
@@ -84,11 +78,7 @@ class EncounterController:
         self.ref: EncounterRef = encounter_ref or _process_ref()
         self._phase: Phase = "idle"
         self._enc: OpenEncounter | None = None
-        self._faults: dict[Fault, str] = {}
-        self._spool_hard = False
-        self._silent = False
-        self._live_silent = False
-        self._delivery_disabled = False
+        self._health = Health()
         self._online = False
         self._backlog = 0
         self._identify_until: float | None = None
@@ -106,17 +96,7 @@ class EncounterController:
             ev.Shutdown: self._on_shutdown,
             ev.Tick: self._on_tick,
             ev.SpeechDetected: self._on_speech,
-            ev.MicLost: self._on_health,
-            ev.MicBack: self._on_health,
-            ev.DigitalSilence: self._on_health,
-            ev.LiveSilent: self._on_health,
-            ev.DeliveryDisabled: self._on_health,
-            ev.SpoolFull: self._on_health,
-            ev.SpoolOk: self._on_health,
-            ev.StorageFault: self._on_health,
-            ev.StorageOk: self._on_health,
-            ev.ServiceRefused: self._on_health,
-            ev.ServiceOk: self._on_health,
+            **dict.fromkeys(HEALTH_EVENTS, self._on_health),
             ev.Closed: self._on_closed,
             ev.Uplink: self._on_uplink,
             ev.ServiceLimits: self._on_limits,
@@ -135,7 +115,7 @@ class EncounterController:
     @property
     def state(self) -> EncounterState:
         phase = self._phase
-        if phase == "interrupted" or (phase == "idle" and self._faults):
+        if phase == "interrupted" or (phase == "idle" and self._health.faults):
             return "error"
         return phase
 
@@ -144,8 +124,8 @@ class EncounterController:
         if self.state != "error":
             return None
         if self._phase == "interrupted":
-            return self._capture_blocked() or "spool_full"
-        return next(f for f in FAULT_ORDER if f in self._faults)
+            return self._health.capture_blocked() or "spool_full"
+        return self._health.first_fault()
 
     @property
     def indicator(self) -> IndicatorName:
@@ -220,63 +200,27 @@ class EncounterController:
             recording_seq=enc.seq if enc and enc.seq else None,
         )
 
-    def _wanted_alarms(self) -> frozenset[str]:
-        names: set[str] = set(self._faults)
-        if self._silent and self._phase == "recording":
-            names.add("mic_silent")
-        if self._live_silent:
-            names.add("live_silent")
-        if self._delivery_disabled:
-            names.add("delivery_disabled")
-        return frozenset(names)
-
-    def _indicator_for(self, now: float) -> IndicatorName:
-        identify = self._identify_until is not None and now < self._identify_until
-        warned = bool(self._enc and self._enc.warned)
-        if self._phase == "recording":  # the light stays on: only overlays change
-            if self._alarms:
-                return "recording_alarm"
-            if warned:
-                return "recording_warning"
-            return "recording_identify" if identify else "recording"
-        if identify:
-            return "identify"
-        if self._phase == "paused":
-            return "warning" if warned else "paused"
-        if self._phase == "stopping":
-            return "stopping"
-        if self._phase == "interrupted" or self._faults or self._delivery_disabled:
-            return "error"  # not the backlog blink: nothing will be delivered
-        if self._backlog:
-            return "delivering" if self._online else "offline_buffering"
-        return "idle"
-
     def _sync(self, effects: list[Effect], now: float) -> None:
         """Append Alarm and Indicator effects for whatever changed since the last sync."""
-        wanted = self._wanted_alarms()
+        wanted = self._health.alarms(recording=self._phase == "recording")
         effects.extend(Alarm(name, False) for name in sorted(self._alarms - wanted))
         raised = sorted(wanted - self._alarms)
         effects.extend(Alarm(name, True) for name in raised)
         if raised:
             effects.append(Sound("alarm"))
         self._alarms = wanted
-        pattern = self._indicator_for(now)
+        pattern = choose_indicator(
+            self._phase,
+            identify=self._identify_until is not None and now < self._identify_until,
+            warned=bool(self._enc and self._enc.warned),
+            alarmed=bool(self._alarms),
+            faulted=bool(self._health.faults) or self._health.delivery_disabled,
+            backlog=self._backlog,
+            online=self._online,
+        )
         if pattern != self._shown:
             self._shown = pattern
             effects.append(Indicator(pattern))
-
-    def _start_blocked(self) -> Refusal | None:
-        for fault in FAULT_ORDER:
-            if fault in self._faults:
-                return fault, "cannot start: " + FAULT_MESSAGES[fault]
-        return None
-
-    def _capture_blocked(self) -> Fault | None:
-        if "no_mic" in self._faults:
-            return "no_mic"
-        if "storage_error" in self._faults:
-            return "storage_error"
-        return "spool_full" if self._spool_hard else None
 
     def _begin(self, context: StartContext | None, now: float, effects: list[Effect]) -> None:
         given = context.correlation_id if context else None
@@ -329,15 +273,10 @@ class EncounterController:
 
     def _reconcile(self, now: float, effects: list[Effect]) -> None:
         """Interrupt capture when a fault blocks it; resume by itself once it clears."""
-        blocked = self._capture_blocked()
-        if self._phase == "recording" and blocked is not None:
-            reasons: dict[Fault, CloseReason] = {
-                "no_mic": "mic_lost",
-                "storage_error": "storage_error",
-            }
-            reason = reasons.get(blocked, "spool_full")
+        reason = self._health.interrupt_reason()
+        if self._phase == "recording" and reason is not None:
             self._close(now, effects, reason, "interrupted")
-        elif self._phase == "interrupted" and blocked is None:
+        elif self._phase == "interrupted" and reason is None:
             self._open(now, effects)
 
     # --- event handlers: return a refusal or None after appending effects ------------------
@@ -364,7 +303,7 @@ class EncounterController:
             return self._busy()
         if self._phase != "idle":
             return "already_active", "an encounter is already in progress; stop it first"
-        blocked = self._start_blocked()
+        blocked = self._health.start_blocked()
         if blocked is None:
             self._begin(event.context, now, fx)
         return blocked
@@ -389,14 +328,14 @@ class EncounterController:
     def _on_resume(self, _: ev.Resume, now: float, fx: Fx) -> Refused:
         if self._phase == "recording":
             return "already_recording", "the encounter is already recording"
-        blocked = self._capture_blocked()
+        blocked = self._health.resume_blocked()
         if self._phase == "interrupted" and blocked is not None:
-            return blocked, "cannot resume: " + FAULT_MESSAGES[blocked]
+            return blocked
         refusal = self._busy()
         if refusal is not None:
             return refusal
         if blocked is not None:
-            return blocked, "cannot resume: " + FAULT_MESSAGES[blocked]
+            return blocked
         self._open(now, fx)
         return None
 
@@ -427,31 +366,7 @@ class EncounterController:
 
     def _on_health(self, event: ev.Event, now: float, fx: Fx) -> None:
         """Mic, spool and service signals: update the faults, then interrupt or resume."""
-        match event:
-            case ev.MicLost(detail=detail):
-                self._faults["no_mic"] = detail
-            case ev.SpoolFull(hard=hard):
-                self._faults["spool_full"] = "hard" if hard else "high-water"
-                self._spool_hard = hard
-            case ev.ServiceRefused(reason=reason):
-                self._faults["service_refusing"] = reason
-            case ev.DigitalSilence(active=active):
-                self._silent = active
-            case ev.LiveSilent(active=active):
-                self._live_silent = active
-            case ev.DeliveryDisabled(active=active):
-                self._delivery_disabled = active
-            case ev.MicBack():
-                self._faults.pop("no_mic", None)
-            case ev.SpoolOk():
-                self._faults.pop("spool_full", None)
-                self._spool_hard = False
-            case ev.StorageFault(reason=reason):
-                self._faults["storage_error"] = reason
-            case ev.StorageOk():
-                self._faults.pop("storage_error", None)
-            case ev.ServiceOk():
-                self._faults.pop("service_refusing", None)
+        self._health.apply(event)
         self._reconcile(now, fx)
 
     def _on_closed(self, _: ev.Closed, now: float, fx: Fx) -> Refused:

@@ -7,7 +7,8 @@ import errno
 from collections.abc import Iterator
 
 from edge_recorder.audio.frames import AudioFormat, DeviceBack, DeviceLost, EndOfStream, Frames
-from edge_recorder.capture.alsa import AlsaSource, DeviceError
+from edge_recorder.capture.alsa import AlsaSource
+from edge_recorder.capture.alsa_pcm import DeviceError
 from edge_recorder.capture.base import CaptureFormatError
 
 FMT = AudioFormat(16000, 1, "S16_LE")
