@@ -15,14 +15,8 @@ from edge_recorder.spool.context import CONTEXT_DIR, EncounterContexts
 from edge_recorder.spool.errors import SpoolError, SpoolFull, UnknownRecording, os_error
 from edge_recorder.spool.fileops import FileOps, OsFileOps
 from edge_recorder.spool.identity import Identities
-from edge_recorder.spool.journal import Journal, commit_ledger, encode
-from edge_recorder.spool.ledger import (
-    DELTA_ENTRIES,
-    Delta,
-    EncounterEntry,
-    LedgerData,
-    Notice,
-)
+from edge_recorder.spool.journal import Journal, commit_ledger
+from edge_recorder.spool.ledger import EncounterEntry, LedgerData
 from edge_recorder.spool.lock import REQUESTS_DIR, SpoolLock, take_requests
 from edge_recorder.spool.maintenance import (
     clear_retry,
@@ -30,6 +24,7 @@ from edge_recorder.spool.maintenance import (
     drop_entry,
 )
 from edge_recorder.spool.opening import read_spool
+from edge_recorder.spool.pending import PendingChanges
 from edge_recorder.spool.policy import (
     Refusal,
     SpaceLimits,
@@ -79,9 +74,7 @@ class SpoolCore:
         self._refused: Refusal | None = None  # the last append refused for space, until back
         self._dirty_since: float | None = None
         self._journal = Journal(config.dir, ops)
-        self._unsaved_recs: set[str] = set()  # changed since the last save (journal or full)
-        self._unsaved_encs: set[str] = set()
-        self._last_notice: Notice | None = None  # the newest notice already saved
+        self._pending = PendingChanges()  # changed since the last save (journal or full)
         # backlog(): (oldest created_at, quarantined) of the recordings held, kept until the
         # next ledger save or removal (every change to either goes through one of them)
         self._changes = 0
@@ -340,7 +333,7 @@ class SpoolCore:
         self._save(recs=[live.entry.id], encs=[live.entry.encounter])
 
     def _mark_dirty(self, recording_id: str) -> None:
-        self._unsaved_recs.add(recording_id)
+        self._pending.add(recs=[recording_id])
         now = self._monotonic()
         if self._dirty_since is None:
             self._dirty_since = now
@@ -355,8 +348,7 @@ class SpoolCore:
         new notices as one journal record, or, with `full` or when the journal is due, a
         compaction (journal.py). OS errors become SpoolDiskFull / SpoolIOError; what was
         not saved is saved with the next change."""
-        self._unsaved_recs.update(recs)
-        self._unsaved_encs.update(encs)
+        self._pending.add(recs, encs)
         self._changes += 1  # whatever changed, backlog() counts again
         try:
             if full or self._journal.due() or not self._append():
@@ -367,36 +359,16 @@ class SpoolCore:
             error = os_error(exc, "saving the spool ledger")
             self._write_failed(error)
             raise error from None
-        self._unsaved_recs.clear()
-        self._unsaved_encs.clear()
-        self._last_notice = self.ledger.notices[-1] if self.ledger.notices else None
+        self._pending.saved(self.ledger)
         self._dirty_since = None
 
     def _append(self) -> bool:
-        """One journal record for what changed; False when it is too big for one."""
-        if max(len(self._unsaved_encs), len(self._unsaved_recs)) > DELTA_ENTRIES:
-            return False  # e.g. many batched confirmations: a compaction says it all
-        notices = self._new_notices()
-        encs, recs, disk_notices = self.ids.delta_to_disk(
-            self.ledger, self._unsaved_encs, self._unsaved_recs, notices
-        )
-        delta = Delta(
-            encounters=encs, recordings=recs, next_order=self.ledger.next_order,
-            notices=disk_notices,
-        )  # fmt: skip
-        record = encode(delta)
+        """One journal record for what changed (pending.py); False when it is too big."""
+        record = self._pending.record(self.ledger, self.ids)
         if record is None:
             return False
         self._journal.append(record)
         return True
-
-    def _new_notices(self) -> list[Notice]:
-        """Notices added since the last save (all kept ones if that one was trimmed away)."""
-        notices = self.ledger.notices
-        for i in range(len(notices) - 1, -1, -1):
-            if notices[i] is self._last_notice:
-                return notices[i + 1 :]
-        return list(notices)
 
     # ---- who an encounter is (identity.py) -----------------------------------------------
     @property

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from edge_recorder.config.services.aas import AasConfig
 from edge_recorder.uplinks.aas.chunks import chunk_id_for_offset, chunk_plan, total_chunks
-from edge_recorder.uplinks.aas.grpc_stream import error_from_status
+from edge_recorder.uplinks.aas.grpc_errors import error_from_status
 from edge_recorder.uplinks.aas.identity import aas_identity
 from edge_recorder.uplinks.aas.rest import chunk_metadata, error_from_response
 from edge_recorder.uplinks.auth import _lifetime, _refresh_at, is_rejected_token
