@@ -31,6 +31,9 @@ import numpy.typing as npt
 
 from benchmarks import _audio
 from devtools.farfield import calibration, candidates, geometry, metrics, noise, oracle, scene
+from edge_recorder.audio.array import make_array_processor
+from edge_recorder.audio.array import spots as device_spots
+from edge_recorder.audio.array.calibration_file import ArrayCalibration
 from edge_recorder.audio.array.stft import BATCH
 
 F32 = npt.NDArray[np.float32]
@@ -44,6 +47,8 @@ MAX_ELEVATION_DEG = 30.0  # a move's direction: any azimuth, up to this far up o
 SHIPPED = ("mvdr", "mvdr-wpe")
 DESIGNS = {"spot": calibration.DESIGNS}  # beams per calibration (regions: REGION_DESIGNS)
 REGION_DESIGNS = ("mwf",)
+DEVICE_REGION_M = 0.05  # the shipped procedure: the spot and 4 points ~5 cm around it
+DEVICE_BATCH = 2  # as the array profiles ship (array_batch_hops)
 
 
 def _signal() -> Any:
@@ -190,6 +195,28 @@ def calibrate(
     return spots
 
 
+def device_calibration(
+    layout: Layout, snr_db: float, talkers: tuple[int, ...] = (0, 1)
+) -> ArrayCalibration:
+    """What `edge-recorder calibrate-array` writes, made by the device's own code
+    (`edge_recorder.audio.array.spots`) from the same simulated sweep recordings as
+    `calibrate` with `DEVICE_REGION_M`: the spot and 4 points around it, pooled."""
+    played = device_spots.sweep(SWEEP_S)
+    made = []
+    for k in talkers:
+        points = [layout.spot_rirs[k], *layout.region_rirs[DEVICE_REGION_M][k]]
+        measured = [
+            device_spots.measure_responses(
+                record_calibration(layout, p, 10 * k + i, snr_db), played
+            )
+            for i, p in enumerate(points)
+        ]
+        made.append(device_spots.spot_from_responses(f"spot-{k}", measured))
+    return ArrayCalibration(
+        spots=tuple(made), positions_m=layout.board, rate=RATE, created="2026-01-01T00:00:00Z"
+    )
+
+
 def test_scene(layout: Layout, move: float, seconds: float) -> scene.Scene:
     """A fresh conversation (another seed's sentences) with fresh noise, talkers moved."""
     n = int(seconds * RATE)
@@ -235,9 +262,11 @@ def _selection_accuracy(beam: calibration.CalibratedBeam, scn: scene.Scene) -> f
 
 
 def evaluate_layout(
-    layout: Layout, seconds: float, snr_db: float, calibrations: dict[str, list[Any]]
-) -> list[dict[str, Any]]:
-    """Every move: SI-SDR / STOI gains over the average for shipped kinds and calibrated beams."""
+    layout: Layout, seconds: float, snr_db: float, calibrations: dict[str, list[Any]],
+    device: dict[str, ArrayCalibration] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Every move: SI-SDR / STOI gains over the average for shipped kinds and calibrated beams
+    (the prototype's, and the device's `calibrated` kind at the profiles' 2-hop batches)."""
     module = candidates.array_module()[0]
     rows = []
     for move in MOVES_M:
@@ -259,6 +288,14 @@ def evaluate_layout(
             if cal_name == "spot":
                 forced = calibration.CalibratedBeam(spots, "mwf", forced=truth)
                 named.append(("spot mwf, true pick", forced))
+        for dev_name, made in (device or {}).items():
+            beam = make_array_processor(
+                "calibrated", layout.board, RATE, DEVICE_BATCH, calibration=made
+            )
+            named.append((dev_name, beam))
+        if device:
+            blind = make_array_processor("mvdr-wpe", layout.board, RATE, DEVICE_BATCH)
+            named.append(("mvdr-wpe, 2-hop batches", blind))
         for name, processor in named:
             output, cpu = candidates.run(processor, capture)
             sdr, stoi = _scores(ref, output, processor.delay_samples)
@@ -284,7 +321,15 @@ def run(
             cals = {"spot": calibrate(layout, cal_snr_db)}
             for radius in regions:
                 cals[f"region {radius * 100:g} cm"] = calibrate(layout, cal_snr_db, radius)
-            rows += evaluate_layout(layout, seconds, snr_db, cals)
+            device = {}
+            if DEVICE_REGION_M in regions:
+                device = {
+                    "device calibrated": device_calibration(layout, cal_snr_db),
+                    "device calibrated, 1st talker's spot only": device_calibration(
+                        layout, cal_snr_db, (0,)
+                    ),
+                }
+            rows += evaluate_layout(layout, seconds, snr_db, cals, device)
             print(
                 f"  calib: {profile} seed {seed}: {time.process_time() - t:.0f} s", file=sys.stderr
             )

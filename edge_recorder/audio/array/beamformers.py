@@ -65,6 +65,7 @@ class DasProcessor(StftBank):
         self._steering: C128 = steering(positions_m, self.tracker.direction, self.freqs)
         self.weights: C128 = self._steering / self.channels
         self.noise_frames: npt.NDArray[np.bool_] = np.zeros(0, bool)  # of the last window
+        self.speech_frames: npt.NDArray[np.bool_] = np.zeros(0, bool)  # of the last window
         self.adapt_hops = batch * -(-ADAPT_HOPS // batch)
         self._pending: list[C128] = []  # the drive's spectra of the open adaptation window
 
@@ -82,6 +83,7 @@ class DasProcessor(StftBank):
         """One adaptation step on (M, hops, F) spectra of the driving signal."""
         speech, noise = self.gate.update(drive)
         self.noise_frames = noise
+        self.speech_frames = speech
         self.tracker.update(drive, speech)
         if self._steered_at is not self.tracker.direction:
             self._steered_at = self.tracker.direction
@@ -107,6 +109,16 @@ class MvdrProcessor(DasProcessor):
         self._hops = 0
 
     def _adapt(self, drive: C128, noise: npt.NDArray[np.bool_], *, steered: bool) -> None:
+        count = self._update_noise(drive, noise)
+        self._stale = self._stale or steered or count > 0
+        before, self._hops = self._hops, self._hops + drive.shape[1]
+        if not self._stale or before // SOLVE_EVERY_HOPS == self._hops // SOLVE_EVERY_HOPS:
+            return  # the weights are solved on a fixed grid of hops: a fraction of the CPU
+        self._stale = False
+        self.weights = self._mvdr_weights()
+
+    def _update_noise(self, drive: C128, noise: npt.NDArray[np.bool_]) -> int:
+        """Fold the window's noise frames into the noise covariance; how many there were."""
         count = int(noise.sum())
         if count:
             xf = np.ascontiguousarray(drive.transpose(2, 0, 1)) * noise  # (F, M, B)
@@ -116,18 +128,17 @@ class MvdrProcessor(DasProcessor):
             else:
                 keep = NOISE_MEMORY**count
                 self._covariance = keep * self._covariance + (1.0 - keep) * batch
-        self._stale = self._stale or steered or count > 0
-        before, self._hops = self._hops, self._hops + drive.shape[1]
-        if not self._stale or before // SOLVE_EVERY_HOPS == self._hops // SOLVE_EVERY_HOPS:
-            return  # the weights are solved on a fixed grid of hops: a fraction of the CPU
-        self._stale = False
-        if self._covariance is None:  # no noise seen yet: delay-and-sum
-            self.weights = self._steering / self.channels
-            return
+        return count
+
+    def _mvdr_weights(self) -> C128:
+        """MVDR weights on the current steering (delay-and-sum before any noise was seen)."""
+        if self._covariance is None:
+            return self._steering / self.channels
         r = self._covariance
         power = np.trace(r, axis1=1, axis2=2).real / self.channels  # (F,)
         loaded = r + (LOADING * power + 1e-20)[:, None, None] * self._eye
         a = self._steering  # (F, M)
         z = np.linalg.solve(loaded, a[:, :, None])[:, :, 0]
         gain = np.einsum("fm,fm->f", a.conj(), z)
-        self.weights = z / gain[:, None]  # aᴴR⁻¹a is real: R is Hermitian
+        weights: C128 = z / gain[:, None]  # aᴴR⁻¹a is real: R is Hermitian
+        return weights
