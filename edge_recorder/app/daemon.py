@@ -39,6 +39,7 @@ from edge_recorder.app.extras import load_usable_config
 from edge_recorder.app.periodic import PeriodicWork, status_line
 from edge_recorder.app.recorder import MqttHandler, Recorder
 from edge_recorder.app.service import ServiceNotifier, WatchdogSupervisor, install_signal_handlers
+from edge_recorder.audio.array.stage import calibration_note
 from edge_recorder.capture.worker import AudioWorker
 from edge_recorder.config.loader import ConfigError, print_config_error
 from edge_recorder.config.model import Config
@@ -212,6 +213,7 @@ class Daemon(PeriodicWork):
             await self.control.start()
         except ControlError as exc:  # ctl will not work, but buttons and MQTT still do
             log.error("control socket unavailable", error=str(exc))
+        await asyncio.to_thread(calibration_note, cfg.audio)  # said at start, not at 1st recording
         self.worker.start()
         await asyncio.to_thread(self.worker.attempted.wait, READY_WAIT_S)
         self._delivery_task = loop.create_task(self.delivery.run(), name="delivery")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
+from edge_recorder.audio.array.stage import CALIBRATION_WARNING, last_calibration_note
 from edge_recorder.capture.worker import AudioWorker
 from edge_recorder.delivery.engine import DeliverySnapshot
 from edge_recorder.encounter import events as ev
@@ -145,7 +146,10 @@ class Recorder:
             mic=self.worker.mic,
             mqtt=self.fleet.counters() if self.fleet is not None else None,
         )
-        return self.controller.device_status(self.now(), base)
+        status = self.controller.device_status(self.now(), base)
+        if last_calibration_note() is not None:  # the reason: the log and `check`
+            status.warnings = [*status.warnings, CALIBRATION_WARNING]
+        return status
 
     def check_spool_before_start(self) -> None:
         """Tell the controller about a full spool before it admits a new encounter."""

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[CheckResult] = [CheckResult("config", "ok", f"{config_path(args)} is valid")]
     rows.extend(summary(config))
     rows.extend(CheckResult("audio profile", "warn", line) for line in _outvoted(args))
+    rows.extend(calibration_rows(config))
     delivery = delivery_row(config)
     rows.append(delivery)
     if args.probe:
@@ -86,6 +87,26 @@ def _outvoted(args: argparse.Namespace) -> list[str]:
 
     path = config_path(args)
     return outvoted(read_toml(path)) if path is not None and path.exists() else []
+
+
+def calibration_rows(config: Config) -> list[CheckResult]:
+    """With array_processing = "calibrated": is the room's calibration usable, or which blind
+    beam runs instead and why (a warning: the device records either way)."""
+    from edge_recorder.audio.array.stage import load_array_calibration, mic_positions_m
+    from edge_recorder.support.checks import CheckResult
+
+    audio = config.audio
+    if audio.array_processing != "calibrated":
+        return []
+    path = audio.array_calibration
+    calibration, reason = load_array_calibration(path, mic_positions_m(audio))
+    if calibration is None:
+        detail = f"not used: {reason}; using {audio.array_calibration_fallback}"
+        return [CheckResult("array calibration", "warn", detail)]
+    names = ", ".join(spot.name for spot in calibration.spots)
+    return [
+        CheckResult("array calibration", "ok", f"{path}: spots {names} ({calibration.created})")
+    ]
 
 
 def delivery_row(config: Config) -> CheckResult:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge_recorder.config.base import PositiveSeconds, SampleFormat, Section
 
@@ -52,7 +52,14 @@ class AudioConfig(Section):
         "The hardware profiles fill it; array processing needs it.",
     )
     array_processing: Literal[
-        "average", "das", "mvdr", "mvdr-postfilter", "wpe-mvdr", "mvdr-wpe", "mvdr-wpe-postfilter"
+        "average",
+        "das",
+        "mvdr",
+        "mvdr-postfilter",
+        "wpe-mvdr",
+        "mvdr-wpe",
+        "mvdr-wpe-postfilter",
+        "calibrated",
     ] = Field(
         "average",
         description="How the microphones become one signal. 'average': the mono mix above "
@@ -61,9 +68,28 @@ class AudioConfig(Section):
         "reverberation; 'mvdr' also nulls steady noise sources (fans, monitors); "
         "'mvdr-postfilter' then attenuates the noise left between words (at most 12 dB). "
         "'wpe-mvdr' and 'mvdr-wpe' also remove late reverberation (online WPE, before or "
-        "after the beam); 'mvdr-wpe-postfilter' does both. "
+        "after the beam); 'mvdr-wpe-postfilter' does both. 'calibrated' (opt-in) beams at "
+        "the talker spots measured in this room with `edge-recorder calibrate-array` "
+        "(array_calibration); without a usable calibration it runs "
+        "array_calibration_fallback and says so (log, check, status warning). "
         "All but 'average' need mic_positions_mm for at least 2 microphones and add live "
         "latency (array_batch_hops; the recording's timeline is unchanged).",
+    )
+    array_calibration: Path = Field(
+        Path("/var/lib/edge-recorder/array-calibration.npz"),
+        description="The room's array calibration for array_processing = 'calibrated', "
+        "written by `edge-recorder calibrate-array finish`; read again at the first "
+        "recording after it changes. Made for one room and one mounting: calibrate again "
+        "after moving the device or the furniture.",
+    )
+    array_calibration_fallback: Literal[
+        "average", "das", "mvdr", "mvdr-postfilter", "wpe-mvdr", "mvdr-wpe", "mvdr-wpe-postfilter"
+    ] = Field(
+        "mvdr-wpe",
+        description="The blind kind array_processing = 'calibrated' uses when the "
+        "calibration file is missing or refused (wrong geometry, damaged); never "
+        "'calibrated' itself. The hardware profiles set their own blind beam ('mvdr' on the "
+        "6-mic HAT, whose budget 'mvdr-wpe' exceeds).",
     )
     array_batch_hops: Literal[2, 4, 8] = Field(
         8,
@@ -88,6 +114,16 @@ class AudioConfig(Section):
     speed: float = Field(
         1.0, ge=0, description="Pace of simulated sources: 1.0 real time, 0 as fast as possible."
     )
+
+    @field_validator("array_calibration_fallback", mode="before")
+    @classmethod
+    def _blind_fallback(cls, value: object) -> object:
+        if value == "calibrated":  # said plainly: the Literal's own message lists the kinds
+            raise ValueError(
+                "the fallback is what runs when the calibration cannot be used: choose a "
+                "blind kind such as 'mvdr-wpe', not 'calibrated'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> AudioConfig:

@@ -44,6 +44,7 @@ PROFILE_AUDIO_KEYS = frozenset(
         "mic_positions_mm",
         "array_processing",
         "array_batch_hops",
+        "array_calibration_fallback",
         "gain_db",
         "dc_removal",
     }
@@ -62,7 +63,13 @@ PROFILE_PANEL_KEYS = frozenset(
 # When a config sets the key on the left itself, the profile's keys on the right no longer
 # fit it (6 weights for 2 channels, 3 pins for a single LED) and are not filled in.
 _PARTNERS = {
-    "channels": ("mix_weights", "mic_positions_mm", "array_processing", "array_batch_hops"),
+    "channels": (
+        "mix_weights",
+        "mic_positions_mm",
+        "array_processing",
+        "array_batch_hops",
+        "array_calibration_fallback",
+    ),
     "led": ("led_pins",),
 }
 _CARD_INDEX = re.compile(r"^(plug)?hw:(CARD=)?\d")  # same rule as audio.sources.uses_card_index

@@ -5,24 +5,121 @@
 recording gives the same output, bit for bit) holds with a beamformer too: one multichannel
 soxr stream resamples the mics, `DcBank` removes each mic's DC offset on the DC blocker's
 fixed grid, and the processor works on its own fixed batch grid.
+
+With "calibrated" the room's calibration file (`audio.array_calibration`) is read once per
+file version and checked against the configured geometry; a missing or refused file never
+stops a recording: the blind `audio.array_calibration_fallback` runs instead, and the reason
+is logged (once per reason), kept for the device status and shown by `edge-recorder check`.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import soxr
 
 from edge_recorder.audio.array import make_array_processor
+from edge_recorder.audio.array.calibration_file import (
+    ArrayCalibration,
+    CalibrationError,
+    load_calibration,
+)
 from edge_recorder.audio.frames import AudioFormat
 from edge_recorder.config.model import AudioConfig
+from edge_recorder.support.logs import get_logger
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 _DC_BLOCK = 256  # the grid of dsp.DcBlocker: the same cells, the same summation order
 _DC_CUTOFF_HZ = 20.0
+#: The device status warning while "calibrated" runs its fallback (the reason: log, check).
+CALIBRATION_WARNING = "array_calibration_fallback"
+
+log = get_logger(__name__)
+_Loaded = tuple[ArrayCalibration | None, str | None]  # the calibration, or why not
+_lock = threading.Lock()
+_loaded: dict[Path, tuple[tuple[int, int, int, bytes], _Loaded]] = {}  # per path, newest only
+_warned: set[str] = set()  # reasons already logged
+_last_note: list[str | None] = [None]  # the newest calibrated ArrayMix's note
+
+
+def mic_positions_m(config: AudioConfig) -> F64:
+    """audio.mic_positions_mm as (M, 3) metres, the array processors' unit."""
+    return np.array(config.mic_positions_mm, dtype=np.float64).reshape(-1, 3) / 1000.0
+
+
+def load_array_calibration(path: Path, positions_m: F64) -> _Loaded:
+    """The calibration at `path` for mics at `positions_m`, or None and why not.
+
+    Read once per file version (inode, mtime, size) and geometry: a recording does not
+    re-read it, and a new calibration is picked up at the next recording."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None, f"{path} does not exist (make it with `edge-recorder calibrate-array`)"
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror or exc}"
+    key = (st.st_ino, st.st_mtime_ns, st.st_size, positions_m.tobytes())
+    with _lock:
+        hit = _loaded.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    outcome: _Loaded
+    try:
+        outcome = load_calibration(path, positions_m), None
+        log.info(
+            "array calibration loaded",
+            calibration_file=str(path),
+            spots_count=len(outcome[0].spots),
+        )
+    except CalibrationError as exc:
+        outcome = None, str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+    except OSError as exc:
+        outcome = None, f"cannot read {path}: {exc.strerror or exc}"
+    except Exception as exc:  # a file the loader did not foresee must not stop a recording
+        outcome = None, f"{path} could not be read ({type(exc).__name__}: {exc})"
+    with _lock:
+        _loaded[path] = (key, outcome)
+    return outcome
+
+
+def calibration_note(config: AudioConfig) -> str | None:
+    """Why "calibrated" would run its fallback now (None: it would not, or another kind is
+    configured); reported as a recording would (log once, status), so the daemon can say it
+    at start-up rather than at the first recording."""
+    if config.array_processing != "calibrated":
+        return None
+    path = config.array_calibration
+    calibration, reason = load_array_calibration(path, mic_positions_m(config))
+    note = None if calibration is not None else _note(reason, config)
+    _record_outcome(note, path)
+    return note
+
+
+def last_calibration_note() -> str | None:
+    """The newest calibrated recording's fallback note (None: calibrated, or none yet)."""
+    return _last_note[0]
+
+
+def _note(reason: str | None, config: AudioConfig) -> str:
+    return f"array calibration not used: {reason}; using {config.array_calibration_fallback}"
+
+
+def _record_outcome(note: str | None, path: Path) -> None:
+    """Keep the note for the status; log a new reason once (a path and a reason: no PHI)."""
+    _last_note[0] = note
+    with _lock:
+        if note is None:
+            _warned.clear()  # a problem that comes back is news again
+            return
+        if note in _warned:
+            return
+        _warned.add(note)
+    log.warning(note, calibration_file=str(path))
 
 
 class DcBank:
@@ -93,7 +190,7 @@ class ArrayMix:
     """
 
     def __init__(self, config: AudioConfig, fmt: AudioFormat, scale: float, rate_out: int) -> None:
-        positions = np.array(config.mic_positions_mm, dtype=np.float64) / 1000.0
+        positions = mic_positions_m(config)
         self.mics = positions.shape[0]
         self._scale = np.float32(scale)
         self._resampler = (
@@ -102,9 +199,29 @@ class ArrayMix:
             else None
         )
         self._dc = DcBank(rate_out, self.mics) if config.dc_removal else None
-        self._processor = make_array_processor(
-            config.array_processing, positions, rate_out, batch=config.array_batch_hops
-        )
+        #: The kind actually running ("calibrated" may fall back) and why, if it differs.
+        self.kind_used: str = config.array_processing
+        self.note: str | None = None
+        calibration = None
+        if self.kind_used == "calibrated":
+            calibration, reason = load_array_calibration(config.array_calibration, positions)
+            if calibration is None:
+                self.kind_used, self.note = config.array_calibration_fallback, _note(reason, config)
+        try:
+            self._processor = make_array_processor(
+                self.kind_used,
+                positions,
+                rate_out,
+                batch=config.array_batch_hops,
+                calibration=calibration,
+            )
+        except CalibrationError as exc:  # the beam refused a calibration the loader passed
+            self.kind_used, self.note = config.array_calibration_fallback, _note(str(exc), config)
+            self._processor = make_array_processor(
+                self.kind_used, positions, rate_out, batch=config.array_batch_hops
+            )
+        if config.array_processing == "calibrated":
+            _record_outcome(self.note, config.array_calibration)
         self._drop = self._processor.delay_samples
         self.latency_s = self._processor.delay_samples / rate_out
 

@@ -1,0 +1,412 @@
+"""`edge-recorder calibrate-array sweep|measure|finish|show`: calibrate the array for its room.
+
+A technician plays a known sweep from a small loudspeaker at each talker spot (exam table,
+patient chair, clinician's stool) and at points ~5 cm around it; `measure` records the raw
+microphones (no DSP, no beam) and keeps each spot's impulse responses under --dir; `finish`
+turns them into the calibration file that `audio.array_processing = "calibrated"` beams with;
+`show` checks a file against the configured geometry. See docs/array-calibration.md.
+
+Exit codes: 0 done, 1 the measurement or the file failed (the message says what to do),
+2 a bad argument, 78 (EX_CONFIG) a config without the array's geometry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge_recorder.commands._common import add_config_argument
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from edge_recorder.config.model import Config
+
+    F64 = npt.NDArray[np.float64]
+
+DEFAULT_DIR = Path("/var/lib/edge-recorder/calibration")
+SPOT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+RATE = 16000
+SWEEP_PEAK_DBFS = -3.0
+SWEEP_S = (1.0, 30.0)  # the sweep's length, bounds
+RECORD_S = (2.0, 60.0)  # a measurement's length, bounds (and a WAV's)
+MAX_WAV_CHANNELS = 32
+MAX_MEASUREMENT_BYTES = 8 * 1024 * 1024  # one (M ≤ 8, ≤ 1 s) response set is ~100 kB
+MAX_MEASUREMENTS = 64  # per spot
+POOR_SNR_DB = 25.0  # below this, advice: louder (spots.sweep_snr_db: good ones read 40+)
+USAGE, FAILED = 2, 1
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "calibrate-array",
+        help="calibrate a mic array's beam for the room's talker spots (sweep, measure, ...)",
+        description="Measure the room's response from each talker spot with a loudspeaker "
+        "sweep, for audio.array_processing = 'calibrated' (docs/array-calibration.md).",
+    )
+    sub = parser.add_subparsers(dest="calibrate_command", metavar="ACTION", required=True)
+    p_sweep = sub.add_parser("sweep", help="write the sweep to play from the loudspeaker")
+    p_sweep.add_argument("output", type=Path, metavar="OUT.wav")
+    p_sweep.add_argument("--seconds", type=float, default=5.0, help="sweep length (default 5)")
+    p_measure = sub.add_parser("measure", help="record the sweep played at one spot")
+    p_measure.add_argument("--spot", required=True, help="spot name: a-z, 0-9, '-', '_'")
+    lengths = (("--seconds", 12.0, "how long to record"), ("--sweep-seconds", 5.0, "sweep length"))
+    for flag, default, what in lengths:
+        p_measure.add_argument(flag, type=float, default=default, help=f"{what} ({default:g})")
+    p_measure.add_argument("--from-wav", type=Path, metavar="FILE", help="a WAV made elsewhere")
+    p_measure.add_argument("--device", help="ALSA PCM name (overrides audio.device)")
+    p_finish = sub.add_parser("finish", help="build the calibration file from the measurements")
+    p_finish.add_argument("--out", type=Path, metavar="PATH", help="audio.array_calibration")
+    p_show = sub.add_parser("show", help="check a calibration file against the geometry")
+    p_show.add_argument("path", type=Path, nargs="?", metavar="PATH")
+    for p in (p_measure, p_finish):
+        p.add_argument(
+            "--dir", type=Path, default=DEFAULT_DIR, help=f"measurements (default {DEFAULT_DIR})"
+        )
+    for p in (p_measure, p_finish, p_show):
+        add_config_argument(p)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    actions = {"sweep": _sweep, "measure": _measure, "finish": _finish, "show": _show}
+    try:
+        return actions[args.calibrate_command](args)
+    except _Refused as exc:
+        print(f"edge-recorder calibrate-array {args.calibrate_command}: {exc}", file=sys.stderr)
+        return exc.code
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, code: int = FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import numpy as np
+    import soundfile
+
+    from edge_recorder.audio.array.spots import SWEEP_BAND_HZ, sweep
+
+    _bounded("--seconds", args.seconds, SWEEP_S)
+    signal = sweep(args.seconds, RATE)
+    signal = signal * (10 ** (SWEEP_PEAK_DBFS / 20) / float(np.max(np.abs(signal))))
+    try:
+        soundfile.write(args.output, signal, RATE, subtype="PCM_16", format="WAV")
+    except (OSError, RuntimeError) as exc:  # soundfile raises its own error for a bad path
+        raise _Refused(f"cannot write {args.output}: {exc}") from None
+    low, high = SWEEP_BAND_HZ
+    print(
+        f"wrote {args.output}: {args.seconds:g} s sweep {low:g}-{high:g} Hz, 16 kHz mono PCM16, "
+        f"peak {SWEEP_PEAK_DBFS:g} dBFS. Play it at ~70 dB from a small loudspeaker at mouth "
+        "height on each spot while `calibrate-array measure` records."
+    )
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from edge_recorder.audio.array.calibration_file import CalibrationError
+    from edge_recorder.audio.array.spots import measure_responses, spot_from_responses, sweep
+    from edge_recorder.audio.array.spots import sweep_snr_db as snr_of
+
+    if not SPOT_NAME.fullmatch(args.spot):
+        raise _Refused(
+            f"spot name {args.spot!r}: use 1-32 of a-z, 0-9, '-', '_' (e.g. exam-table)", USAGE
+        )
+    _bounded("--sweep-seconds", args.sweep_seconds, SWEEP_S)
+    _bounded("--seconds", args.seconds, RECORD_S)
+    if args.from_wav is None and args.seconds < args.sweep_seconds + 2:
+        raise _Refused("--seconds must leave time to start the sweep: sweep + 2 s at least", USAGE)
+    config = _config(args)
+    positions = _positions(config)
+    mics = positions.shape[0]
+    if args.from_wav is not None:
+        (channels, rate), where = _read_wav(args.from_wav, mics), str(args.from_wav)
+    else:
+        channels, rate, where = _capture(config, args, mics)
+    recording = _to_16k(channels, rate)
+    try:
+        responses = measure_responses(recording, sweep(args.sweep_seconds, RATE))
+        direction = _direction(spot_from_responses(args.spot, [responses]).arrivals_s, positions)
+    except CalibrationError as exc:
+        raise _Refused(f"{where}: {exc}") from None
+    snr = snr_of(responses)
+    path = _store(args.dir, args.spot, responses, positions, snr)
+    print(f"spot {args.spot}: measurement {path.name} from {where} ({mics} mics) -> {path}")
+    print(f"direction: {direction}")
+    print(f"sweep SNR: {snr:.1f} dB")
+    if snr < POOR_SNR_DB:
+        print(
+            f"advice: the sweep is barely above the noise (< {POOR_SNR_DB:g} dB): play it "
+            "louder (~70 dB at 1 m), switch off fans and talk, and measure again"
+        )
+    count = len(_measurements(args.dir).get(args.spot, []))
+    if count < 5:
+        print(f"next: {5 - count} more at points ~5 cm around the spot, then `finish`")
+    return 0
+
+
+def _finish(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from edge_recorder.audio.array.calibration_file import (
+        ArrayCalibration,
+        CalibrationError,
+        save_calibration,
+    )
+    from edge_recorder.audio.array.spots import spot_from_responses
+
+    config = _config(args)
+    positions = _positions(config)
+    out: Path = args.out or config.audio.array_calibration
+    found = _measurements(args.dir)
+    if not found:
+        raise _Refused(f"no measurements in {args.dir}: run `calibrate-array measure` first")
+    spots, lines = [], []
+    try:
+        for name, paths in sorted(found.items()):
+            spot = spot_from_responses(name, [_load(p, positions) for p in paths])
+            spots.append(spot)
+            few = (
+                "  (fewer than 5 points: gains fall faster off the spot)" if len(paths) < 5 else ""
+            )
+            lines.append(
+                f"  {name:<16} {len(paths)} measurement(s), "
+                f"{_direction(spot.arrivals_s, positions)}{few}"
+            )
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        save_calibration(out, ArrayCalibration(tuple(spots), positions, RATE, created))
+        _hand_over(out)
+    except (CalibrationError, OSError) as exc:
+        raise _Refused(str(exc)) from None
+    print(f"wrote {out}: {len(spots)} spot(s), {positions.shape[0]} mics, {created}")
+    print("\n".join(lines))
+    print("to use it, set in the config file's [audio] section (then restart the service):")
+    print('  array_processing = "calibrated"')
+    if out != config.audio.array_calibration:
+        print(f'  array_calibration = "{out}"')
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from edge_recorder.audio.array.calibration_file import CalibrationError, load_calibration
+
+    config = _config(args)
+    positions = _positions(config)
+    path: Path = args.path or config.audio.array_calibration
+    if not path.exists():
+        raise _Refused(f"{path} does not exist (make it with `calibrate-array finish`)")
+    try:
+        calibration = load_calibration(path, positions)
+    except (CalibrationError, OSError) as exc:
+        raise _Refused(str(exc)) from None
+    print(
+        f"{path}: valid for this array ({positions.shape[0]} mics), "
+        f"{len(calibration.spots)} spot(s), {calibration.rate} Hz, made {calibration.created}"
+    )
+    for spot in calibration.spots:
+        print(f"  {spot.name:<16} {_direction(spot.arrivals_s, positions)}")
+    used = config.audio.array_processing == "calibrated" and path == config.audio.array_calibration
+    print("in use: yes" if used else 'in use: no (set audio.array_processing = "calibrated")')
+    return 0
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _bounded(name: str, value: float, bounds: tuple[float, float]) -> None:
+    if not bounds[0] <= value <= bounds[1]:
+        raise _Refused(f"{name} must be {bounds[0]:g}-{bounds[1]:g} s, not {value:g}", USAGE)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    from edge_recorder.commands.record import load_optional_config
+
+    return load_optional_config(args)
+
+
+def _positions(config: Config) -> F64:
+    """The configured mics in metres, or exit 78: calibration needs the array's geometry."""
+    from edge_recorder.audio.array.stage import mic_positions_m
+    from edge_recorder.config.loader import EX_CONFIG, ConfigError, print_config_error
+
+    positions = mic_positions_m(config.audio)
+    if positions.shape[0] < 2:
+        print_config_error(
+            ConfigError(
+                [
+                    "audio.mic_positions_mm: calibrate-array needs the geometry of at least "
+                    f"2 microphones (it lists {positions.shape[0]}); set audio.profile"
+                ]
+            )
+        )
+        raise SystemExit(EX_CONFIG)
+    return positions
+
+
+def _read_wav(path: Path, mics: int) -> tuple[F64, int]:
+    """The WAV's first `mics` channels as (frames, mics) and its rate, bounded."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+    except Exception as exc:  # soundfile raises its own error type for unreadable files
+        raise _Refused(f"cannot read {path}: {exc}") from None
+    if not mics <= info.channels <= MAX_WAV_CHANNELS:
+        raise _Refused(
+            f"{path} has {info.channels} channel(s); the array has {mics} mics, which must be "
+            f"its first {mics} channels (at most {MAX_WAV_CHANNELS})"
+        )
+    if not 8000 <= info.samplerate <= 192000:
+        raise _Refused(f"{path}: rate {info.samplerate} Hz is not 8-192 kHz")
+    seconds = info.frames / info.samplerate
+    if not RECORD_S[0] <= seconds <= RECORD_S[1]:
+        raise _Refused(f"{path} is {seconds:.1f} s long: {RECORD_S[0]:g}-{RECORD_S[1]:g} s")
+    data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    return data[:, :mics], int(rate)
+
+
+def _capture(config: Config, args: argparse.Namespace, mics: int) -> tuple[F64, int, str]:
+    """--seconds of the configured source's raw mic channels (frames, mics), as `record`."""
+    import time
+
+    import numpy as np
+
+    from edge_recorder.audio.frames import DeviceLost, EndOfStream, Frames
+    from edge_recorder.capture.registry import open_source
+
+    audio = config.audio.model_copy(update={"device": args.device} if args.device else {})
+    where = audio.device if audio.source == "alsa" else f"{audio.source} source"
+    try:
+        source = open_source(audio)
+    except (ValueError, OSError) as exc:
+        raise _Refused(f"cannot open the source: {exc}") from None
+    fmt = source.format
+    if fmt.channels < mics:
+        raise _Refused(f"{where} delivers {fmt.channels} channel(s) for {mics} mics")
+    wanted = round(args.seconds * fmt.rate)
+    blocks: list[npt.NDArray[np.float32]] = []
+    got, problem = 0, "no audio arrived"
+    print(f"recording {args.seconds:g} s from {where}: play the sweep now", flush=True)
+    deadline = time.monotonic() + args.seconds + 10.0
+    source.start()
+    try:
+        while got < wanted and time.monotonic() < deadline:
+            item = source.read(timeout=0.5)
+            if isinstance(item, Frames):
+                block = item.as_float32()[: wanted - got, :mics]
+                blocks.append(block)
+                got += block.shape[0]
+            elif isinstance(item, DeviceLost):  # busy, missing: its message says what to do
+                problem = item.message
+                break
+            elif isinstance(item, EndOfStream):
+                break
+    finally:
+        source.stop()
+    if got < wanted:
+        raise _Refused(f"only {got / fmt.rate:.2f} s recorded from {where}: {problem}")
+    return np.concatenate(blocks).astype(np.float64), fmt.rate, where
+
+
+def _to_16k(channels: F64, rate: int) -> F64:
+    """(frames, M) at `rate` → (M, N) at 16 kHz, soxr HQ like the pipeline."""
+    import numpy as np
+    import soxr
+
+    if rate != RATE:
+        channels = soxr.resample(channels, rate, RATE, quality="HQ")
+    return np.ascontiguousarray(np.asarray(channels, np.float64).T)
+
+
+def _direction(arrivals_s: F64, positions: F64) -> str:
+    """The spot's direction as the beam sees it (the plane wave fitting its arrival times),
+    in the board's frame: azimuth from +x towards +y, elevation up out of the board."""
+    import numpy as np
+
+    from edge_recorder.audio.array.calibrated import spot_direction
+
+    u = spot_direction(positions, np.asarray(arrivals_s, np.float64))
+    azimuth = math.degrees(math.atan2(float(u[1]), float(u[0]))) % 360
+    elevation = math.degrees(math.asin(max(-1.0, min(1.0, float(u[2])))))
+    return f"azimuth {azimuth:.0f}°, elevation {elevation:.0f}° (board frame)"
+
+
+def _measurements(directory: Path) -> dict[str, list[Path]]:
+    """NAME-<n>.npz files under `directory` by spot name, in measurement order."""
+    found: dict[str, list[tuple[int, Path]]] = {}
+    if directory.is_dir():
+        for path in directory.glob("*.npz"):
+            match = re.fullmatch(r"(.+)-(\d{1,4})\.npz", path.name)
+            if match and SPOT_NAME.fullmatch(match[1]):
+                found.setdefault(match[1], []).append((int(match[2]), path))
+    return {name: [p for _, p in sorted(items)] for name, items in found.items()}
+
+
+def _store(directory: Path, spot: str, responses: F64, positions: F64, snr: float) -> Path:
+    """NAME-<n>.npz with the next free n, written whole (temp file, then rename)."""
+    import os
+
+    import numpy as np
+
+    taken = _measurements(directory).get(spot, [])
+    if len(taken) >= MAX_MEASUREMENTS:
+        raise _Refused(f"{spot} has {len(taken)} measurements already: delete some in {directory}")
+    number = 1 + max((int(p.stem.rsplit("-", 1)[1]) for p in taken), default=0)
+    path = directory / f"{spot}-{number}.npz"
+    tmp = directory / f".{spot}-{number}.tmp.npz"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            np.savez(f, responses=responses, positions_m=positions, snr_db=np.float64(snr))
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+        _hand_over(path)
+    except OSError as exc:
+        raise _Refused(f"cannot store the measurement in {directory}: {exc}") from None
+    return path
+
+
+def _hand_over(path: Path) -> None:
+    """Readable by the service: 0640, and (run with sudo) owned like its directory, which
+    is the service user's state directory. Else the daemon, not root, could not read it
+    and would run its fallback."""
+    import os
+
+    path.chmod(0o640)
+    folder = path.parent.stat()
+    if os.geteuid() == 0 and path.stat().st_uid != folder.st_uid:
+        os.chown(path, folder.st_uid, folder.st_gid)
+
+
+def _load(path: Path, positions: F64) -> F64:
+    """One stored response set, checked: its size, shape and the array it was made with."""
+    import numpy as np
+
+    from edge_recorder.audio.array.calibration_file import CalibrationError
+
+    if path.stat().st_size > MAX_MEASUREMENT_BYTES:
+        raise CalibrationError(f"{path} is too large to be a measurement: delete it")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            responses = np.asarray(data["responses"], np.float64)
+            made_on = np.asarray(data["positions_m"], np.float64)
+    except Exception as exc:  # not an npz (BadZipFile), a .npy, missing keys: all the same
+        raise CalibrationError(f"{path} is not a measurement ({exc!r}): delete it") from None
+    if made_on.shape != positions.shape or np.max(np.abs(made_on - positions)) > 0.002:
+        raise CalibrationError(
+            f"{path} was measured with another mic layout than audio.mic_positions_mm: "
+            "measure again or delete it"
+        )
+    if responses.ndim != 2 or responses.shape[0] != positions.shape[0]:
+        raise CalibrationError(f"{path}: responses of shape {responses.shape}: delete it")
+    if not np.all(np.isfinite(responses)):
+        raise CalibrationError(f"{path} holds non-finite values: delete it")
+    return responses
