@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge_recorder.commands._calibration_store import (
+    SPOT_NAME,
+    hand_over,
+    load_measurement,
+    measurements,
+    store_measurement,
+)
 from edge_recorder.commands._common import add_config_argument
 
 if TYPE_CHECKING:
@@ -30,14 +36,11 @@ if TYPE_CHECKING:
     F64 = npt.NDArray[np.float64]
 
 DEFAULT_DIR = Path("/var/lib/edge-recorder/calibration")
-SPOT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 RATE = 16000
 SWEEP_PEAK_DBFS = -3.0
 SWEEP_S = (1.0, 30.0)  # the sweep's length, bounds
 RECORD_S = (2.0, 60.0)  # a measurement's length, bounds (and a WAV's)
 MAX_WAV_CHANNELS = 32
-MAX_MEASUREMENT_BYTES = 8 * 1024 * 1024  # one (M ≤ 8, ≤ 1 s) response set is ~100 kB
-MAX_MEASUREMENTS = 64  # per spot
 POOR_SNR_DB = 25.0  # below this, advice: louder (spots.sweep_snr_db: good ones read 40+)
 USAGE, FAILED = 2, 1
 
@@ -137,7 +140,10 @@ def _measure(args: argparse.Namespace) -> int:
     except CalibrationError as exc:
         raise _Refused(f"{where}: {exc}") from None
     snr = snr_of(responses)
-    path = _store(args.dir, args.spot, responses, positions, snr)
+    try:
+        path = store_measurement(args.dir, args.spot, responses, positions, snr)
+    except CalibrationError as exc:
+        raise _Refused(str(exc)) from None
     print(f"spot {args.spot}: measurement {path.name} from {where} ({mics} mics) -> {path}")
     print(f"direction: {direction}")
     print(f"sweep SNR: {snr:.1f} dB")
@@ -146,7 +152,7 @@ def _measure(args: argparse.Namespace) -> int:
             f"advice: the sweep is barely above the noise (< {POOR_SNR_DB:g} dB): play it "
             "louder (~70 dB at 1 m), switch off fans and talk, and measure again"
         )
-    count = len(_measurements(args.dir).get(args.spot, []))
+    count = len(measurements(args.dir).get(args.spot, []))
     if count < 5:
         print(f"next: {5 - count} more at points ~5 cm around the spot, then `finish`")
     return 0
@@ -165,13 +171,13 @@ def _finish(args: argparse.Namespace) -> int:
     config = _config(args)
     positions = _positions(config)
     out: Path = args.out or config.audio.array_calibration
-    found = _measurements(args.dir)
+    found = measurements(args.dir)
     if not found:
         raise _Refused(f"no measurements in {args.dir}: run `calibrate-array measure` first")
     spots, lines = [], []
     try:
         for name, paths in sorted(found.items()):
-            spot = spot_from_responses(name, [_load(p, positions) for p in paths])
+            spot = spot_from_responses(name, [load_measurement(p, positions) for p in paths])
             spots.append(spot)
             few = (
                 "  (fewer than 5 points: gains fall faster off the spot)" if len(paths) < 5 else ""
@@ -182,7 +188,7 @@ def _finish(args: argparse.Namespace) -> int:
             )
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         save_calibration(out, ArrayCalibration(tuple(spots), positions, RATE, created))
-        _hand_over(out)
+        hand_over(out)
     except (CalibrationError, OSError) as exc:
         raise _Refused(str(exc)) from None
     print(f"wrote {out}: {len(spots)} spot(s), {positions.shape[0]} mics, {created}")
@@ -336,77 +342,3 @@ def _direction(arrivals_s: F64, positions: F64) -> str:
     azimuth = math.degrees(math.atan2(float(u[1]), float(u[0]))) % 360
     elevation = math.degrees(math.asin(max(-1.0, min(1.0, float(u[2])))))
     return f"azimuth {azimuth:.0f}°, elevation {elevation:.0f}° (board frame)"
-
-
-def _measurements(directory: Path) -> dict[str, list[Path]]:
-    """NAME-<n>.npz files under `directory` by spot name, in measurement order."""
-    found: dict[str, list[tuple[int, Path]]] = {}
-    if directory.is_dir():
-        for path in directory.glob("*.npz"):
-            match = re.fullmatch(r"(.+)-(\d{1,4})\.npz", path.name)
-            if match and SPOT_NAME.fullmatch(match[1]):
-                found.setdefault(match[1], []).append((int(match[2]), path))
-    return {name: [p for _, p in sorted(items)] for name, items in found.items()}
-
-
-def _store(directory: Path, spot: str, responses: F64, positions: F64, snr: float) -> Path:
-    """NAME-<n>.npz with the next free n, written whole (temp file, then rename)."""
-    import os
-
-    import numpy as np
-
-    taken = _measurements(directory).get(spot, [])
-    if len(taken) >= MAX_MEASUREMENTS:
-        raise _Refused(f"{spot} has {len(taken)} measurements already: delete some in {directory}")
-    number = 1 + max((int(p.stem.rsplit("-", 1)[1]) for p in taken), default=0)
-    path = directory / f"{spot}-{number}.npz"
-    tmp = directory / f".{spot}-{number}.tmp.npz"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as f:
-            np.savez(f, responses=responses, positions_m=positions, snr_db=np.float64(snr))
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-        _hand_over(path)
-    except OSError as exc:
-        raise _Refused(f"cannot store the measurement in {directory}: {exc}") from None
-    return path
-
-
-def _hand_over(path: Path) -> None:
-    """Readable by the service: 0640, and (run with sudo) owned like its directory, which
-    is the service user's state directory. Else the daemon, not root, could not read it
-    and would run its fallback."""
-    import os
-
-    path.chmod(0o640)
-    folder = path.parent.stat()
-    if os.geteuid() == 0 and path.stat().st_uid != folder.st_uid:
-        os.chown(path, folder.st_uid, folder.st_gid)
-
-
-def _load(path: Path, positions: F64) -> F64:
-    """One stored response set, checked: its size, shape and the array it was made with."""
-    import numpy as np
-
-    from edge_recorder.audio.array.calibration_file import CalibrationError
-
-    if path.stat().st_size > MAX_MEASUREMENT_BYTES:
-        raise CalibrationError(f"{path} is too large to be a measurement: delete it")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            responses = np.asarray(data["responses"], np.float64)
-            made_on = np.asarray(data["positions_m"], np.float64)
-    except Exception as exc:  # not an npz (BadZipFile), a .npy, missing keys: all the same
-        raise CalibrationError(f"{path} is not a measurement ({exc!r}): delete it") from None
-    if made_on.shape != positions.shape or np.max(np.abs(made_on - positions)) > 0.002:
-        raise CalibrationError(
-            f"{path} was measured with another mic layout than audio.mic_positions_mm: "
-            "measure again or delete it"
-        )
-    if responses.ndim != 2 or responses.shape[0] != positions.shape[0]:
-        raise CalibrationError(f"{path}: responses of shape {responses.shape}: delete it")
-    if not np.all(np.isfinite(responses)):
-        raise CalibrationError(f"{path} holds non-finite values: delete it")
-    return responses
