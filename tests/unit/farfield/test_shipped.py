@@ -19,3 +19,18 @@ def test_every_profile_that_ships_a_beam_is_measured_with_its_own_settings() -> 
     )
     assert result.cpu_per_s > 0 and set(result.stages) == {"dsp", "vad", "encode"}
     assert result.stages["dsp"] > 0 and result.stages["vad"] > 0  # the beam and Silero ran
+
+
+def test_the_opt_in_calibrated_beam_is_measured_with_a_valid_calibration() -> None:
+    """The calibration must load: a refused one would time the fallback, not the beam."""
+    from edge_recorder.audio.array.calibration_file import check_calibration
+    from edge_recorder.audio.array.stage import last_calibration_note
+
+    made = shipped.synthetic_calibration(
+        load_profile("respeaker-4mic-array").audio["mic_positions_mm"], 3
+    )
+    check_calibration(made)  # raises on an invalid one
+    assert len(made.spots) == 3
+    result = shipped.measure("respeaker-4mic-array", seconds=0.5, repeats=1, calibrated_spots=3)
+    assert result.kind == "calibrated" and result.stages["dsp"] > 0
+    assert last_calibration_note() is None  # the beam ran, not its fallback
