@@ -24,18 +24,24 @@ directions lost 1-4 dB to wrong picks.
 Nowhere near a spot: a calibrated beam aimed at the wrong spot is far worse than a blind
 one (-13 dB SI-SDR against the blind MVDR's -1.6 dB for a talker 90° off, the unit test's
 room), and the likelihood only ranks the spots. So when the SRP-PHAT tracker (the blind
-beams' own) points more than `FALLBACK_DEG` away from where it hears the selected spot, the
-beam switches at once to the plain MVDR weights steered by the tracker, re-solved on the
-same grid from the same covariance as `MvdrProcessor`: from the next solve on, the output is
-the shipped `mvdr`'s bit for bit. "Where it hears the spot" is the tracker itself run on
-frames drawn from the spot's Ψ (`heard_direction`), not the plane wave of its arrival times:
-in simulated rooms (RT60 0.5 s, 5 dB SNR, 5 layouts) the live tracker's angle to it for a
-talker on the spot was 3-6° median, ≤ 10° at the 90th percentile, against 5-15° / 7-20° to
-the plane-wave fit (the 4-mic board's reverberant bias). The calibrated beam stops beating
-the MVDR 5-15° (10-35 cm) off the spot, so 15°: talkers 20-30° off get the MVDR in 82-95 %
-of windows (worst -0.7 dB against it, against -1.6 dB with 25° on the plane-wave fit) and
-at the spot it cost ≤ 2 % of windows. Between 10 and 15° off the beam still loses up to
-~1 dB against the MVDR: a limit of an angle test.
+beams' own) points more than `FALLBACK_DEG` away from where it hears every calibrated spot,
+the beam switches to the MVDR weights steered by the tracker (`MvdrProcessor`'s, from the
+same covariance on the same grid) times the single-channel Wiener gain φ/(φ + σ²) of their
+output. Two choices there came from the honest evaluation (`bench_farfield
+--calibration-honest`, conversations of a calibrated and an uncalibrated talker):
+- "every spot", not "the selected spot": the tracker needs two windows to follow a change of
+  talker while the likelihood switches spots at once, so the old rule fell back to an MVDR
+  steered at the previous talker at every turn (0.8 dB lost at the spot);
+- the Wiener gain: the calibrated beam is a Wiener filter (its output is below the direct
+  sound in noisy bins) and the plain MVDR is distortionless, so a recording alternating
+  between them changed level at every turn, which cost 1-4 dB SI-SDR in conversations with
+  one calibrated talker, more than the fallback saved.
+"Where it hears the spot" is the tracker itself run on frames drawn from the spot's Ψ
+(`heard_direction`), not the plane wave of its arrival times: in simulated rooms (RT60 0.5 s,
+5 dB SNR, 5 layouts) the live tracker's angle to it for a talker on the spot was 3-6°
+median, ≤ 10° at the 90th percentile, against 5-15° / 7-20° to the plane-wave fit (the 4-mic
+board's reverberant bias). The calibrated beam stops beating the MVDR 5-15° (10-35 cm) off
+the spot, hence 15°.
 
 Everything adapts on `MvdrProcessor`'s windows of ≥ 8 hops and solves on its 16-hop grid
 (or at once when the spot or the fallback changes), so small batches do not multiply the
@@ -111,7 +117,8 @@ def heard_direction(positions_m: F64, freqs: F64, rate: int, spot: Spot) -> F64:
 
 
 class CalibratedBeam(MvdrProcessor):
-    """The calibrated spots' Wiener beam, with the tracker-steered MVDR as blind fallback."""
+    """The calibrated spots' Wiener beam, with the tracker-steered MVDR (and a Wiener gain)
+    as the fallback off every spot."""
 
     def __init__(
         self, positions_m: F64, rate: int, batch: int, calibration: ArrayCalibration
@@ -126,6 +133,7 @@ class CalibratedBeam(MvdrProcessor):
         self._h: C128 = np.stack([s.h for s in spots])  # (K, F, M)
         self._psi: C128 = np.stack([s.psi for s in spots])  # (K, F, M, M)
         self._psi_gain: F64 = np.trace(self._psi, axis1=2, axis2=3).real / self.channels
+        self._psi_gain_floor: F64 = np.maximum(self._psi_gain, 1e-30)  # φ's divisor per spot
         self._bins = np.flatnonzero(self.tracker.band)[::SELECT_STRIDE]
         self._psi_band: C128 = np.ascontiguousarray(self._psi[:, self._bins])
         self._psi_band_trace: F64 = np.trace(self._psi_band, axis1=2, axis2=3).real
@@ -133,8 +141,22 @@ class CalibratedBeam(MvdrProcessor):
             [heard_direction(positions_m, self.freqs, rate, s) for s in spots]
         )
         self._phi: F64 = np.zeros((len(spots), self.freqs.size))  # direct-speech power per spot
+        self._phi_updates = [0] * len(spots)  # per spot: how often φ changed (the solve cache)
+        self._phi_blind: F64 = np.zeros(self.freqs.size)  # speech power over noise, per mic
+        self._phi_blind_updates = 0
+        # Solved weights per (blind, spot) with the inputs they were solved from: a solve on
+        # the same inputs gives the same bits, so it is skipped (most ticks, spot flips back).
+        self._solved: dict[tuple[bool, int], tuple[tuple[int, int, int], C128]] = {}
+        self._seen: list[object] = [None, None]  # the covariance and steering `_solve` last saw
+        self._generations = [0, 0]  # and how often each was replaced
+        # The loaded noise covariance and its per-bin figures, for the covariance object
+        # they were made from: the selection, φ and the weights share one computation.
+        self._loaded_of: C128 | None = None
+        self._loaded_full: C128 = np.zeros((0, self.channels, self.channels), complex)
+        self._noise_power: F64 = np.zeros(0)  # mean mic power per bin (unloaded)
+        self._loaded_trace: F64 = np.zeros(0)  # trace of the loaded covariance per bin
         self.spot = 0  # the selected spot (index into `names`)
-        self.blind = False  # this window uses the blind MVDR: the talker is off every spot
+        self.blind = False  # this window uses the blind fallback: the talker is off every spot
         self.windows = 0  # adaptation windows so far, and how many of them were blind
         self.blind_windows = 0
         self.weights = self._weights()
@@ -151,19 +173,29 @@ class CalibratedBeam(MvdrProcessor):
                 self._select(x)
             self._track_speech(x)
         self.blind = self.tracker.steered and (
-            angle_deg(self.tracker.direction, self.directions[self.spot]) > FALLBACK_DEG
+            min(angle_deg(self.tracker.direction, d) for d in self.directions) > FALLBACK_DEG
         )
         self.windows += 1
         self.blind_windows += self.blind
         if tick or spot != self.spot or blind != self.blind:
-            self.weights = self._weights()
+            self.weights = self._solve()
+
+    def _noise_figures(self) -> C128:
+        """The loaded noise covariance, its mean mic power and loaded trace per bin, made
+        once per covariance (it is replaced, never changed in place, on every update)."""
+        r = self._covariance
+        assert r is not None
+        if self._loaded_of is not r:
+            power = np.trace(r, axis1=1, axis2=2).real / self.channels
+            self._loaded_full = r + (LOADING * power + 1e-20)[:, None, None] * self._eye
+            self._loaded_trace = np.trace(self._loaded_full, axis1=1, axis2=2).real
+            self._noise_power = power
+            self._loaded_of = r
+        return self._loaded_full
 
     def _loaded(self, bins: npt.NDArray[np.intp] | slice = slice(None)) -> C128:
         """The noise covariance (of `bins`) with LOADING x its mean mic power on the diagonal."""
-        assert self._covariance is not None
-        r = self._covariance[bins]
-        power = np.trace(r, axis1=1, axis2=2).real / self.channels
-        loaded: C128 = r + (LOADING * power + 1e-20)[:, None, None] * self._eye
+        loaded: C128 = self._noise_figures()[bins]
         return loaded
 
     def _select(self, x: C128) -> None:
@@ -172,7 +204,7 @@ class CalibratedBeam(MvdrProcessor):
         frames = x.shape[1]
         rx = (xb @ xb.conj().transpose(0, 2, 1)) / frames  # (Fb, M, M)
         rn = self._loaded(self._bins)
-        excess = np.trace(rx, axis1=1, axis2=2).real - np.trace(rn, axis1=1, axis2=2).real
+        excess = np.trace(rx, axis1=1, axis2=2).real - self._loaded_trace[self._bins]
         phi = np.maximum(excess, 1e-12) / self._psi_band_trace  # (K, Fb)
         model = phi[:, :, None, None] * self._psi_band + rn[None]  # (K, Fb, M, M)
         _, logdet = np.linalg.slogdet(model)
@@ -185,17 +217,42 @@ class CalibratedBeam(MvdrProcessor):
     def _track_speech(self, x: C128) -> None:
         """φ of the selected spot: speech power minus noise power per bin, per unit of the
         spot's power gain, averaged recursively over speech frames."""
-        assert self._covariance is not None
+        self._noise_figures()
         power = np.mean(x.real**2 + x.imag**2, axis=(0, 1))  # (F,)
-        noise = np.trace(self._covariance, axis1=1, axis2=2).real / self.channels
-        phi = np.maximum(power - noise, 0.0) / np.maximum(self._psi_gain[self.spot], 1e-30)
+        phi = np.maximum(power - self._noise_power, 0.0) / self._psi_gain_floor[self.spot]
         keep = SPEECH_MEMORY ** x.shape[1]
         old = self._phi[self.spot]
         self._phi[self.spot] = phi if not old.any() else keep * old + (1.0 - keep) * phi
+        self._phi_updates[self.spot] += 1
+        # the blind fallback's speech power: the same, without a spot's power gain
+        blind = np.maximum(power - self._noise_power, 0.0)
+        old = self._phi_blind
+        self._phi_blind = blind if not old.any() else keep * old + (1.0 - keep) * blind
+        self._phi_blind_updates += 1
+
+    def _solve(self) -> C128:
+        """`_weights()`, or the weights last solved for this spot and mode from the same
+        covariance, φ and steering: the same bits without the solve."""
+        for i, now in enumerate((self._covariance, self._steering)):
+            if now is not self._seen[i]:  # both are replaced, never changed in place
+                self._seen[i] = now
+                self._generations[i] += 1
+        covariance, steering = self._generations
+        if self.blind:  # the blind MVDR and its gain: covariance, steering, speech power
+            inputs = (covariance, steering, self._phi_blind_updates)
+        else:  # the calibrated beam: covariance and this spot's φ
+            inputs = (covariance, 0, self._phi_updates[self.spot])
+        key = (self.blind, self.spot)
+        held = self._solved.get(key)
+        if held is not None and held[0] == inputs:
+            return held[1]
+        weights = self._weights()
+        self._solved[key] = (inputs, weights)
+        return weights
 
     def _weights(self) -> C128:
         if self.blind:
-            return self._mvdr_weights()  # MvdrProcessor's own weights, on the tracker
+            return self._blind_weights()
         h = self._h[self.spot]
         if self._covariance is None:  # no noise seen yet: distortionless matched filter
             weights: C128 = h / np.einsum("fm,fm->f", h.conj(), h).real[:, None]
@@ -209,6 +266,21 @@ class CalibratedBeam(MvdrProcessor):
         model = r + phi[:, None, None] * self._psi[self.spot]
         weights = np.linalg.solve(model, (phi[:, None] * h)[:, :, None])[:, :, 0]
         return weights
+
+    def _blind_weights(self) -> C128:
+        """MvdrProcessor's weights on the tracker, times the single-channel Wiener gain
+        φ / (φ + σ²) of their output (σ² = wᴴRw): the same kind of gain the calibrated
+        Wiener beam applies, so a recording that alternates between a calibrated and an
+        uncalibrated talker keeps one level (the distortionless MVDR alone cost 1-2 dB
+        SI-SDR in such conversations against the Wiener beam's segments)."""
+        weights = self._mvdr_weights()
+        if self._covariance is None or not self._phi_blind.any():
+            return weights
+        noise = np.einsum("fm,fmn,fn->f", weights.conj(), self._covariance, weights).real
+        phi = self._phi_blind
+        gain = phi / np.maximum(phi + noise, 1e-30)
+        blind: C128 = weights * gain[:, None]
+        return blind
 
 
 __all__ = ["FALLBACK_DEG", "CalibratedBeam", "spot_direction"]

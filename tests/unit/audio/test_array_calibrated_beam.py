@@ -87,6 +87,48 @@ def test_any_framing_gives_the_same_output_bit_for_bit(name: str, batch: int) ->
         assert beam.spot == whole_beam.spot and beam.blind_windows == whole_beam.blind_windows
 
 
+def test_skipping_a_solve_on_unchanged_inputs_changes_no_bit() -> None:
+    """The solve cache (same covariance, φ and steering: the held weights) against solving
+    every time, through spot changes, the blind fallback and back, noise-only and silent
+    stretches."""
+    cal = calibration_of(
+        FOUR, free_field_spot("a", FOUR, SPOT_A), free_field_spot("b", FOUR, SPOT_B)
+    )
+    gap = np.zeros((RATE, 4), np.float32)  # no speech, no noise frames: nothing changes
+    rng = np.random.default_rng(6)
+    fan = propagate(rng.standard_normal(2 * RATE), FOUR, direction(200, 10)) * 0.02
+    pause = (fan + 0.005 * rng.standard_normal(fan.shape)).astype(np.float32)  # noise only
+    x = np.concatenate(
+        [
+            talk(FOUR, SPOT_B, 3.0, 1),
+            pause,
+            gap,
+            talk(FOUR, direction(250, 30), 3.0, 5),  # off both spots: the blind MVDR
+            gap,
+            talk(FOUR, SPOT_A, 3.0, 2),
+        ]
+    )
+    solves = {"cached": 0, "always": 0}
+
+    def counted(beam: CalibratedBeam, name: str) -> CalibratedBeam:
+        weights = beam._weights
+
+        def solve() -> npt.NDArray[np.complex128]:
+            solves[name] += 1
+            return weights()
+
+        beam._weights = solve  # type: ignore[method-assign]
+        return beam
+
+    cached = counted(CalibratedBeam(FOUR, RATE, 2, cal), "cached")
+    always = counted(CalibratedBeam(FOUR, RATE, 2, cal), "always")
+    always._solve = always._weights  # type: ignore[method-assign]
+    got, want = run(cached, x, [1280]), run(always, x, [1280])
+    assert np.array_equal(got, want)
+    assert cached.blind_windows > 10 and cached.spot == 0
+    assert solves["cached"] < solves["always"]
+
+
 def test_an_impulse_comes_out_exactly_delay_samples_late() -> None:
     cal = calibration_of(SIX, free_field_spot("front", SIX, np.array([0.0, 0.0, 1.0])))
     beam = make_array_processor("calibrated", SIX, batch=2, calibration=cal)
@@ -109,16 +151,22 @@ def test_the_beam_picks_the_spot_the_talker_is_at(talker: int) -> None:
     assert beam.blind_windows == 0
 
 
-def test_a_talker_far_from_every_spot_gets_exactly_the_blind_mvdr() -> None:
+def test_a_talker_far_from_every_spot_gets_the_blind_mvdr_with_a_wiener_gain() -> None:
+    """Off every spot: MvdrProcessor's own weights, scaled per bin by a real gain in [0, 1]
+    (the Wiener gain that keeps the level of the calibrated segments)."""
     cal = calibration_of(FOUR, free_field_spot("a", FOUR, SPOT_A))
     assert angle_deg(SPOT_A, SPOT_B) > 2 * calibrated_module.FALLBACK_DEG
     x = talk(FOUR, SPOT_B, 4.0, 4)
     beam = CalibratedBeam(FOUR, RATE, 2, cal)
     mvdr = MvdrProcessor(FOUR, RATE, 2)
-    got, blind = run(beam, x, [1280]), run(mvdr, x, [1280])
+    run(beam, x, [1280]), run(mvdr, x, [1280])
     assert beam.blind and beam.blind_windows >= beam.windows - 2
-    tail = slice(RATE, None)  # from the first solve after the fallback engaged
-    assert np.array_equal(got[tail], blind[tail])
+    w, a = beam.weights, mvdr.weights
+    gain = np.einsum("fm,fm->f", a.conj(), w) / np.einsum("fm,fm->f", a.conj(), a).real
+    assert np.allclose(gain.imag, 0.0, atol=1e-9)
+    assert np.all(gain.real >= -1e-12) and np.all(gain.real <= 1.0 + 1e-12)
+    assert np.allclose(w, gain.real[:, None] * a, atol=1e-9 * np.abs(a).max())
+    assert 0.05 < float(np.median(gain.real)) < 1.0  # a gain, not the plain MVDR or nothing
 
 
 def test_a_spots_direction_is_where_its_arrivals_and_the_tracker_put_it() -> None:
@@ -263,13 +311,13 @@ def test_at_the_calibrated_spot_the_beam_beats_the_blind_mvdr_by_2_db(room: Room
     assert s["mvdr"] > s["average"], s
 
 
-def test_a_talker_90_degrees_from_the_only_spot_gets_the_blind_mvdr(
+def test_a_talker_90_degrees_from_the_only_spot_is_no_worse_than_with_the_blind_mvdr(
     room: Room, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = scores(room, "away")
     print(s)
     assert s["blind share"] > 0.9, s
-    assert abs(s["calibrated"] - s["mvdr"]) <= 0.5, s
+    assert s["calibrated"] >= s["mvdr"] - 0.5, s  # the fallback (MVDR + Wiener gain)
     # without the fallback the wrong spot's filter would cost dearly
     monkeypatch.setattr(calibrated_module, "FALLBACK_DEG", 180.0)
     wrong = scores(room, "away")
