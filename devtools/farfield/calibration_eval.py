@@ -311,15 +311,17 @@ def evaluate_layout(
 def run(
     profiles: Iterable[str], seeds: Iterable[int], seconds: float = 30.0, snr_db: float = 5.0,
     rt60_s: float = 0.5, cal_snr_db: float = CAL_SNR_DB, regions: tuple[float, ...] = REGIONS_M,
+    prototypes: bool = True,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """All (profile, seed, move) rows."""
+    """All (profile, seed, move) rows; without `prototypes` only the device's beams and the
+    prototype's best (the 5 cm region's mwf) beside the blind kinds."""
     rows = []
     for profile in profiles:
         for seed in seeds:
             t = time.process_time()
-            layout = simulate(profile, seed, rt60_s, regions)
-            cals = {"spot": calibrate(layout, cal_snr_db)}
-            for radius in regions:
+            layout = simulate(profile, seed, rt60_s, regions if prototypes else (DEVICE_REGION_M,))
+            cals = {"spot": calibrate(layout, cal_snr_db)} if prototypes else {}
+            for radius in regions if prototypes else (DEVICE_REGION_M,):
                 cals[f"region {radius * 100:g} cm"] = calibrate(layout, cal_snr_db, radius)
             device = {}
             if DEVICE_REGION_M in regions:
