@@ -15,6 +15,8 @@ import soundfile
 import soxr
 
 from devtools.demo.verdict import reencode
+from devtools.farfield.shipped import synthetic_calibration
+from edge_recorder.audio.array.calibration_file import save_calibration
 from edge_recorder.config.hardware import load_profile
 from tests.integration.daemon.conftest import (
     StartDaemon,
@@ -62,12 +64,19 @@ def with_audio(config: Path, folder: Path, **audio: object) -> Path:
     return write_config(folder / f"offline-{len(list(folder.glob('offline-*')))}.toml", tree)
 
 
-async def test_a_4mic_hat_as_shipped_delivers_the_beam_exactly_whatever_the_framing(
+@pytest.mark.parametrize("kind", ["as shipped", "calibrated"])
+async def test_a_4mic_hat_delivers_the_beam_exactly_whatever_the_framing(
     aas_emulator: EmulatorHandle, start_daemon: StartDaemon, tmp_path: Path, short_dir: Path,
-    array_wav: Path,
+    array_wav: Path, kind: str,
 ) -> None:  # fmt: skip
+    """As the profile ships (its blind beam), and with the opt-in room calibration."""
     tree = daemon_config(aas_emulator, tmp_path, short_dir, array_wav)
     tree["audio"]["profile"] = PROFILE
+    if kind == "calibrated":
+        made = synthetic_calibration(load_profile(PROFILE).audio["mic_positions_mm"], 3)
+        save_calibration(tmp_path / "array-calibration.npz", made)
+        tree["audio"]["array_processing"] = "calibrated"
+        tree["audio"]["array_calibration"] = str(tmp_path / "array-calibration.npz")
     config = write_config(tmp_path / "device.toml", tree)
     daemon = await start_daemon(config)
     await daemon.ready()
@@ -101,3 +110,8 @@ async def test_a_4mic_hat_as_shipped_delivers_the_beam_exactly_whatever_the_fram
     # and it is the beam's output, not the plain mix's
     (plain,) = reencode(with_audio(config, tmp_path, array_processing="average"), span)
     assert len(plain) == len(stored) and plain != stored
+    if kind == "calibrated":  # the calibrated beam ran, not its blind fallback
+        assert "array calibration not used" not in daemon.log
+        assert "array calibration loaded" in daemon.log
+        fallback = with_audio(config, tmp_path, array_processing="mvdr-wpe")
+        assert reencode(fallback, span) != [stored]
