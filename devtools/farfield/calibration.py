@@ -7,8 +7,10 @@ the room's transfer function from the talker's spot; `calibrated.py` learnt it f
 talker's own speech, which a device never has. Here the device only knows the signal it asked
 to be played, so:
 
-- `measure_rirs`: regularised spectral division of the recording by the sweep gives each
-  mic's impulse response (loudspeaker x room), wherever in the recording the sweep started
+- `measure_responses` (now device code, `edge_recorder/audio/array/spots.py`, as are
+  `direct_path` and `spot_from_responses`, this module's `spot_statistics`): regularised
+  spectral division of the recording by the sweep gives each mic's impulse response
+  (loudspeaker x room), wherever in the recording the sweep started
   (no sync with the player; a start offset only shifts every response alike).
 - `direct_path`: the first ~3 ms after the strongest arrival is the direct sound through the
   loudspeaker; averaged over the mics after undoing their relative delays it is the direct
@@ -28,25 +30,22 @@ to be played, so:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from devtools.farfield import oracle
+from edge_recorder.audio.array.calibration_file import Spot
 from edge_recorder.audio.array.doa import SpeechGate
-from edge_recorder.audio.array.stft import BATCH, NFFT, StftBank, apply_weights
+from edge_recorder.audio.array.spots import free_field as _free_field
+from edge_recorder.audio.array.spots import spot_from_responses
+from edge_recorder.audio.array.stft import BATCH, StftBank, apply_weights
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 C128 = npt.NDArray[np.complex128]
 Bools = npt.NDArray[np.bool_]
 RATE = 16000
-SWEEP_HZ = (150.0, 7000.0)  # a small loudspeaker's usable band
-RIR_S = 0.6  # measured response kept after the direct sound (RT60 ≤ 0.8 s: the rest is noise)
-DIRECT_MS = (1.0, 2.5)  # direct-sound window before / after the strongest arrival
-EXCITATION_S = 20.0  # white noise driven through the responses for the statistics
 DESIGNS = ("mvdr", "mvdr-rev", "mwf")
 LOADING = 0.01  # relative diagonal loading of the live noise covariance
 SOLVE_EVERY_HOPS = 16
@@ -58,116 +57,10 @@ SELECT_HZ = (300.0, 4000.0)
 SELECT_STRIDE = 3
 
 
-def sweep(seconds: float = 5.0, band: tuple[float, float] = SWEEP_HZ, rate: int = RATE) -> F64:
-    """Exponential sine sweep over `band` (Farina), 50 ms fades: what the technician plays."""
-    t = np.arange(int(seconds * rate)) / rate
-    f1, f2 = band
-    k = seconds / np.log(f2 / f1)
-    s = np.sin(2 * np.pi * f1 * k * (np.exp(t / k) - 1.0))
-    fade = int(0.05 * rate)
-    ramp = np.sin(np.linspace(0, np.pi / 2, fade)) ** 2
-    s[:fade] *= ramp
-    s[-fade:] *= ramp[::-1]
-    return np.asarray(s, np.float64)
-
-
-def measure_rirs(
-    recording: F64, played: F64, band: tuple[float, float] = SWEEP_HZ, rate: int = RATE
-) -> F64:
-    """(M, L) mic responses from an (M, N) recording of `played` (starting anywhere in it):
-    spectral division, zero outside `band`, cut from 5 ms before the strongest arrival."""
-    n = recording.shape[1]
-    size = 1 << (n + played.size).bit_length()
-    freqs = np.fft.rfftfreq(size, 1.0 / rate)
-    s = np.fft.rfft(played, size)
-    inside = (freqs >= band[0]) & (freqs <= band[1])
-    eps = 1e-3 * float(np.max(np.abs(s[inside]) ** 2))
-    g = np.fft.rfft(recording, size, axis=1) * (s.conj() / (np.abs(s) ** 2 + eps))
-    g[:, ~inside] = 0.0
-    rir = np.fft.irfft(g, size, axis=1)[:, : n + played.size // 4]
-    peak = int(np.argmax(np.sum(rir**2, axis=0)))
-    start = max(0, peak - int(0.005 * rate))
-    return np.asarray(rir[:, start : start + int(RIR_S * rate)], np.float64)
-
-
-def _shift(x: F64, samples: F64) -> F64:
-    """Each row of (M, L) delayed by its fractional `samples` (FFT phase, zero-padded)."""
-    size = 1 << (x.shape[1] * 2).bit_length()
-    f = np.fft.rfftfreq(size)
-    spectra = np.fft.rfft(x, size, axis=1) * np.exp(-2j * np.pi * f[None] * samples[:, None])
-    return np.asarray(np.fft.irfft(spectra, size, axis=1)[:, : x.shape[1]], np.float64)
-
-
-def direct_path(rirs: F64, rate: int = RATE) -> tuple[F64, F64]:
-    """The direct sound at the array centre (an impulse response on the rirs' time axis)
-    and each mic's arrival time relative to the centre (s), from the measured responses."""
-    m, length = rirs.shape
-    peak = int(np.argmax(np.sum(rirs**2, axis=0)))
-    before, after = (int(ms * rate / 1000) for ms in DIRECT_MS)
-    lo, hi = max(0, peak - before), min(length, peak + after)
-    taper = np.ones(hi - lo)
-    fade = max(1, (hi - lo) // 6)
-    taper[:fade] = np.sin(np.linspace(0, np.pi / 2, fade)) ** 2
-    taper[-fade:] = taper[:fade][::-1]
-    window = np.zeros((m, length))
-    window[:, lo:hi] = rirs[:, lo:hi] * taper
-    # relative delays: cross-correlation with mic 0, 16x oversampled
-    up = 16
-    size = 1 << (2 * length).bit_length()
-    spectra = np.fft.rfft(window, size, axis=1)
-    xcorr = np.fft.irfft(spectra * spectra[0].conj(), size * up, axis=1)
-    span = int(0.002 * rate * up)
-    lags = np.concatenate([np.arange(0, span + 1), np.arange(-span, 0)])
-    picks = xcorr[:, lags % (size * up)]
-    delays = lags[np.argmax(picks, axis=1)] / up  # samples, mic m vs mic 0
-    relative = delays - float(np.mean(delays))  # vs the centre (the centroid of the mics)
-    centre = np.mean(_shift(window, -relative), axis=0)
-    return np.asarray(centre, np.float64), np.asarray(relative / rate, np.float64)
-
-
-@dataclass(frozen=True)
-class Spot:
-    """One calibrated spot: what the beam needs, per STFT bin of the 512-point bank."""
-
-    h: C128  # (F, M) transfer to each mic relative to the direct sound at the centre
-    psi: C128  # (F, M, M) spatial covariance per unit direct-sound power
-    arrivals_s: F64  # (M,) direct-sound arrival times relative to the centre
-
-
-def _free_field(arrivals_s: F64, freqs: F64) -> C128:
-    return np.asarray(np.exp(-2j * np.pi * np.outer(freqs, arrivals_s)), np.complex128)
-
-
-def spot_statistics(rirs: list[F64], band: tuple[float, float] = SWEEP_HZ, seed: int = 0) -> Spot:
-    """h and Ψ from one or more measured response sets (several = a region around the spot:
-    their statistics are pooled). Out-of-band bins: the free-field plane wave."""
-    rng = np.random.default_rng(seed)
-    e = rng.standard_normal(int(EXCITATION_S * RATE))
-    size = 1 << (e.size + rirs[0].shape[1]).bit_length()
-    ef = np.fft.rfft(e, size)
-    m, f = rirs[0].shape[0], NFFT // 2 + 1
-    cross = np.zeros((f, m), np.complex128)
-    cov = np.zeros((f, m, m), np.complex128)
-    power = np.zeros(f)
-    arrivals = []
-    for rir in rirs:
-        d, relative = direct_path(rir)
-        arrivals.append(relative)
-        x = np.fft.irfft(np.fft.rfft(rir, size, axis=1) * ef, size, axis=1)[:, : e.size]
-        dd = np.fft.irfft(np.fft.rfft(d, size) * ef, size)[: e.size]
-        xs, ds = oracle.stft(x), oracle.stft(dd)  # (M, T, F), (T, F)
-        cross += np.einsum("mtf,tf->fm", xs, ds.conj())
-        cov += np.einsum("mtf,ntf->fmn", xs, xs.conj())
-        power += np.sum(np.abs(ds) ** 2, axis=0)
-    arrivals_s = np.mean(arrivals, axis=0)
-    freqs = np.arange(NFFT // 2 + 1) * RATE / NFFT
-    h = np.asarray(cross / power[:, None], np.complex128)
-    psi = np.asarray(cov / power[:, None, None], np.complex128)
-    out = (freqs < band[0] * 1.1) | (freqs > band[1] * 0.95)
-    a = _free_field(arrivals_s, freqs[out])
-    h[out] = a
-    psi[out] = a[:, :, None] * a[:, None, :].conj()
-    return Spot(h=h, psi=psi, arrivals_s=arrivals_s)
+def spot_statistics(rirs: list[F64]) -> Spot:
+    """h and Ψ from one or more measured response sets (several = a region around the spot,
+    pooled): the device's own `spot_from_responses`, under the prototype's name."""
+    return spot_from_responses("spot", rirs)
 
 
 def save(path: Path, spots: list[Spot], positions_m: F64) -> None:
@@ -181,7 +74,10 @@ def save(path: Path, spots: list[Spot], positions_m: F64) -> None:
 def load(path: Path) -> tuple[list[Spot], F64]:
     with np.load(path) as data:
         count = sum(1 for k in data.files if k.startswith("h"))
-        spots = [Spot(data[f"h{i}"], data[f"psi{i}"], data[f"arrivals{i}"]) for i in range(count)]
+        spots = [
+            Spot(f"spot-{i}", data[f"h{i}"], data[f"psi{i}"], data[f"arrivals{i}"])
+            for i in range(count)
+        ]
         return spots, np.asarray(data["positions_m"], np.float64)
 
 

@@ -33,7 +33,7 @@ from benchmarks import _audio
 from devtools.farfield import calibration, candidates, geometry, metrics, noise, oracle, scene
 from edge_recorder.audio.array import make_array_processor
 from edge_recorder.audio.array import spots as device_spots
-from edge_recorder.audio.array.calibration_file import ArrayCalibration
+from edge_recorder.audio.array.calibration_file import ArrayCalibration, Spot
 from edge_recorder.audio.array.stft import BATCH
 
 F32 = npt.NDArray[np.float32]
@@ -166,7 +166,7 @@ def record_calibration(layout: Layout, rirs: list[F64], salt: int, snr_db: float
     """(M, N) what the device hears while the technician's loudspeaker plays the sweep at a
     point: a random start (0.3-0.8 s), 1 s after it, the room's noise (own realisation)."""
     rng = np.random.default_rng([layout.seed, 101, salt])
-    played = loudspeaker(calibration.sweep(SWEEP_S))
+    played = loudspeaker(device_spots.sweep(SWEEP_S))
     start = int(rng.uniform(0.3, 0.8) * RATE)
     n = start + played.size + RATE
     emitted = np.zeros(n)
@@ -177,18 +177,18 @@ def record_calibration(layout: Layout, rirs: list[F64], salt: int, snr_db: float
     return np.asarray(heard + room_noise * math.sqrt(power / 10 ** (snr_db / 10)), np.float64)
 
 
-def calibrate(
-    layout: Layout, snr_db: float, region_m: float | None = None
-) -> list[calibration.Spot]:
+def calibrate(layout: Layout, snr_db: float, region_m: float | None = None) -> list[Spot]:
     """What `edge-recorder calibrate-array` would store: one Spot per talker spot (measured
     there, and with `region_m` at 4 more points that far around it, pooled)."""
-    played = calibration.sweep(SWEEP_S)  # the device knows the file, not the loudspeaker
+    played = device_spots.sweep(SWEEP_S)  # the device knows the file, not the loudspeaker
     spots = []
     for k in range(2):
         around = layout.region_rirs[region_m][k] if region_m else []
         points = [layout.spot_rirs[k], *around]
         measured = [
-            calibration.measure_rirs(record_calibration(layout, p, 10 * k + i, snr_db), played)
+            device_spots.measure_responses(
+                record_calibration(layout, p, 10 * k + i, snr_db), played
+            )
             for i, p in enumerate(points)
         ]
         spots.append(calibration.spot_statistics(measured))

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from devtools.farfield import geometry, metrics, scene
 from edge_recorder.audio.array.geometry import SPEED_OF_SOUND
+from edge_recorder.audio.array.spots import stft as stft  # the analysis every ceiling uses
 from edge_recorder.audio.array.stft import HOP, NFFT
 
 F32 = npt.NDArray[np.float32]
@@ -50,17 +51,6 @@ MULTI_FRAME_TAPS = 4  # frames (the current + 3 past, 64 ms more) of the multi-f
 def is_oracle(name: str) -> bool:
     """True for a ceiling row (this module's, or the best-single-channel pick)."""
     return name.startswith(PREFIX) or "(oracle)" in name
-
-
-def stft(x: Real) -> C128:
-    """(..., N) → (..., T, F), frames every HOP samples, the first one centred on sample 0."""
-    n = x.shape[-1]
-    frames = -(-n // HOP) + 1
-    padded = np.zeros((*x.shape[:-1], (frames + 1) * HOP))
-    padded[..., HOP : HOP + n] = x
-    index = np.arange(frames)[:, None] * HOP + np.arange(NFFT)[None, :]
-    spectra: C128 = np.fft.rfft(padded[..., index] * _WINDOW, axis=-1)
-    return spectra
 
 
 def istft(spectra: C128, n: int) -> F32:

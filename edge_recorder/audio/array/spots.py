@@ -25,17 +25,18 @@ prototype (devtools/farfield/calibration.py), whose evaluation chose these const
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from edge_recorder.audio.array.calibration_file import CalibrationError, Spot, check_name
+from edge_recorder.audio.array.stft import HOP, NFFT  # h and Ψ live on the bank's bins
 
 F64 = npt.NDArray[np.float64]
 C128 = npt.NDArray[np.complex128]
 
 RATE = 16000
-NFFT, HOP = 512, 256  # the beamformers' bank (stft.py): h and Ψ live on its bins
 SWEEP_BAND_HZ: tuple[float, float] = (150.0, 7000.0)  # a small loudspeaker's usable band
 RESPONSE_S = 0.6  # kept after the direct sound (RT60 ≤ 0.8 s: the rest is noise)
 LEAD_S = 0.005  # kept before the strongest arrival
@@ -63,7 +64,7 @@ def sweep(seconds: float = 5.0, rate: int = RATE) -> F64:
     return np.asarray(s, np.float64)
 
 
-def _stft(x: F64) -> C128:
+def stft(x: npt.NDArray[np.floating[Any]]) -> C128:
     """(..., N) → (..., T, F) on the bank's window and hop, the first frame centred on 0."""
     n = x.shape[-1]
     frames = -(-n // HOP) + 1
@@ -187,7 +188,7 @@ def spot_from_responses(name: str, responses: list[F64]) -> Spot:
         arrivals.append(relative)
         x = np.fft.irfft(np.fft.rfft(r, size, axis=1) * ef, size, axis=1)[:, : e.size]
         dd = np.fft.irfft(np.fft.rfft(d, size) * ef, size)[: e.size]
-        xs, ds = _stft(x), _stft(dd)  # (M, T, F), (T, F)
+        xs, ds = stft(x), stft(dd)  # (M, T, F), (T, F)
         cross += np.einsum("mtf,tf->fm", xs, ds.conj())
         cov += np.einsum("mtf,ntf->fmn", xs, xs.conj())
         power += np.sum(np.abs(ds) ** 2, axis=0)

@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pytest
 
 from devtools.farfield import calibration, candidates
+from edge_recorder.audio.array import spots
 
 F64 = npt.NDArray[np.float64]
 RATE = 16000
@@ -43,9 +44,9 @@ def _record(rirs: F64, played: F64, start: int) -> F64:
 
 def test_measured_responses_do_not_depend_on_when_the_sweep_started() -> None:
     rirs = _responses([100.0, 103.5, 107.0, 103.5], seed=1)
-    played = calibration.sweep(1.0)
-    early = calibration.measure_rirs(_record(rirs, played, 1000), played)
-    late = calibration.measure_rirs(_record(rirs, played, 7777), played)
+    played = spots.sweep(1.0)
+    early = spots.measure_responses(_record(rirs, played, 1000), played)
+    late = spots.measure_responses(_record(rirs, played, 7777), played)
     np.testing.assert_allclose(early, late, atol=1e-6 * np.abs(early).max())
     # the reflection 5 ms after the direct sound is found at half its level
     env = np.abs(early[0])
