@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +23,7 @@ from edge_recorder.audio.array.calibration_file import ArrayCalibration, Calibra
 from edge_recorder.audio.array.geometry import angle_deg, arrival_times, direction
 from edge_recorder.audio.array.spots import measure_responses, spot_from_responses, sweep
 from tests.unit.audio.test_array_beams import FOUR, RATE, SIX, propagate, speechlike
+from tests.unit.audio.test_array_stream import run_framed as run
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -51,16 +51,6 @@ def talk(positions: F64, u: F64, seconds: float, seed: int) -> F32:
     target = propagate(speechlike(n, rng), positions, u) * 0.05
     fan = propagate(rng.standard_normal(n), positions, direction(200, 10)) * 0.02
     return (target + fan + 0.005 * rng.standard_normal(target.shape)).astype(np.float32)
-
-
-def run(processor: Any, x: F32, sizes: list[int]) -> F32:
-    out, pos, i = [], 0, 0
-    while pos < x.shape[0]:
-        n = sizes[i % len(sizes)]
-        out.append(processor.process(x[pos : pos + n]))
-        assert out[-1].shape == (min(n, x.shape[0] - pos),) and out[-1].dtype == np.float32
-        pos, i = pos + n, i + 1
-    return np.concatenate(out)
 
 
 SPOT_A, SPOT_B = direction(40, 25), direction(130, 45)

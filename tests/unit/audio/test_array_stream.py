@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_recorder.app import daemon
-from edge_recorder.audio.array import KINDS, make_array_processor
+from edge_recorder.audio.array import KINDS, ArrayProcessor, make_array_processor
 from edge_recorder.audio.array.geometry import direction
 from edge_recorder.audio.array.stage import DcBank
 from edge_recorder.audio.dsp import DcBlocker, Dsp
@@ -43,7 +43,11 @@ def talk(positions: npt.NDArray[np.float64], seconds: float, seed: int) -> F32:
 
 
 def run_split(kind: str, positions: npt.NDArray[np.float64], x: F32, sizes: list[int]) -> F32:
-    processor = make_array_processor(kind, positions)
+    return run_framed(make_array_processor(kind, positions), x, sizes)
+
+
+def run_framed(processor: ArrayProcessor, x: F32, sizes: list[int]) -> F32:
+    """`processor`'s output for x fed in blocks of `sizes` (cycled), each checked."""
     out, pos, i = [], 0, 0
     while pos < x.shape[0]:
         n = sizes[i % len(sizes)]
