@@ -65,7 +65,7 @@ from edge_recorder.audio.array.calibration_file import (
     check_layout,
 )
 from edge_recorder.audio.array.doa import DirectionTracker
-from edge_recorder.audio.array.geometry import angle_deg, arrival_times
+from edge_recorder.audio.array.geometry import angle_deg, arrival_times, search_grid
 from edge_recorder.audio.array.stft import NFFT
 
 F64 = npt.NDArray[np.float64]
@@ -82,16 +82,7 @@ FALLBACK_DEG = 22.0  # the tracker this far from every spot: the blind fallback 
 def spot_direction(positions_m: F64, arrivals_s: F64) -> F64:
     """The front-half-space unit vector whose plane wave best fits the arrival times (least
     squares over a 1° grid, both sides centred): the spot's direction as the tracker sees it."""
-    az = np.radians(np.arange(0.0, 360.0, 1.0))
-    el = np.radians(np.arange(0.0, 90.5, 1.0))
-    grid = np.stack(
-        [
-            np.outer(np.cos(el), np.cos(az)).ravel(),
-            np.outer(np.cos(el), np.sin(az)).ravel(),
-            np.repeat(np.sin(el), az.size),
-        ],
-        axis=1,
-    )
+    grid = search_grid(1.0, 1.0)  # the tracker's own half-space, at 1°
     model = arrival_times(positions_m, grid)
     model -= model.mean(axis=1, keepdims=True)
     error = np.sum((model - (arrivals_s - arrivals_s.mean())) ** 2, axis=1)
