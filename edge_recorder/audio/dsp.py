@@ -238,6 +238,10 @@ class Dsp:
             if config.array_processing != "average"
             else None
         )
+        #: How the mics become one signal: the array kind that runs ("average" without a
+        #: beam; "calibrated" may have fallen back) and why it differs from the config.
+        self.array_kind = self._array.kind_used if self._array is not None else "average"
+        self.array_note = self._array.note if self._array is not None else None
         mono = self._array is None  # else the array stage resamples and filters per mic
         self._resampler = (
             soxr.ResampleStream(fmt.rate, OUTPUT_RATE, 1, dtype="float32", quality="HQ")

@@ -155,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         f"({fmt.channels} ch, {fmt.rate} Hz, {fmt.sample_format}) -> {args.output} "
         "(16 kHz mono PCM16)"
     )
+    dsp = pipeline.dsp
+    print(f"mics:     {dsp.array_kind}" + (f" ({dsp.array_note})" if dsp.array_note else ""))
     print(f"level:    rms {report['rms_dbfs']:.1f} dBFS, peak {report['peak_dbfs']:.1f} dBFS")
     print(
         f"clipping: {stats.meters.clipped_in} input samples at full scale, "

@@ -137,6 +137,7 @@ def test_sweep_measure_finish_show_and_record(
         record = run_cli("record", "--seconds", "6", str(wav), "--config", str(use))
         assert record.returncode == 0, record.stderr
         assert "array calibration not used" not in record.stderr
+        assert f"mics:     {kind}\n" in record.stdout  # record says which beam ran
         outputs[kind], _ = soundfile.read(wav, dtype="int16")
     assert outputs["calibrated"].size == 6 * 16000
     assert np.abs(outputs["calibrated"]).max() > 1000  # the sweep came through

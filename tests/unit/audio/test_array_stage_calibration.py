@@ -207,3 +207,14 @@ async def test_the_device_status_carries_the_fallback_warning(tmp_path: Path) ->
     save_calibration(path, calibration())
     ArrayMix(config(path), FMT, SCALE, 16000)
     assert CALIBRATION_WARNING not in recorder.status().warnings
+
+
+def test_the_dsp_stage_names_the_kind_that_runs_and_why(tmp_path: Path) -> None:
+    """What `record` prints as "mics:": the fallback and its reason, or the plain mix."""
+    from edge_recorder.audio.dsp import Dsp
+
+    dsp = Dsp(config(tmp_path / "none.npz"), FMT)
+    assert dsp.array_kind == "mvdr-wpe"
+    assert dsp.array_note is not None and "does not exist" in dsp.array_note
+    plain = Dsp(config(tmp_path / "none.npz", array_processing="average"), FMT)
+    assert (plain.array_kind, plain.array_note) == ("average", None)
