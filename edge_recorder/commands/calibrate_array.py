@@ -41,6 +41,7 @@ SWEEP_PEAK_DBFS = -3.0
 SWEEP_S = (1.0, 30.0)  # the sweep's length, bounds
 RECORD_S = (2.0, 60.0)  # a measurement's length, bounds (and a WAV's)
 MAX_WAV_CHANNELS = 32
+SAME_SPOT_DEG = 12.0  # points 5-10 cm apart at 1-3 m differ by 1-6°; two spots by ≥ 30°
 POOR_SNR_DB = 25.0  # below this, advice: louder (spots.sweep_snr_db: good ones read 40+)
 USAGE, FAILED = 2, 1
 
@@ -115,7 +116,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _measure(args: argparse.Namespace) -> int:
     from edge_recorder.audio.array.calibration_file import CalibrationError
-    from edge_recorder.audio.array.spots import measure_responses, spot_from_responses, sweep
+    from edge_recorder.audio.array.spots import direct_path, measure_responses, sweep
     from edge_recorder.audio.array.spots import sweep_snr_db as snr_of
 
     if not SPOT_NAME.fullmatch(args.spot):
@@ -136,9 +137,11 @@ def _measure(args: argparse.Namespace) -> int:
     recording = _to_16k(channels, rate)
     try:
         responses = measure_responses(recording, sweep(args.sweep_seconds, RATE))
-        direction = _direction(spot_from_responses(args.spot, [responses]).arrivals_s, positions)
+        arrivals = direct_path(responses)[1]
     except CalibrationError as exc:
         raise _Refused(f"{where}: {exc}") from None
+    direction = _direction(arrivals, positions)
+    apart = _apart_from_earlier(args.dir, args.spot, arrivals, positions)
     snr = snr_of(responses)
     try:
         path = store_measurement(args.dir, args.spot, responses, positions, snr)
@@ -151,6 +154,12 @@ def _measure(args: argparse.Namespace) -> int:
         print(
             f"advice: the sweep is barely above the noise (< {POOR_SNR_DB:g} dB): play it "
             "louder (~70 dB at 1 m), switch off fans and talk, and measure again"
+        )
+    if apart is not None:
+        print(
+            f"warning: this point is {apart[0]:.0f}° from {apart[1]}, the spot's earlier "
+            f"measurement (points ~5 cm apart differ by a few degrees): was the loudspeaker "
+            f"at another spot? If so, delete {path} and measure it under its own --spot name"
         )
     count = len(measurements(args.dir).get(args.spot, []))
     if count < 5:
@@ -329,6 +338,31 @@ def _to_16k(channels: F64, rate: int) -> F64:
     if rate != RATE:
         channels = soxr.resample(channels, rate, RATE, quality="HQ")
     return np.ascontiguousarray(np.asarray(channels, np.float64).T)
+
+
+def _apart_from_earlier(
+    directory: Path, spot: str, arrivals_s: F64, positions: F64
+) -> tuple[float, str] | None:
+    """The largest angle between this measurement's direction and the spot's earlier ones,
+    with that file's name, when over SAME_SPOT_DEG: a point measured at the wrong spot
+    would be pooled into this one's statistics. An unreadable earlier file is `finish`'s
+    to report."""
+    from edge_recorder.audio.array.calibrated import spot_direction
+    from edge_recorder.audio.array.calibration_file import CalibrationError
+    from edge_recorder.audio.array.geometry import angle_deg
+    from edge_recorder.audio.array.spots import direct_path
+
+    here = spot_direction(positions, arrivals_s)
+    worst: tuple[float, str] | None = None
+    for path in measurements(directory).get(spot, []):
+        try:
+            earlier = direct_path(load_measurement(path, positions))[1]
+        except (CalibrationError, OSError):
+            continue
+        angle = angle_deg(here, spot_direction(positions, earlier))
+        if angle > SAME_SPOT_DEG and (worst is None or angle > worst[0]):
+            worst = (angle, path.name)
+    return worst
 
 
 def _direction(arrivals_s: F64, positions: F64) -> str:

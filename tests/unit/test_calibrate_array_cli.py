@@ -28,6 +28,7 @@ SQUARE_MM = [(22.85, 22.85, 0.0), (-22.85, 22.85, 0.0), (-22.85, -22.85, 0.0), (
 BOARD_M = np.array(SQUARE_MM) / 1000.0
 SPOT_M = (2.6, 1.5, 1.2)  # the exam table: 1.6 m out, 0.6 m along the wall, below the device
 BESIDE_M = (2.64, 1.53, 1.2)  # 5 cm from it
+CHAIR_M = (0.9, 2.2, 1.1)  # the patient chair: another spot, ~50° away as the device sees it
 GEOMETRY = f"channels = 4\nmic_positions_mm = {[list(p) for p in SQUARE_MM]}\n"
 
 
@@ -64,6 +65,7 @@ def wavs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "spot": write_48k(folder / "spot.wav", room_recording(SPOT_M, played, 1)),
         "beside": write_48k(folder / "beside.wav", room_recording(BESIDE_M, played, 2)),
+        "chair": write_48k(folder / "chair.wav", room_recording(CHAIR_M, played, 3)),
         "noise": write_48k(folder / "noise.wav", noise),
     }
 
@@ -110,6 +112,7 @@ def test_sweep_measure_finish_show_and_record(
                      str(wavs["beside"]), *common)  # fmt: skip
     assert second.returncode == 0, second.stderr
     assert (measured / "exam-table-2.npz").is_file()
+    assert "warning" not in second.stdout  # 5 cm beside it: the same spot
 
     out = tmp_path / "room.npz"
     finish = run_cli("calibrate-array", "finish", "--out", str(out), *common)
@@ -236,3 +239,19 @@ def test_check_shows_whether_the_calibration_is_used(tmp_path: Path) -> None:
     assert "exam-table" in used[0].detail
     tree["audio"]["array_processing"] = "mvdr"
     assert calibration_rows(build_config(tree, environ={})) == []
+
+
+def test_a_point_measured_at_another_spot_is_flagged(
+    run_cli: RunCli, wavs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The chair's sweep stored under the exam table's name would be pooled into its
+    statistics: `measure` says so and names the file to delete."""
+    common = ("--dir", str(tmp_path / "m"), "--config", str(write_config(tmp_path)))
+    for wav in ("spot", "chair"):
+        done = run_cli("calibrate-array", "measure", "--spot", "exam-table", "--from-wav",
+                       str(wavs[wav]), *common)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    found = re.search(r"warning: this point is (\d+)° from exam-table-1\.npz", done.stdout)
+    assert found is not None, done.stdout
+    assert int(found[1]) > 30
+    assert f"delete {tmp_path / 'm' / 'exam-table-2.npz'}" in done.stdout
