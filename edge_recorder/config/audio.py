@@ -13,6 +13,12 @@ from pydantic import Field, field_validator, model_validator
 
 from edge_recorder.config.base import PositiveSeconds, SampleFormat, Section
 
+# The array kinds that need no room calibration (edge_recorder.audio.array.KINDS less
+# "calibrated"; a test keeps the two lists equal): what "calibrated" may fall back to.
+BlindArrayKind = Literal[
+    "average", "das", "mvdr", "mvdr-postfilter", "wpe-mvdr", "mvdr-wpe", "mvdr-wpe-postfilter"
+]
+
 
 class AudioConfig(Section):
     """Where audio comes from and how it is shaped before voice detection and encoding."""
@@ -51,16 +57,7 @@ class AudioConfig(Section):
         "listed are not microphones (a playback loopback). Empty: the geometry is unknown. "
         "The hardware profiles fill it; array processing needs it.",
     )
-    array_processing: Literal[
-        "average",
-        "das",
-        "mvdr",
-        "mvdr-postfilter",
-        "wpe-mvdr",
-        "mvdr-wpe",
-        "mvdr-wpe-postfilter",
-        "calibrated",
-    ] = Field(
+    array_processing: Literal[BlindArrayKind, "calibrated"] = Field(
         "average",
         description="How the microphones become one signal. 'average': the mono mix above "
         "(mix_weights). 'das' (delay-and-sum) and 'mvdr' steer a beam at whoever is talking, "
@@ -82,9 +79,7 @@ class AudioConfig(Section):
         "recording after it changes. Made for one room and one mounting: calibrate again "
         "after moving the device or the furniture.",
     )
-    array_calibration_fallback: Literal[
-        "average", "das", "mvdr", "mvdr-postfilter", "wpe-mvdr", "mvdr-wpe", "mvdr-wpe-postfilter"
-    ] = Field(
+    array_calibration_fallback: BlindArrayKind = Field(
         "mvdr-wpe",
         description="The blind kind array_processing = 'calibrated' uses when the "
         "calibration file is missing or refused (wrong geometry, damaged); never "
