@@ -242,13 +242,14 @@ class Dsp:
         #: beam; "calibrated" may have fallen back) and why it differs from the config.
         self.array_kind = self._array.kind_used if self._array is not None else "average"
         self.array_note = self._array.note if self._array is not None else None
-        mono = self._array is None  # else the array stage resamples and filters per mic
+        mono = self._array is None  # else the array stage resamples per mic
         self._resampler = (
             soxr.ResampleStream(fmt.rate, OUTPUT_RATE, 1, dtype="float32", quality="HQ")
             if fmt.rate != OUTPUT_RATE and mono
             else None
         )
-        self._dc = DcBlocker(OUTPUT_RATE) if config.dc_removal and mono else None
+        # on the mono signal, after the mix or the beam: once, not per mic (array/stage.py)
+        self._dc = DcBlocker(OUTPUT_RATE) if config.dc_removal else None
         self._silence = SilenceDetector(fmt.rate, fmt.channels, config.digital_silence_s)
         self.totals = MeterTotals()
         self._finished = False

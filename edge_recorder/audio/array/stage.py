@@ -3,8 +3,11 @@
 `Dsp` uses `ArrayMix` in place of its weighted mix when `audio.array_processing` is not
 "average". Every step is chunk-invariant, so the pipeline's promise (any framing of a
 recording gives the same output, bit for bit) holds with a beamformer too: one multichannel
-soxr stream resamples the mics, `DcBank` removes each mic's DC offset on the DC blocker's
-fixed grid, and the processor works on its own fixed batch grid.
+soxr stream resamples the mics and the processor works on its own fixed batch grid. The DC
+offsets are removed by `Dsp`'s one DC blocker on the beam's output, not per mic: the beams
+are linear per bin and never look below 300 Hz to find or gate the talker, so a mic's
+offset only reaches the output's lowest bins, and one blocker costs a sixth of six (a 6-mic
+HAT's per-mic blockers were ~1.1 ms of CPU per audio second, a tenth of the budget).
 
 With "calibrated" the room's calibration file (`audio.array_calibration`) is read once per
 file version and checked against the configured geometry; a missing or refused file never
@@ -14,7 +17,6 @@ is logged (once per reason), kept for the device status and shown by `edge-recor
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 
@@ -34,8 +36,6 @@ from edge_recorder.support.logs import get_logger
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-_DC_BLOCK = 256  # the grid of dsp.DcBlocker: the same cells, the same summation order
-_DC_CUTOFF_HZ = 20.0
 #: The device status warning while "calibrated" runs its fallback (the reason: log, check).
 CALIBRATION_WARNING = "array_calibration_fallback"
 
@@ -122,62 +122,6 @@ def _record_outcome(note: str | None, path: Path) -> None:
     log.warning(note, calibration_file=str(path))
 
 
-class DcBank:
-    """dsp.DcBlocker for several channels at once, column for column bit-identical to it.
-
-    The same one-pole high-pass on the same 256-sample cells with the same operations in
-    the same order, vectorised over the channels: one call costs the numpy calls of one
-    blocker instead of one set per microphone.
-    """
-
-    def __init__(self, rate: int, channels: int, cutoff_hz: float = _DC_CUTOFF_HZ) -> None:
-        self.a = math.exp(-2.0 * math.pi * cutoff_hz / rate)
-        k = np.arange(_DC_BLOCK, dtype=np.float64)
-        self._pow = self.a**k
-        self._inv = self.a**-k
-        self._last_pow = float(self._pow[-1])
-        self._x_last: F64 = np.zeros(channels)
-        self._y_cell: F64 = np.zeros(channels)  # y at the end of the previous whole cell
-        self._sum: F64 = np.zeros(channels)  # running cumsum inside the open cell
-        self._phase = 0  # samples already in the open cell
-
-    def process(self, x: F32) -> F32:
-        """(frames, channels) → (frames, channels), high-passed."""
-        n, channels = x.shape
-        if n == 0:
-            return x
-        p = self._phase
-        cells = -(-(p + n) // _DC_BLOCK)
-        grid = np.zeros((channels, cells, _DC_BLOCK), np.float64)
-        flat = grid.reshape(channels, -1)
-        x64 = x.T.astype(np.float64)
-        d = flat[:, p : p + n]
-        d[:, 0] = x64[:, 0] - self._x_last
-        np.subtract(x64[:, 1:], x64[:, :-1], out=d[:, 1:])
-        self._x_last = x64[:, -1].copy()
-        grid *= self._inv
-        if p:
-            flat[:, p - 1] = self._sum
-        sums: F64 = grid.cumsum(axis=2)
-        ends = sums[:, :, -1]
-        starts = np.empty((channels, cells))
-        y, a, last_pow = self._y_cell, self.a, self._last_pow
-        starts[:, 0] = y
-        for i in range(cells - 1):  # one recurrence step per whole cell, all channels at once
-            y = last_pow * (a * y + ends[:, i])
-            starts[:, i + 1] = y
-        end = p + n
-        if end % _DC_BLOCK == 0:
-            y = last_pow * (a * y + ends[:, -1])
-            self._sum, self._phase = np.zeros(channels), 0
-        else:
-            self._sum, self._phase = sums[:, -1, (end - 1) % _DC_BLOCK].copy(), end % _DC_BLOCK
-        self._y_cell = y
-        out = self._pow * (a * starts[:, :, None] + sums)
-        result: F32 = out.reshape(channels, -1)[:, p:end].T.astype(np.float32)
-        return result
-
-
 class ArrayMix:
     """The microphones → one signal at `rate_out` through an array processor (beamformer).
 
@@ -198,7 +142,6 @@ class ArrayMix:
             if fmt.rate != rate_out
             else None
         )
-        self._dc = DcBank(rate_out, self.mics) if config.dc_removal else None
         #: The kind actually running ("calibrated" may fall back) and why, if it differs.
         self.kind_used: str = config.array_processing
         self.note: str | None = None
@@ -234,8 +177,6 @@ class ArrayMix:
         """(frames, mics) at the capture rate → mono at `rate_out`, delay compensated."""
         if self._resampler is not None:
             block = self._resampler.resample_chunk(block, last=last)
-        if self._dc is not None:
-            block = self._dc.process(block)
         if last:  # flush the processor's delay line
             flush = np.zeros((self._processor.delay_samples, self.mics), np.float32)
             block = np.concatenate([block, flush])

@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from edge_recorder.app import daemon
 from edge_recorder.audio.array import KINDS, ArrayProcessor, make_array_processor
 from edge_recorder.audio.array.geometry import direction
-from edge_recorder.audio.array.stage import DcBank
-from edge_recorder.audio.dsp import DcBlocker, Dsp
+from edge_recorder.audio.dsp import Dsp
 from edge_recorder.audio.frames import AudioFormat, Frames
 from edge_recorder.config.hardware import PROFILES_ENV, load_profile
 from edge_recorder.config.loader import EX_CONFIG, ConfigError, build_config
@@ -122,22 +121,6 @@ def test_average_is_the_old_equal_mix() -> None:
     mixed = np.concatenate([dsp.process(Frames(raw.tobytes(), fmt, 0))[0], dsp.finish()[0]])
     ints = raw.astype(np.float32) * np.float32(2.0**-31)
     assert np.array_equal(make_array_processor("average", SIX).process(ints), mixed)
-
-
-def test_the_dc_bank_is_the_mono_dc_blocker_column_for_column_bit_for_bit() -> None:
-    rng = np.random.default_rng(6)
-    x = (rng.standard_normal((5000, 3)) * 0.1 + [0.4, -0.2, 0.0]).astype(np.float32)
-    bank, blockers = DcBank(16000, 3), [DcBlocker(16000) for _ in range(3)]
-    got, expected, pos = [], [], 0
-    for n in (700, 1, 255, 256, 1, 3000, 787):
-        got.append(bank.process(x[pos : pos + n]))
-        expected.append(
-            np.stack([b.process(x[pos : pos + n, c]) for c, b in enumerate(blockers)], 1)
-        )
-        pos += n
-    assert pos == x.shape[0]
-    assert np.array_equal(np.concatenate(got), np.concatenate(expected))
-    assert abs(float(np.mean(np.concatenate(got)[-1000:, 0]))) < 0.01  # the offset is gone
 
 
 # --- the pipeline -------------------------------------------------------------------------
