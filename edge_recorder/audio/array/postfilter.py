@@ -7,6 +7,8 @@ noise frames and attenuates each bin by a decision-directed Wiener gain (Ephraim
 a-priori SNR smoothing, which keeps "musical noise" down), never below `GAIN_FLOOR`: a mild
 floor, because speech recognisers dislike deep spectral gaps more than they dislike noise.
 Frames are handled one after another inside a batch, so the state still evolves per hop.
+The gain step (`decision_directed_gains`) is shared with the calibrated beam, which knows its
+output noise from its weights instead of tracking it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,26 @@ C128 = npt.NDArray[np.complex128]
 GAIN_FLOOR = 10 ** (-12 / 20)  # -12 dB
 NOISE_SMOOTHING = 0.9  # per noise hop
 DECISION_DIRECTED = 0.95  # weight of the previous frame's clean-speech estimate
+
+
+def decision_directed_gains(
+    power: F64, inverse_noise: F64, clean: F64, smoothing: float = DECISION_DIRECTED
+) -> tuple[F64, F64]:
+    """The Wiener gain per frame and bin (at least `GAIN_FLOOR`) of B frames' power (B, F),
+    given 1 / the noise power (F,) and the clean-speech power of the frame before (F,)
+    (Ephraim-Malah's a-priori SNR); and the last frame's clean-speech power, for the next
+    call. Only the a-priori recursion runs frame by frame."""
+    measured = (1 - smoothing) * np.maximum(power * inverse_noise - 1.0, 0.0)  # (B, F)
+    carried = smoothing * inverse_noise
+    gains = np.empty_like(power)
+    for b in range(power.shape[0]):
+        prior = carried * clean
+        prior += measured[b]
+        gain = gains[b]
+        np.divide(prior, prior + 1.0, out=gain)
+        np.maximum(gain, GAIN_FLOOR, out=gain)
+        clean = gain * gain * power[b]
+    return gains, clean
 
 
 class PostFilteredMvdr(MvdrProcessor):
@@ -55,14 +77,10 @@ class PostFilteredMvdr(MvdrProcessor):
                 )
             if self._noise is None:
                 continue  # no noise seen yet: pass through
-            noise = self._noise + 1e-30
-            posterior = power[b] / noise
-            prior = DECISION_DIRECTED * self._clean / noise + (1 - DECISION_DIRECTED) * np.maximum(
-                posterior - 1.0, 0.0
+            gain, self._clean = decision_directed_gains(
+                power[b : b + 1], 1.0 / (self._noise + 1e-30), self._clean
             )
-            gain = np.maximum(prior / (1.0 + prior), GAIN_FLOOR)
-            beam[:, b] *= gain
-            self._clean = gain**2 * power[b]
+            beam[:, b] *= gain[0]
         return beam
 
 

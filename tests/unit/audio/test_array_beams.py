@@ -18,6 +18,7 @@ from edge_recorder.audio.array import make_array_processor
 from edge_recorder.audio.array.beamformers import DasProcessor
 from edge_recorder.audio.array.doa import SpeechGate
 from edge_recorder.audio.array.geometry import angle_deg, direction
+from edge_recorder.audio.array.postfilter import GAIN_FLOOR, decision_directed_gains
 from edge_recorder.config.hardware import PACKAGE_PROFILES
 
 RATE = 16000
@@ -194,3 +195,29 @@ def test_digital_silence_does_not_blind_the_noise_gate() -> None:
     assert gate.floor == floor
     speech, noise = gate.update(batch(0.01))
     assert noise.sum() >= 4 and not speech.any()
+
+
+def test_the_decision_directed_gain_floors_noise_and_passes_strong_speech() -> None:
+    """The post-filters' gain step: noise at its known power goes to the floor, a bin 20 dB
+    over it passes nearly whole, the gain never leaves [floor, 1), and the smoothing carries
+    a frame's clean speech into the next frame's gain (the tail of a word is kept)."""
+    inverse = np.full(4, 0.5)  # noise power 2
+    quiet, clean = decision_directed_gains(np.full((1, 4), 2.0), inverse, np.zeros(4))
+    assert np.allclose(quiet, GAIN_FLOOR) and np.allclose(clean, GAIN_FLOOR**2 * 2.0)
+    word = np.array([[200.0] * 4, [200.0] * 4, [2.0] * 4])  # two loud frames, then quiet
+    gains, clean = decision_directed_gains(word, inverse, np.zeros(4), 0.9)
+    assert np.all(gains[1] > 0.98) and np.all(gains[1] < 1.0)
+    assert np.all(gains[2] > 0.85)  # a-priori SNR ~ 0.9 x 100 carried from frame 1
+    assert np.allclose(clean, gains[2] ** 2 * 2.0)
+    rng = np.random.default_rng(3)
+    power = rng.exponential(5.0, (50, 100))
+    gains, _ = decision_directed_gains(power, np.ones(100), rng.exponential(5.0, 100))
+    assert np.all(gains >= GAIN_FLOOR) and np.all(gains < 1.0)
+    # frame by frame or all at once: the same gains
+    one_by_one, carry = [], rng.exponential(5.0, 100)
+    start = carry.copy()
+    for b in range(50):
+        g, carry = decision_directed_gains(power[b : b + 1], np.ones(100), carry)
+        one_by_one.append(g[0])
+    together, last = decision_directed_gains(power, np.ones(100), start)
+    assert np.array_equal(np.stack(one_by_one), together) and np.array_equal(carry, last)
