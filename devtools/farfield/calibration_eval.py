@@ -12,7 +12,8 @@ noise field, the true talker per frame), here
   from the shipped speech gate's noise frames, fed in 120 ms chunks like every candidate.
 
 Scored like the main evaluation (SI-SDR against the anechoic talkers at the array centre,
-STOI), as gains over the channel average, beside the shipped `mvdr` and `mvdr-wpe`.
+STOI), as gains over the channel average, beside the shipped blind kinds (`mvdr-postfilter`,
+`mvdr-wpe-postfilter`).
 Run: `python -m benchmarks.bench_farfield --calibration-honest`.
 """
 
@@ -44,7 +45,7 @@ CAL_SNR_DB = 15.0
 SWEEP_S = 5.0
 REGIONS_M = (0.05, 0.10)  # "region" calibrations: the spot and 4 points this far around
 MAX_ELEVATION_DEG = 30.0  # a move's direction: any azimuth, up to this far up or down
-SHIPPED = ("mvdr", "mvdr-wpe")
+SHIPPED = ("mvdr-postfilter", "mvdr-wpe-postfilter")  # the profiles' blind kinds
 DESIGNS = {"spot": calibration.DESIGNS}  # beams per calibration (regions: REGION_DESIGNS)
 REGION_DESIGNS = ("mwf",)
 DEVICE_REGION_M = 0.05  # the shipped procedure: the spot and 4 points ~5 cm around it
@@ -294,8 +295,8 @@ def evaluate_layout(
             )
             named.append((dev_name, beam))
         if device:
-            blind = make_array_processor("mvdr-wpe", layout.board, RATE, DEVICE_BATCH)
-            named.append(("mvdr-wpe, 2-hop batches", blind))
+            blind = make_array_processor("mvdr-wpe-postfilter", layout.board, RATE, DEVICE_BATCH)
+            named.append(("mvdr-wpe-postfilter, 2-hop batches", blind))
         for name, processor in named:
             output, cpu = candidates.run(processor, capture)
             sdr, stoi = _scores(ref, output, processor.delay_samples)

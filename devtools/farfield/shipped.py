@@ -19,8 +19,10 @@ same work), never deflates it.
 
 from __future__ import annotations
 
+import multiprocessing
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +66,11 @@ def array_profiles() -> list[str]:
 def measure(
     profile: str, seconds: float = SECONDS, repeats: int = REPEATS, calibrated_spots: int = 0
 ) -> ShippedCpu:
-    """The least process CPU of `repeats` Pipelines over `seconds` of native input each."""
+    """The least process CPU of `repeats` Pipelines over `seconds` of native input each,
+    run in a fresh child process as a device runs it: in a process that has already done
+    multithreaded BLAS work (bench_farfield's evaluation before it) OpenBLAS's woken threads
+    inflated the same pipeline's CPU by ~40 % (0.0144 against 0.0095), although the VAD
+    limits BLAS to one thread."""
     with tempfile.TemporaryDirectory() as tmp:
         audio: dict[str, object] = {"profile": profile, "source": "synthetic"}
         if calibrated_spots:
@@ -73,7 +79,9 @@ def measure(
             calibration = synthetic_calibration(positions, calibrated_spots)
             save_calibration(path, calibration)
             audio |= {"array_processing": "calibrated", "array_calibration": str(path)}
-        runs = [_once(audio, seconds) for _ in range(repeats)]
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
+            runs = list(child.map(_once, [audio] * repeats, [seconds] * repeats))
     return min(runs, key=lambda r: r.cpu_per_s)
 
 

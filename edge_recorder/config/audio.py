@@ -80,11 +80,11 @@ class AudioConfig(Section):
         "after moving the device or the furniture.",
     )
     array_calibration_fallback: BlindArrayKind = Field(
-        "mvdr-wpe",
+        "mvdr-wpe-postfilter",
         description="The blind kind array_processing = 'calibrated' uses when the "
         "calibration file is missing or refused (wrong geometry, damaged); never "
-        "'calibrated' itself. The hardware profiles set their own blind beam ('mvdr' on the "
-        "6-mic HAT, whose budget 'mvdr-wpe' exceeds).",
+        "'calibrated' itself. The hardware profiles set their own blind beam "
+        "('mvdr-postfilter' on the 6-mic HAT, whose budget the WPE kinds exceed).",
     )
     array_batch_hops: Literal[2, 4, 8] = Field(
         8,

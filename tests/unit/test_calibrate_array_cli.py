@@ -130,7 +130,7 @@ def test_sweep_measure_finish_show_and_record(
     assert "exam-table" in show.stdout
 
     outputs = {}
-    for kind in ("calibrated", "mvdr-wpe"):
+    for kind in ("calibrated", "mvdr-wpe-postfilter"):
         use = write_config(
             tmp_path,
             f'source = "wav"\nwav_path = "{wavs["spot"]}"\nspeed = 0\n'
@@ -144,7 +144,7 @@ def test_sweep_measure_finish_show_and_record(
         outputs[kind], _ = soundfile.read(wav, dtype="int16")
     assert outputs["calibrated"].size == 6 * 16000
     assert np.abs(outputs["calibrated"]).max() > 1000  # the sweep came through
-    assert not np.array_equal(outputs["calibrated"], outputs["mvdr-wpe"])  # the beam is on
+    assert not np.array_equal(outputs["calibrated"], outputs["mvdr-wpe-postfilter"])  # the beam is on
 
 
 def test_show_refuses_another_layout_and_a_missing_file(run_cli: RunCli, tmp_path: Path) -> None:
@@ -232,7 +232,7 @@ def test_check_shows_whether_the_calibration_is_used(tmp_path: Path) -> None:
     missing = calibration_rows(build_config(tree, environ={}))
     assert [(r.name, r.status) for r in missing] == [("array calibration", "warn")]
     assert missing[0].detail.startswith(f"not used: {path} does not exist")
-    assert missing[0].detail.endswith("; using mvdr-wpe")
+    assert missing[0].detail.endswith("; using mvdr-wpe-postfilter")
     save_calibration(path, calibration())
     used = calibration_rows(build_config(tree, environ={}))
     assert [(r.name, r.status) for r in used] == [("array calibration", "ok")]

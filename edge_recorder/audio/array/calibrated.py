@@ -46,17 +46,18 @@ Wiener-gain fallback, 22° gained +0.24 / +0.50 / +0.28 dB at 0 / 10 / 20 cm on 
 (4 rooms; 30° the same, the 6-mic HAT unchanged), with the worst room +0.7-1.3 dB better,
 and an uncalibrated talker's figures unchanged.
 
-Then a per-frame post-filter: the Wiener beam's gain follows φ, a power smoothed over
-~0.8 s of speech, so it cannot attenuate the gaps between syllables and the quiet bins of a
-word. The decision-directed Wiener gain (`postfilter.decision_directed_gains`, floor -12 dB)
-does, per 16 ms frame, against the beam's output noise, which the beam knows exactly from
-its weights and the gated noise covariance (σ² = wᴴRw: no noise tracking on the output, so
-no lag when the weights change at a spot switch). In the honest evaluation (8 rooms, RT60
-0.5 s, 5 dB SNR) it took the 4-mic HAT from +5.3 to +6.6 dB SI-SDR over the channel average
-at the spots (6-mic +6.1 to +7.5 at the same cadence) and from +3.6 to +4.5 dB 10 cm away,
-with STOI unchanged or better (+0.099 → +0.107); tracking the output noise on noise frames
-instead, as the blind post-filter does, gained 0.3 dB less and cost 0.02 STOI. The
-decision-directed weight 0.85 was the best of 0.8-0.95 within 0.05 dB (0.95 cost 0.01 STOI).
+Then a per-frame post-filter: the Wiener beam's gain follows φ, a power smoothed over ~0.8 s
+of speech, so it cannot attenuate the gaps between syllables and the quiet bins of a word.
+The decision-directed Wiener gain (`postfilter.PostFilteredMvdr`, which this beam extends;
+floor -12 dB) does, per 16 ms frame, against the beam's output noise, which the beam knows
+exactly from its weights and the gated noise covariance (σ² = wᴴRw: no noise tracking on the
+output, so no lag when the weights change at a spot switch). In the honest evaluation (8
+rooms, RT60 0.5 s, 5 dB SNR) it took the 4-mic HAT from +5.3 to +6.6 dB SI-SDR over the
+channel average at the spots (6-mic +6.1 to +7.5 at the same cadence) and from +3.6 to +4.5
+dB 10 cm away, with STOI unchanged or better (+0.099 → +0.107); tracking the output noise on
+noise frames instead, as the blind post-filter did until then, gained 0.3 dB less and cost
+0.02 STOI. The decision-directed weight 0.85 was the best of 0.8-0.95 within 0.05 dB (0.95
+cost 0.01 STOI).
 
 Everything adapts on `MvdrProcessor`'s windows of ≥ 8 hops and solves on a fixed grid of
 hops (or at once when the spot or the fallback changes), so small batches do not multiply
@@ -72,7 +73,6 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from edge_recorder.audio.array.beamformers import MvdrProcessor
 from edge_recorder.audio.array.calibration_file import (
     ArrayCalibration,
     CalibrationError,
@@ -82,7 +82,7 @@ from edge_recorder.audio.array.calibration_file import (
 )
 from edge_recorder.audio.array.doa import DirectionTracker
 from edge_recorder.audio.array.geometry import arrival_times, search_grid
-from edge_recorder.audio.array.postfilter import decision_directed_gains
+from edge_recorder.audio.array.postfilter import PostFilteredMvdr
 from edge_recorder.audio.array.stft import NFFT
 
 F64 = npt.NDArray[np.float64]
@@ -105,7 +105,6 @@ CADENCE_SMALL = (1, 16)  # up to 4 mics
 CADENCE_LARGE = (2, 32)  # more than 4
 HEARD_FRAMES = 64  # frames drawn from a spot's Ψ to find where the tracker hears it
 FALLBACK_DEG = 22.0  # the tracker this far from every spot: the blind fallback (module doc)
-POST_SMOOTHING = 0.85  # the post-filter's decision-directed weight (module doc)
 
 
 def spot_direction(positions_m: F64, arrivals_s: F64) -> F64:
@@ -139,7 +138,7 @@ def heard_direction(positions_m: F64, freqs: F64, rate: int, spot: Spot) -> F64:
     return spot_direction(positions_m, spot.arrivals_s)
 
 
-class CalibratedBeam(MvdrProcessor):
+class CalibratedBeam(PostFilteredMvdr):
     """The calibrated spots' Wiener beam, with the tracker-steered MVDR (and a Wiener gain)
     as the fallback off every spot."""
 
@@ -186,28 +185,6 @@ class CalibratedBeam(MvdrProcessor):
         self.windows = 0  # adaptation windows so far, and how many of them were blind
         self.blind_windows = 0
         self.weights = self._weights()
-        self._inverse_noise: F64 = np.zeros(0)  # 1 / the noise power in the beam's output
-        self._output_noise_of: object = None  # the weights it is for
-        self._clean: F64 = np.zeros(self.freqs.size)  # the post-filter's last clean power
-
-    def _filter(self, spectra: C128) -> C128:
-        """The beam, then the per-frame Wiener post-filter on its known output noise."""
-        beam = super()._filter(spectra)  # (K, B, F)
-        r = self._covariance
-        if r is None:
-            return beam  # no noise seen yet: nothing to attenuate against
-        if self._output_noise_of is not self.weights:  # replaced, never changed in place
-            w = self.weights
-            noise = np.einsum("fm,fmn,fn->f", w.conj(), r, w).real
-            self._inverse_noise = 1.0 / (noise + 1e-30)
-            self._output_noise_of = w
-        power = beam[0].real ** 2 + beam[0].imag ** 2
-        gains, self._clean = decision_directed_gains(
-            power, self._inverse_noise, self._clean, POST_SMOOTHING
-        )
-        beam *= gains
-        return beam
-
     def _adapt(self, drive: C128, noise: npt.NDArray[np.bool_], *, steered: bool) -> None:
         self._update_noise(drive, noise)
         before, self._hops = self._hops, self._hops + drive.shape[1]

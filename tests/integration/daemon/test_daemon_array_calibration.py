@@ -26,7 +26,7 @@ async def test_a_missing_calibration_is_reported_at_start_and_in_the_status(
     await daemon.ready()
     warning = f"array calibration not used: {missing} does not exist"
     assert daemon.log.count(warning) == 1, daemon.log[-3000:]
-    assert "using mvdr-wpe" in daemon.log
+    assert "using mvdr-wpe-postfilter" in daemon.log
     assert "array_calibration_fallback" in (await daemon.status())["warnings"]
     code, _out, err = await daemon.ctl("start")
     assert code == 0, err

@@ -87,7 +87,7 @@ def blind(kind: str, x: F32) -> F32:
     return run(ArrayMix(config(Path("unused"), array_processing=kind), FMT, SCALE, 16000), x)
 
 
-@pytest.mark.parametrize("fallback", ["mvdr-wpe", "mvdr", "average"])
+@pytest.mark.parametrize("fallback", ["mvdr-wpe-postfilter", "mvdr", "average"])
 def test_a_missing_file_runs_the_fallback_bit_for_bit_and_says_why(
     tmp_path: Path, speech: F32, fallback: str
 ) -> None:
@@ -106,9 +106,9 @@ def test_a_damaged_file_runs_the_fallback_and_names_the_problem(
     path = tmp_path / "room.npz"
     path.write_bytes(b"PK\x03\x04 not really a zip")
     mix = ArrayMix(config(path), FMT, SCALE, 16000)
-    assert mix.kind_used == "mvdr-wpe"
+    assert mix.kind_used == "mvdr-wpe-postfilter"
     assert mix.note is not None and "not a calibration file" in mix.note
-    assert np.array_equal(run(mix, speech), blind("mvdr-wpe", speech))
+    assert np.array_equal(run(mix, speech), blind("mvdr-wpe-postfilter", speech))
 
 
 def test_a_calibration_of_another_array_is_refused(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_a_calibration_of_another_array_is_refused(tmp_path: Path) -> None:
     save_calibration(path, calibration())
     moved = [(x * 1.2, y, z) for x, y, z in SQUARE_MM]  # a wider board: 4.5 mm off
     mix = ArrayMix(config(path, mic_positions_mm=moved), FMT, SCALE, 16000)
-    assert mix.kind_used == "mvdr-wpe"
+    assert mix.kind_used == "mvdr-wpe-postfilter"
     assert mix.note is not None and "another array" in mix.note
 
 
@@ -137,7 +137,7 @@ def test_a_valid_file_runs_the_calibrated_beam(tmp_path: Path, speech: F32) -> N
     )[beam.delay_samples :]
     # the stage DC-removes first; without it the two are the same processor on the same input
     assert out.shape == (speech.shape[0],) and np.any(out != 0)
-    assert not np.array_equal(out, blind("mvdr-wpe", speech))
+    assert not np.array_equal(out, blind("mvdr-wpe-postfilter", speech))
     plain = ArrayMix(config(path, dc_removal=False), FMT, SCALE, 16000)
     assert np.array_equal(run(plain, speech), direct)
 
@@ -163,7 +163,7 @@ def test_the_file_is_read_once_per_version_and_a_new_one_is_picked_up(
     calibrated, _ = stage_module.load_array_calibration(path, POSITIONS)
     assert calibrated is not None and [s.name for s in calibrated.spots] == ["patient-chair"]
     path.unlink()  # removed: the next recording falls back at once
-    assert ArrayMix(config(path), FMT, SCALE, 16000).kind_used == "mvdr-wpe"
+    assert ArrayMix(config(path), FMT, SCALE, 16000).kind_used == "mvdr-wpe-postfilter"
 
 
 def test_each_reason_is_logged_once_without_audio(
@@ -176,7 +176,7 @@ def test_each_reason_is_logged_once_without_audio(
         ArrayMix(config(path), FMT, SCALE, 16000)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage().split(":")[0] for r in warnings] == ["array calibration not used"] * 2
-    assert str(missing) in warnings[0].getMessage() and "using mvdr-wpe" in warnings[0].getMessage()
+    assert str(missing) in warnings[0].getMessage() and "using mvdr-wpe-postfilter" in warnings[0].getMessage()
     assert str(damaged) in warnings[1].getMessage()
     good = tmp_path / "good.npz"
     save_calibration(good, calibration())
@@ -214,7 +214,7 @@ def test_the_dsp_stage_names_the_kind_that_runs_and_why(tmp_path: Path) -> None:
     from edge_recorder.audio.dsp import Dsp
 
     dsp = Dsp(config(tmp_path / "none.npz"), FMT)
-    assert dsp.array_kind == "mvdr-wpe"
+    assert dsp.array_kind == "mvdr-wpe-postfilter"
     assert dsp.array_note is not None and "does not exist" in dsp.array_note
     plain = Dsp(config(tmp_path / "none.npz", array_processing="average"), FMT)
     assert (plain.array_kind, plain.array_note) == ("average", None)

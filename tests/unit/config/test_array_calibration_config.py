@@ -25,7 +25,7 @@ def _no_site_profiles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_calibrated_is_accepted_with_a_geometry_and_has_safe_defaults() -> None:
     audio = AudioConfig(channels=4, mic_positions_mm=SQUARE_MM, array_processing="calibrated")
     assert audio.array_calibration == Path("/var/lib/edge-recorder/array-calibration.npz")
-    assert audio.array_calibration_fallback == "mvdr-wpe"
+    assert audio.array_calibration_fallback == "mvdr-wpe-postfilter"
 
 
 def test_calibrated_needs_the_geometry_like_every_beam() -> None:
