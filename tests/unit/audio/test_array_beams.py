@@ -173,8 +173,8 @@ def test_the_postfilter_removes_noise_without_eating_the_talker() -> None:
     gain = (energy_db(pf_talker) - energy_db(pf_rest)) - (
         energy_db(mvdr_talker) - energy_db(mvdr_rest)
     )
-    assert gain >= 2.0  # measured +4.2 dB
-    assert energy_db(pf_talker) - energy_db(mvdr_talker) >= -2.0  # measured -0.1 dB
+    assert gain >= 2.0  # measured +3.6 dB (+4.2 with the noise tracked on the output)
+    assert energy_db(pf_talker) - energy_db(mvdr_talker) >= -1.0  # measured -0.06 dB
 
 
 def test_digital_silence_does_not_blind_the_noise_gate() -> None:

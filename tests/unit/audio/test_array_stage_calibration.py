@@ -176,7 +176,8 @@ def test_each_reason_is_logged_once_without_audio(
         ArrayMix(config(path), FMT, SCALE, 16000)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage().split(":")[0] for r in warnings] == ["array calibration not used"] * 2
-    assert str(missing) in warnings[0].getMessage() and "using mvdr-wpe-postfilter" in warnings[0].getMessage()
+    message = warnings[0].getMessage()
+    assert str(missing) in message and "using mvdr-wpe-postfilter" in message
     assert str(damaged) in warnings[1].getMessage()
     good = tmp_path / "good.npz"
     save_calibration(good, calibration())
