@@ -185,6 +185,7 @@ class CalibratedBeam(PostFilteredMvdr):
         self.windows = 0  # adaptation windows so far, and how many of them were blind
         self.blind_windows = 0
         self.weights = self._weights()
+
     def _adapt(self, drive: C128, noise: npt.NDArray[np.bool_], *, steered: bool) -> None:
         self._update_noise(drive, noise)
         before, self._hops = self._hops, self._hops + drive.shape[1]
