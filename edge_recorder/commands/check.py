@@ -92,7 +92,11 @@ def _outvoted(args: argparse.Namespace) -> list[str]:
 def calibration_rows(config: Config) -> list[CheckResult]:
     """With array_processing = "calibrated": is the room's calibration usable, or which blind
     beam runs instead and why (a warning: the device records either way)."""
-    from edge_recorder.audio.array.stage import load_array_calibration, mic_positions_m
+    from edge_recorder.audio.array.stage import (
+        fallback_detail,
+        load_array_calibration,
+        mic_positions_m,
+    )
     from edge_recorder.support.checks import CheckResult
 
     audio = config.audio
@@ -101,8 +105,7 @@ def calibration_rows(config: Config) -> list[CheckResult]:
     path = audio.array_calibration
     calibration, reason = load_array_calibration(path, mic_positions_m(audio))
     if calibration is None:
-        detail = f"not used: {reason}; using {audio.array_calibration_fallback}"
-        return [CheckResult("array calibration", "warn", detail)]
+        return [CheckResult("array calibration", "warn", fallback_detail(reason, audio))]
     names = ", ".join(spot.name for spot in calibration.spots)
     return [
         CheckResult("array calibration", "ok", f"{path}: spots {names} ({calibration.created})")

@@ -105,8 +105,13 @@ def last_calibration_note() -> str | None:
     return _last_note[0]
 
 
+def fallback_detail(reason: str | None, config: AudioConfig) -> str:
+    """What runs instead of the calibration and why: the log line's and `check`'s words."""
+    return f"not used: {reason}; using {config.array_calibration_fallback}"
+
+
 def _note(reason: str | None, config: AudioConfig) -> str:
-    return f"array calibration not used: {reason}; using {config.array_calibration_fallback}"
+    return f"array calibration {fallback_detail(reason, config)}"
 
 
 def _record_outcome(note: str | None, path: Path) -> None:

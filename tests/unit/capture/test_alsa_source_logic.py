@@ -81,7 +81,8 @@ def test_read_errors_close_the_pcm_and_reopen() -> None:
     pcms: list[FakePcm] = []
 
     def opener(device: str, fmt: AudioFormat, period: int, periods: int) -> FakePcm:
-        script = iter([0, DeviceError("unplugged", "No such device [x]")]) if not pcms else None
+        steps: list[int | Exception] = [0, DeviceError("unplugged", "No such device [x]")]
+        script = iter(steps) if not pcms else None
         pcms.append(FakePcm(script))
         return pcms[-1]
 
