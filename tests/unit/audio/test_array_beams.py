@@ -177,6 +177,21 @@ def test_the_postfilter_removes_noise_without_eating_the_talker() -> None:
     assert energy_db(pf_talker) - energy_db(mvdr_talker) >= -1.0  # measured -0.06 dB
 
 
+def test_in_a_pause_the_postfilter_takes_the_noise_down_to_its_floor() -> None:
+    """Against the beam's known output noise (wᴴRw) a pause is all noise: nearly every bin
+    sits at the -12 dB floor, and never below it."""
+    target, noise = interfered(SIX)
+    x = target + noise
+    x[8 * RATE :] = noise[8 * RATE :]  # the talker stops; 4 s of the fan and the mics' hiss
+    pause = {}
+    for kind in ("mvdr", "mvdr-postfilter"):
+        processor = make_array_processor(kind, SIX)
+        out = processor.process(x.astype(np.float32)).astype(np.float64)
+        pause[kind] = energy_db(out[9 * RATE + processor.delay_samples :])
+    drop = pause["mvdr-postfilter"] - pause["mvdr"]
+    assert 20 * math.log10(GAIN_FLOOR) - 0.5 <= drop <= -8.0, drop  # measured -10.7 dB
+
+
 def test_digital_silence_does_not_blind_the_noise_gate() -> None:
     """A lost-frames gap (zeros) must not drag the noise floor to nothing: the floor only
     rises ~5 dB/s, so every frame after it would look like speech for half a minute."""
