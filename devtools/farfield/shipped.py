@@ -76,8 +76,7 @@ def measure(
         if calibrated_spots:
             path = Path(tmp) / "array-calibration.npz"
             positions = build_config({"audio": audio}, environ={}).audio.mic_positions_mm
-            calibration = synthetic_calibration(positions, calibrated_spots)
-            save_calibration(path, calibration)
+            save_calibration(path, synthetic_calibration(positions, calibrated_spots))
             audio |= {"array_processing": "calibrated", "array_calibration": str(path)}
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:

@@ -82,7 +82,7 @@ from edge_recorder.audio.array.calibration_file import (
 )
 from edge_recorder.audio.array.doa import DirectionTracker
 from edge_recorder.audio.array.geometry import arrival_times, search_grid
-from edge_recorder.audio.array.postfilter import PostFilteredMvdr
+from edge_recorder.audio.array.postfilter import PostFilteredMvdr, output_noise
 from edge_recorder.audio.array.stft import NFFT
 
 F64 = npt.NDArray[np.float64]
@@ -304,7 +304,7 @@ class CalibratedBeam(PostFilteredMvdr):
         weights = self._mvdr_weights()
         if self._covariance is None or not self._phi_blind.any():
             return weights
-        noise = np.einsum("fm,fmn,fn->f", weights.conj(), self._covariance, weights).real
+        noise = output_noise(weights, self._covariance)
         phi = self._phi_blind
         gain = phi / np.maximum(phi + noise, 1e-30)
         blind: C128 = weights * gain[:, None]

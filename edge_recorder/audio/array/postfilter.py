@@ -34,6 +34,13 @@ GAIN_FLOOR = 10 ** (-12 / 20)  # -12 dB
 DECISION_DIRECTED = 0.85  # weight of the previous frame's clean-speech estimate
 
 
+def output_noise(weights: C128, covariance: C128) -> F64:
+    """The noise power per bin in a beam's output, wᴴRw, for (F, M) weights and (F, M, M)
+    noise covariance."""
+    noise: F64 = np.einsum("fm,fmn,fn->f", weights.conj(), covariance, weights).real
+    return noise
+
+
 def decision_directed_gains(
     power: F64, inverse_noise: F64, clean: F64, smoothing: float = DECISION_DIRECTED
 ) -> tuple[F64, F64]:
@@ -70,10 +77,8 @@ class PostFilteredMvdr(MvdrProcessor):
         if r is None:
             return beam  # no noise seen yet: nothing to attenuate against
         if self._noise_of is not self.weights:  # replaced, never changed in place
-            w = self.weights
-            noise = np.einsum("fm,fmn,fn->f", w.conj(), r, w).real
-            self._inverse_noise = 1.0 / (noise + 1e-30)
-            self._noise_of = w
+            self._inverse_noise = 1.0 / (output_noise(self.weights, r) + 1e-30)
+            self._noise_of = self.weights
         power = beam[0].real ** 2 + beam[0].imag ** 2
         gains, self._clean = decision_directed_gains(power, self._inverse_noise, self._clean)
         beam *= gains
