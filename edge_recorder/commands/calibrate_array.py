@@ -26,24 +26,30 @@ from edge_recorder.commands._calibration_store import (
     store_measurement,
 )
 from edge_recorder.commands._common import add_config_argument
+from edge_recorder.commands._mic_take import (
+    RATE,
+    USAGE,
+    Refused,
+    bounded,
+    capture,
+    load_config,
+    mic_positions,
+    read_wav,
+    to_16k,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from edge_recorder.config.model import Config
-
     F64 = npt.NDArray[np.float64]
 
 DEFAULT_DIR = Path("/var/lib/edge-recorder/calibration")
-RATE = 16000
 SWEEP_PEAK_DBFS = -3.0
 SWEEP_S = (1.0, 30.0)  # the sweep's length, bounds
 RECORD_S = (2.0, 60.0)  # a measurement's length, bounds (and a WAV's)
-MAX_WAV_CHANNELS = 32
 SAME_SPOT_DEG = 12.0  # points 5-10 cm apart at 1-3 m differ by 1-6°; two spots by ≥ 30°
 POOR_SNR_DB = 25.0  # below this, advice: louder (spots.sweep_snr_db: good ones read 40+)
-USAGE, FAILED = 2, 1
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,15 +87,9 @@ def run(args: argparse.Namespace) -> int:
     actions = {"sweep": _sweep, "measure": _measure, "finish": _finish, "show": _show}
     try:
         return actions[args.calibrate_command](args)
-    except _Refused as exc:
+    except Refused as exc:
         print(f"edge-recorder calibrate-array {args.calibrate_command}: {exc}", file=sys.stderr)
         return exc.code
-
-
-class _Refused(Exception):
-    def __init__(self, message: str, code: int = FAILED) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -98,13 +98,13 @@ def _sweep(args: argparse.Namespace) -> int:
 
     from edge_recorder.audio.array.spots import SWEEP_BAND_HZ, sweep
 
-    _bounded("--seconds", args.seconds, SWEEP_S)
+    bounded("--seconds", args.seconds, SWEEP_S)
     signal = sweep(args.seconds, RATE)
     signal = signal * (10 ** (SWEEP_PEAK_DBFS / 20) / float(np.max(np.abs(signal))))
     try:
         soundfile.write(args.output, signal, RATE, subtype="PCM_16", format="WAV")
     except (OSError, RuntimeError) as exc:  # soundfile raises its own error for a bad path
-        raise _Refused(f"cannot write {args.output}: {exc}") from None
+        raise Refused(f"cannot write {args.output}: {exc}") from None
     low, high = SWEEP_BAND_HZ
     print(
         f"wrote {args.output}: {args.seconds:g} s sweep {low:g}-{high:g} Hz, 16 kHz mono PCM16, "
@@ -120,33 +120,35 @@ def _measure(args: argparse.Namespace) -> int:
     from edge_recorder.audio.array.spots import sweep_snr_db as snr_of
 
     if not SPOT_NAME.fullmatch(args.spot):
-        raise _Refused(
+        raise Refused(
             f"spot name {args.spot!r}: use 1-32 of a-z, 0-9, '-', '_' (e.g. exam-table)", USAGE
         )
-    _bounded("--sweep-seconds", args.sweep_seconds, SWEEP_S)
-    _bounded("--seconds", args.seconds, RECORD_S)
+    bounded("--sweep-seconds", args.sweep_seconds, SWEEP_S)
+    bounded("--seconds", args.seconds, RECORD_S)
     if args.from_wav is None and args.seconds < args.sweep_seconds + 2:
-        raise _Refused("--seconds must leave time to start the sweep: sweep + 2 s at least", USAGE)
-    config = _config(args)
-    positions = _positions(config)
+        raise Refused("--seconds must leave time to start the sweep: sweep + 2 s at least", USAGE)
+    config = load_config(args)
+    positions = mic_positions(config, "calibrate-array")
     mics = positions.shape[0]
     if args.from_wav is not None:
-        (channels, rate), where = _read_wav(args.from_wav, mics), str(args.from_wav)
+        (channels, rate), where = read_wav(args.from_wav, mics, RECORD_S), str(args.from_wav)
     else:
-        channels, rate, where = _capture(config, args, mics)
-    recording = _to_16k(channels, rate)
+        channels, rate, where = capture(
+            config, args.device, args.seconds, mics, "play the sweep now"
+        )
+    recording = to_16k(channels, rate)
     try:
         responses = measure_responses(recording, sweep(args.sweep_seconds, RATE))
         arrivals = direct_path(responses)[1]
     except CalibrationError as exc:
-        raise _Refused(f"{where}: {exc}") from None
+        raise Refused(f"{where}: {exc}") from None
     direction = _direction(arrivals, positions)
     apart = _apart_from_earlier(args.dir, args.spot, arrivals, positions)
     snr = snr_of(responses)
     try:
         path = store_measurement(args.dir, args.spot, responses, positions, snr)
     except CalibrationError as exc:
-        raise _Refused(str(exc)) from None
+        raise Refused(str(exc)) from None
     print(f"spot {args.spot}: measurement {path.name} from {where} ({mics} mics) -> {path}")
     print(f"direction: {direction}")
     print(f"sweep SNR: {snr:.1f} dB")
@@ -177,12 +179,12 @@ def _finish(args: argparse.Namespace) -> int:
     )
     from edge_recorder.audio.array.spots import spot_from_responses
 
-    config = _config(args)
-    positions = _positions(config)
+    config = load_config(args)
+    positions = mic_positions(config, "calibrate-array")
     out: Path = args.out or config.audio.array_calibration
     found = measurements(args.dir)
     if not found:
-        raise _Refused(f"no measurements in {args.dir}: run `calibrate-array measure` first")
+        raise Refused(f"no measurements in {args.dir}: run `calibrate-array measure` first")
     spots, lines = [], []
     try:
         for name, paths in sorted(found.items()):
@@ -199,7 +201,7 @@ def _finish(args: argparse.Namespace) -> int:
         save_calibration(out, ArrayCalibration(tuple(spots), positions, RATE, created))
         hand_over(out)
     except (CalibrationError, OSError) as exc:
-        raise _Refused(str(exc)) from None
+        raise Refused(str(exc)) from None
     print(f"wrote {out}: {len(spots)} spot(s), {positions.shape[0]} mics, {created}")
     print("\n".join(lines))
     print("to use it, set in the config file's [audio] section (then restart the service):")
@@ -212,15 +214,15 @@ def _finish(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from edge_recorder.audio.array.calibration_file import CalibrationError, load_calibration
 
-    config = _config(args)
-    positions = _positions(config)
+    config = load_config(args)
+    positions = mic_positions(config, "calibrate-array")
     path: Path = args.path or config.audio.array_calibration
     if not path.exists():
-        raise _Refused(f"{path} does not exist (make it with `calibrate-array finish`)")
+        raise Refused(f"{path} does not exist (make it with `calibrate-array finish`)")
     try:
         calibration = load_calibration(path, positions)
     except (CalibrationError, OSError) as exc:
-        raise _Refused(str(exc)) from None
+        raise Refused(str(exc)) from None
     print(
         f"{path}: valid for this array ({positions.shape[0]} mics), "
         f"{len(calibration.spots)} spot(s), {calibration.rate} Hz, made {calibration.created}"
@@ -233,111 +235,6 @@ def _show(args: argparse.Namespace) -> int:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _bounded(name: str, value: float, bounds: tuple[float, float]) -> None:
-    if not bounds[0] <= value <= bounds[1]:
-        raise _Refused(f"{name} must be {bounds[0]:g}-{bounds[1]:g} s, not {value:g}", USAGE)
-
-
-def _config(args: argparse.Namespace) -> Config:
-    from edge_recorder.commands.record import load_optional_config
-
-    return load_optional_config(args)
-
-
-def _positions(config: Config) -> F64:
-    """The configured mics in metres, or exit 78: calibration needs the array's geometry."""
-    from edge_recorder.audio.array.stage import mic_positions_m
-    from edge_recorder.config.loader import EX_CONFIG, ConfigError, print_config_error
-
-    positions = mic_positions_m(config.audio)
-    if positions.shape[0] < 2:
-        print_config_error(
-            ConfigError(
-                [
-                    "audio.mic_positions_mm: calibrate-array needs the geometry of at least "
-                    f"2 microphones (it lists {positions.shape[0]}); set audio.profile"
-                ]
-            )
-        )
-        raise SystemExit(EX_CONFIG)
-    return positions
-
-
-def _read_wav(path: Path, mics: int) -> tuple[F64, int]:
-    """The WAV's first `mics` channels as (frames, mics) and its rate, bounded."""
-    import soundfile
-
-    try:
-        info = soundfile.info(str(path))
-    except Exception as exc:  # soundfile raises its own error type for unreadable files
-        raise _Refused(f"cannot read {path}: {exc}") from None
-    if not mics <= info.channels <= MAX_WAV_CHANNELS:
-        raise _Refused(
-            f"{path} has {info.channels} channel(s); the array has {mics} mics, which must be "
-            f"its first {mics} channels (at most {MAX_WAV_CHANNELS})"
-        )
-    if not 8000 <= info.samplerate <= 192000:
-        raise _Refused(f"{path}: rate {info.samplerate} Hz is not 8-192 kHz")
-    seconds = info.frames / info.samplerate
-    if not RECORD_S[0] <= seconds <= RECORD_S[1]:
-        raise _Refused(f"{path} is {seconds:.1f} s long: {RECORD_S[0]:g}-{RECORD_S[1]:g} s")
-    data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-    return data[:, :mics], int(rate)
-
-
-def _capture(config: Config, args: argparse.Namespace, mics: int) -> tuple[F64, int, str]:
-    """--seconds of the configured source's raw mic channels (frames, mics), as `record`."""
-    import time
-
-    import numpy as np
-
-    from edge_recorder.audio.frames import DeviceLost, EndOfStream, Frames
-    from edge_recorder.capture.registry import open_source
-
-    audio = config.audio.model_copy(update={"device": args.device} if args.device else {})
-    where = audio.device if audio.source == "alsa" else f"{audio.source} source"
-    try:
-        source = open_source(audio)
-    except (ValueError, OSError) as exc:
-        raise _Refused(f"cannot open the source: {exc}") from None
-    fmt = source.format
-    if fmt.channels < mics:
-        raise _Refused(f"{where} delivers {fmt.channels} channel(s) for {mics} mics")
-    wanted = round(args.seconds * fmt.rate)
-    blocks: list[npt.NDArray[np.float32]] = []
-    got, problem = 0, "no audio arrived"
-    print(f"recording {args.seconds:g} s from {where}: play the sweep now", flush=True)
-    deadline = time.monotonic() + args.seconds + 10.0
-    source.start()
-    try:
-        while got < wanted and time.monotonic() < deadline:
-            item = source.read(timeout=0.5)
-            if isinstance(item, Frames):
-                block = item.as_float32()[: wanted - got, :mics]
-                blocks.append(block)
-                got += block.shape[0]
-            elif isinstance(item, DeviceLost):  # busy, missing: its message says what to do
-                problem = item.message
-                break
-            elif isinstance(item, EndOfStream):
-                break
-    finally:
-        source.stop()
-    if got < wanted:
-        raise _Refused(f"only {got / fmt.rate:.2f} s recorded from {where}: {problem}")
-    return np.concatenate(blocks).astype(np.float64), fmt.rate, where
-
-
-def _to_16k(channels: F64, rate: int) -> F64:
-    """(frames, M) at `rate` → (M, N) at 16 kHz, soxr HQ like the pipeline."""
-    import numpy as np
-    import soxr
-
-    if rate != RATE:
-        channels = soxr.resample(channels, rate, RATE, quality="HQ")
-    return np.ascontiguousarray(np.asarray(channels, np.float64).T)
 
 
 def _apart_from_earlier(
