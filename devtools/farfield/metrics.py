@@ -2,8 +2,10 @@
 
 Candidates may delay their output (an STFT beamformer by ~140 ms), and each mic hears the
 talkers a few samples before or after the array centre, so every score is taken after
-alignment: the candidate's declared delay, then the best lag within ±`SEARCH_SAMPLES` by
-cross-correlation. Without it a perfect but late output would score as noise.
+alignment: the candidate's declared delay, then the best lag within ±30 ms by cross-correlation.
+Without it a perfect but late output would score as noise. SI-SDR and the alignment are the
+device's own (`edge_recorder.audio.array.scoring`, which `edge-recorder array-check` uses in a
+real room).
 """
 
 from __future__ import annotations
@@ -15,48 +17,13 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks import _audio, bench_vad
+from edge_recorder.audio.array.scoring import aligned, best_lag, si_sdr
 from edge_recorder.audio.vad import VadEngine
+
+__all__ = ["Scores", "aligned", "best_lag", "score", "si_sdr", "stoi", "vad_f1"]
 
 F32 = npt.NDArray[np.float32]
 RATE = _audio.RATE
-SEARCH_SAMPLES = 480  # ±30 ms around the declared delay
-_EPS = 1e-12
-
-
-def si_sdr(reference: F32, estimate: F32) -> float:
-    """Scale-invariant SDR in dB (Le Roux et al., "SDR - half-baked or well done?", 2019):
-    the estimate's projection on the zero-mean reference is the target, the rest is error.
-    Scale-invariant so a front end's gain (or AGC's average gain) neither helps nor hurts."""
-    ref = reference.astype(np.float64) - float(np.mean(reference))
-    est = estimate.astype(np.float64) - float(np.mean(estimate))
-    target = ref * (float(np.dot(est, ref)) / (float(np.dot(ref, ref)) + _EPS))
-    error = est - target
-    return float(10 * np.log10((np.dot(target, target) + _EPS) / (np.dot(error, error) + _EPS)))
-
-
-def best_lag(reference: F32, estimate: F32, centre: int = 0, search: int = SEARCH_SAMPLES) -> int:
-    """The lag (samples the estimate is late) in [centre - search, centre + search] that
-    maximises the cross-correlation; positive = the estimate lags the reference."""
-    n = reference.size + estimate.size
-    size = 1 << (n - 1).bit_length()
-    spectrum = np.fft.rfft(estimate.astype(np.float64), size) * np.conj(
-        np.fft.rfft(reference.astype(np.float64), size)
-    )
-    xcorr = np.fft.irfft(spectrum, size)  # xcorr[k] = Σ est[t + k] ref[t], negative k wrapped
-    lags = np.arange(centre - search, centre + search + 1)
-    return int(lags[int(np.argmax(xcorr[lags % size]))])
-
-
-def aligned(reference: F32, estimate: F32, lag: int) -> tuple[F32, F32]:
-    """Equal-length overlapping parts of reference and estimate, the estimate advanced by `lag`."""
-    if lag >= 0:
-        est = estimate[lag:]
-        ref = reference[: est.size]
-    else:
-        ref = reference[-lag:]
-        est = estimate[: ref.size]
-    m = min(ref.size, est.size)
-    return ref[:m], est[:m]
 
 
 def stoi(reference: F32, estimate: F32) -> float:
