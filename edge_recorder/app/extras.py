@@ -22,6 +22,7 @@ from edge_recorder.uplinks.registry import SERVICES
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "onnx": ("onnxruntime",),
     "aws": ("awscrt", "botocore"),
+    "array-check": ("pystoi",),  # only `array-check`'s STOI column: no configured feature
 }
 
 
