@@ -20,6 +20,7 @@ from devtools.farfield.shipped import synthetic_calibration
 from edge_recorder.audio.array import KINDS
 from edge_recorder.audio.array.calibration_file import save_calibration
 from edge_recorder.audio.array.testvoice import synthetic_voice
+from edge_recorder.commands import array_check
 from tests.conftest import RunCli
 from tests.unit.test_calibrate_array_cli import (
     BOARD_M,
@@ -230,3 +231,72 @@ def test_a_config_without_the_array_geometry_exits_78(
                      "--from-wav", str(room["take"]), "--config", str(config))  # fmt: skip
     assert result.returncode == 78
     assert "array-check needs the geometry of at least 2 microphones" in result.stderr
+
+
+# --- the advice (pure) -----------------------------------------------------------------------
+
+
+def _report_with(configured: str, scores: dict[str, float]) -> array_check.Report:
+    rows = [
+        array_check.Row(
+            kind, value, value - scores["average"], None, None, kind == configured, None
+        )
+        for kind, value in scores.items()
+    ]
+    best = max(rows, key=lambda r: r.si_sdr_db).kind
+    return array_check.Report(
+        "", "test", 4, 3.0, 0.6, 0.0, -40.0, 15.0, False, configured, best, rows, []
+    )
+
+
+def test_the_advice_names_a_kind_worth_switching_to() -> None:
+    report = _report_with("mvdr", {"average": -4.0, "mvdr": -3.0, "mvdr-wpe-postfilter": -2.0})
+    assert array_check.advice(report) == (
+        "best here: mvdr-wpe-postfilter, +2.0 dB SI-SDR over the plain mix and +1.0 dB over the "
+        "configured mvdr. If the other spots agree, set in the config's [audio] section: "
+        'array_processing = "mvdr-wpe-postfilter"'
+    )
+
+
+def test_the_advice_keeps_a_configured_kind_within_half_a_db() -> None:
+    report = _report_with("mvdr", {"average": -4.0, "mvdr": -2.7, "mvdr-postfilter": -2.5})
+    assert array_check.advice(report) == (
+        "best here: mvdr-postfilter, +1.5 dB SI-SDR over the plain mix; the configured mvdr "
+        "is within 0.5 dB of it"
+    )
+
+
+def test_the_advice_for_a_device_on_the_plain_mix_or_a_missing_calibration() -> None:
+    report = _report_with("calibrated", {"average": -4.0, "mvdr": -3.0})
+    assert array_check.advice(report) == "best here: mvdr, +1.0 dB SI-SDR over the plain mix"
+
+
+def test_a_stereo_reference_is_heard_as_a_mono_loudspeaker_plays_it(
+    run_cli: RunCli, room: dict[str, Path], tmp_path: Path
+) -> None:
+    """Its channels averaged: voice ± another voice average to the voice the room heard
+    (either channel alone would carry the other voice as distortion)."""
+    voice, _ = soundfile.read(room["voice"], dtype="float64")
+    other = 0.5 * synthetic_voice(15.0, seed=3)
+    stereo = tmp_path / "stereo.wav"
+    soundfile.write(stereo, np.stack([voice + other, voice - other], axis=1), RATE, "FLOAT")
+    mono = run_json(run_cli, room, write_config(tmp_path))
+    config = str(write_config(tmp_path))
+    result = run_cli("array-check", "run", "--reference", str(stereo), "--from-wav",
+                     str(room["take"]), "--config", config, "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    both = json.loads(result.stdout)
+    kinds: list[dict[str, float]] = mono["kinds"]  # type: ignore[assignment]
+    assert [r["si_sdr_db"] for r in both["kinds"]] == pytest.approx(
+        [r["si_sdr_db"] for r in kinds], abs=0.01
+    )
+
+
+def test_a_clipped_take_is_flagged(run_cli: RunCli, room: dict[str, Path], tmp_path: Path) -> None:
+    take, rate = soundfile.read(room["take"], dtype="float64")
+    loud = tmp_path / "loud.wav"
+    soundfile.write(loud, np.clip(take * 4.0, -1.0, 1.0), rate, subtype="PCM_24")
+    result = run_cli("array-check", "run", "--reference", str(room["voice"]),
+                     "--from-wav", str(loud), "--config", str(write_config(tmp_path)))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "warning: the mics clipped: turn the loudspeaker down and run again" in result.stdout
