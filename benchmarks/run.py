@@ -6,7 +6,9 @@ where its shortfall is explained) and any detail it wants kept in the JSON.
 A module with only `measure() -> dict` (flat metrics, optional "ok") is shown as a
 metric/value table.
 CPU figures are process CPU time, not wall time, so a busy machine inflates them less; still,
-re-run on a quiet machine before quoting them.
+re-run on a quiet machine before quoting them. The machine's speed before and after the run
+(`_machine.reference_ms`: one fixed workload's CPU time) is kept in the JSON's "meta" and
+printed, so figures from different days can be compared.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from benchmarks import _machine  # noqa: E402  (after the path: run as a script)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -79,11 +83,14 @@ def main() -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "loadavg_before": os.getloadavg(),
+            "machine_reference_ms_before": _machine.reference_ms(),
             "quick": args.quick,
         },
         "benchmarks": {},
     }
     failed = False
+    reference = report["meta"]["machine_reference_ms_before"]
+    print(f"machine reference: {reference:g} ms (benchmarks/_machine.py)\n", flush=True)
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
@@ -96,6 +103,7 @@ def main() -> int:
         report["benchmarks"][name] = result
         print(markdown(result) + "\n", flush=True)
     report["meta"]["loadavg_after"] = os.getloadavg()
+    report["meta"]["machine_reference_ms_after"] = _machine.reference_ms()
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 1 if failed else 0

@@ -14,7 +14,8 @@ where it changed spots about once a second.) `calibrated_spots` measures the opt
 `calibrated` kind instead, with a synthetic calibration of that many spots, the talkers on
 the first two. The figure is the least of `REPEATS` runs: on a shared machine a
 neighbour's load inflates process CPU time (one run read 0.0088, the next 0.0120 for the
-same work), never deflates it.
+same work), never deflates it. Each figure carries the machine's speed at the time
+(`benchmarks/_machine.py`, measured in the same child just before).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks import _machine
 from edge_recorder.audio.array.calibration_file import ArrayCalibration, Spot, save_calibration
 from edge_recorder.audio.array.geometry import arrival_times, direction
 from edge_recorder.audio.array.spots import free_field
@@ -52,6 +54,7 @@ class ShippedCpu:
     period_ms: int
     cpu_per_s: float
     stages: dict[str, float]  # dsp, vad, encode: CPU-s per audio-s
+    machine_reference_ms: float  # benchmarks/_machine.py in the same process, just before
 
 
 def array_profiles() -> list[str]:
@@ -143,6 +146,7 @@ def _once(audio_section: dict[str, object], seconds: float) -> ShippedCpu:
     samples = data.astype(dtype)
     period = audio.rate * audio.period_ms // 1000
     pipeline = Pipeline(fmt, cfg.audio, cfg.vad, cfg.encoding)
+    reference = _machine.reference_ms()
     start_cpu = time.process_time()
     for start in range(0, n, period):
         block = samples[start : start + period].tobytes()
@@ -156,4 +160,5 @@ def _once(audio_section: dict[str, object], seconds: float) -> ShippedCpu:
         period_ms=audio.period_ms,
         cpu_per_s=round(cpu / seconds, 5),
         stages={k: round(v / seconds, 5) for k, v in pipeline.stats.cpu_s.items()},
+        machine_reference_ms=reference,
     )

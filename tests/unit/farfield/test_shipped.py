@@ -19,6 +19,7 @@ def test_every_profile_that_ships_a_beam_is_measured_with_its_own_settings() -> 
     )
     assert result.cpu_per_s > 0 and set(result.stages) == {"dsp", "vad", "encode"}
     assert result.stages["dsp"] > 0 and result.stages["vad"] > 0  # the beam and Silero ran
+    assert result.machine_reference_ms > 0  # the machine's speed travels with the figure
 
 
 def test_the_opt_in_calibrated_beam_is_measured_with_a_valid_calibration() -> None:
