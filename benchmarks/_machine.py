@@ -2,9 +2,9 @@
 
 The CPU goals hold "on this machine", a shared 2-core VM whose speed drifts with its
 neighbours. On 2026-12-07 the same shipped 4-mic pipeline read 0.0094 CPU-s per audio-s in
-one session and 0.017-0.023 in the next, with a pure Python loop twice as slow too. A CPU
-figure therefore travels with this reference, measured in the same process just before
-it: the same figure at a higher reference is a slower machine, not slower code.
+one session and 0.017-0.023 two hours later, with no change to the code. A CPU figure
+therefore travels with this reference, measured in the same process just before it: the
+same figure at a higher reference is a slower machine, not slower code.
 
 The workload is what the audio pipeline's cost is made of: small numpy calls (an STFT
 batch's transforms and per-bin weighting, on the 4-mic HAT's shapes) and plain Python.
