@@ -133,6 +133,9 @@ class GrpcRecording(LiveRecordingBase):
             async with asyncio.timeout(self._timeout):  # no extra task per chunk
                 await self._call.write(request)
         except aio.AioRpcError as exc:
+            # the acks that came ahead of the status are the reader's to count first: the
+            # write may see the dead call before the reader has taken them
+            await self._reader_settled()
             err = error_from_rpc(exc)
             await self._state.failed(err)
             raise self._state.error or err from None
@@ -175,7 +178,8 @@ class GrpcRecording(LiveRecordingBase):
             raise
 
     async def _reader_settled(self) -> None:
-        """Give the reader a bounded moment to record the server's real status."""
+        """Give the reader a bounded moment to record the acks and the server's real status
+        that arrived before a write failed."""
         await asyncio.wait({self._reader}, timeout=1.0)
 
     async def _finish_reader(self) -> None:
