@@ -8,7 +8,7 @@ with `==` and every wheel's sha256, and runs pip in hash-checking mode:
 - `build.txt`   pip, setuptools, wheel: installed first, so the package and the source-only
                 dependencies build without build isolation (nothing unpinned is fetched);
 - `device.txt`  the core every device needs (the default configuration);
-- `extra-NAME.txt` what each optional extra adds on top of the core (onnx, aws, pi);
+- `extra-NAME.txt` what each optional extra adds on top of the core (onnx, aws, pi, ...);
 - `dev.txt`     everything the developer tools and tests use (all extras + dev).
 
 `--check` regenerates the exports from the committed lock into memory and fails on any

@@ -146,5 +146,5 @@ def test_an_unknown_extra_changes_nothing(root: Path) -> None:
         check=False,
     )
     assert done.returncode != 0
-    assert "unknown extra 'gpu' (known: aws,dashboard,onnx,pi)" in done.stderr
+    assert "unknown extra 'gpu' (known: array-check,aws,dashboard,onnx,pi)" in done.stderr
     assert os.readlink(root / "opt/edge-recorder/venv") == link
