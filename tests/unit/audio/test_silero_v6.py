@@ -161,9 +161,12 @@ def _tracked(
 def test_chunk_invariance_through_the_tracker(speech: np.ndarray) -> None:
     # Same audio in 20 ms periods, 100 ms chunks, 1 s blocks, batched or not: the same
     # probabilities (float32 rounding of different batch sizes aside) and the same segments.
+    # That rounding depends on the CPU: OpenBLAS picks its kernels per machine, and on one
+    # with only AVX2 (its "Haswell" kernels) the largest difference was 1.1e-5 where
+    # AVX-512 machines had stayed under 1e-5.
     reference, segments = _tracked(speech, 320, 0)
     assert len(segments) >= 3
     for chunk, batch_ms in ((1600, 0), (16000, 0), (320, 400), (1600, 400), (777, 100)):
         probs, segs = _tracked(speech, chunk, batch_ms)
-        np.testing.assert_allclose(probs, reference, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(probs, reference, rtol=0, atol=5e-5)
         assert segs == segments
