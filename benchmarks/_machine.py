@@ -20,6 +20,28 @@ REPEATS = 5
 ROUNDS = 300
 
 
+def describe() -> dict[str, object]:
+    """The CPU as the kernels see it: the model, whether it has AVX-512, and which OpenBLAS
+    kernels numpy picked (the VM is not always the same host: on 2026-12-07 one with only
+    AVX2, whose "Haswell" kernels rounded float32 sums differently from earlier sessions'
+    machines, ran the pipeline ~2x slower)."""
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+
+    model, flags = "unknown", ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = value
+    except OSError:
+        pass
+    kernels = [str(i.get("architecture")) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return {"model": model, "avx512": "avx512f" in flags.split(), "openblas": kernels}
+
+
 def reference_ms(repeats: int = REPEATS) -> float:
     """The least CPU time (ms) of `repeats` runs of the fixed workload."""
     return min(_once() for _ in range(repeats))

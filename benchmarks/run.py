@@ -84,13 +84,19 @@ def main() -> int:
             "cpus": os.cpu_count(),
             "loadavg_before": os.getloadavg(),
             "machine_reference_ms_before": _machine.reference_ms(),
+            "cpu": _machine.describe(),
             "quick": args.quick,
         },
         "benchmarks": {},
     }
     failed = False
     reference = report["meta"]["machine_reference_ms_before"]
-    print(f"machine reference: {reference:g} ms (benchmarks/_machine.py)\n", flush=True)
+    cpu = report["meta"]["cpu"]
+    print(
+        f"machine reference: {reference:g} ms (benchmarks/_machine.py); {cpu['model']}, "
+        f"AVX-512 {'yes' if cpu['avx512'] else 'no'}, OpenBLAS kernels {cpu['openblas']}\n",
+        flush=True,
+    )
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
