@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -31,6 +32,30 @@ class Refused(Exception):
     def __init__(self, message: str, code: int = FAILED) -> None:
         super().__init__(message)
         self.code = code
+
+
+def dispatch(
+    command: str, action: str, actions: Mapping[str, Callable[[argparse.Namespace], int]],
+    args: argparse.Namespace,
+) -> int:  # fmt: skip
+    """Run `action`; a refusal becomes its message on stderr and its exit status."""
+    try:
+        return actions[action](args)
+    except Refused as exc:
+        print(f"edge-recorder {command} {action}: {exc}", file=sys.stderr)
+        return exc.code
+
+
+def write_signal(path: Path, signal: F64, peak_dbfs: float) -> None:
+    """`signal` scaled to `peak_dbfs` as the 16 kHz mono PCM16 WAV a loudspeaker plays."""
+    import numpy as np
+    import soundfile
+
+    scaled = signal * (10 ** (peak_dbfs / 20) / float(np.max(np.abs(signal))))
+    try:
+        soundfile.write(path, scaled, RATE, subtype="PCM_16", format="WAV")
+    except (OSError, RuntimeError) as exc:  # soundfile raises its own error for a bad path
+        raise Refused(f"cannot write {path}: {exc}") from None
 
 
 def bounded(name: str, value: float, bounds: tuple[float, float]) -> None:

@@ -30,10 +30,12 @@ from edge_recorder.commands._mic_take import (
     Refused,
     bounded,
     capture,
+    dispatch,
     load_config,
     mic_positions,
     read_wav,
     to_16k,
+    write_signal,
 )
 
 if TYPE_CHECKING:
@@ -81,25 +83,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    actions = {"signal": _signal, "run": _run}
-    try:
-        return actions[args.check_command](args)
-    except Refused as exc:
-        print(f"edge-recorder array-check {args.check_command}: {exc}", file=sys.stderr)
-        return exc.code
+    return dispatch("array-check", args.check_command, {"signal": _signal, "run": _run}, args)
 
 
 def _signal(args: argparse.Namespace) -> int:
-    import soundfile
-
     from edge_recorder.audio.array.testvoice import synthetic_voice
 
     bounded("--seconds", args.seconds, SIGNAL_S)
-    voice = synthetic_voice(args.seconds) * (10 ** (SIGNAL_PEAK_DBFS / 20) / 0.5)
-    try:
-        soundfile.write(args.output, voice, RATE, subtype="PCM_16", format="WAV")
-    except (OSError, RuntimeError) as exc:  # soundfile raises its own error for a bad path
-        raise Refused(f"cannot write {args.output}: {exc}") from None
+    write_signal(args.output, synthetic_voice(args.seconds), SIGNAL_PEAK_DBFS)
     print(
         f"wrote {args.output}: {args.seconds:g} s test voice (no words), 16 kHz mono PCM16, "
         f"peak {SIGNAL_PEAK_DBFS:g} dBFS. Play it at about a talker's loudness (~60-65 dB at "

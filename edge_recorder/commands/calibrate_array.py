@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,10 +31,12 @@ from edge_recorder.commands._mic_take import (
     Refused,
     bounded,
     capture,
+    dispatch,
     load_config,
     mic_positions,
     read_wav,
     to_16k,
+    write_signal,
 )
 
 if TYPE_CHECKING:
@@ -85,26 +86,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     actions = {"sweep": _sweep, "measure": _measure, "finish": _finish, "show": _show}
-    try:
-        return actions[args.calibrate_command](args)
-    except Refused as exc:
-        print(f"edge-recorder calibrate-array {args.calibrate_command}: {exc}", file=sys.stderr)
-        return exc.code
+    return dispatch("calibrate-array", args.calibrate_command, actions, args)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    import numpy as np
-    import soundfile
-
     from edge_recorder.audio.array.spots import SWEEP_BAND_HZ, sweep
 
     bounded("--seconds", args.seconds, SWEEP_S)
-    signal = sweep(args.seconds, RATE)
-    signal = signal * (10 ** (SWEEP_PEAK_DBFS / 20) / float(np.max(np.abs(signal))))
-    try:
-        soundfile.write(args.output, signal, RATE, subtype="PCM_16", format="WAV")
-    except (OSError, RuntimeError) as exc:  # soundfile raises its own error for a bad path
-        raise Refused(f"cannot write {args.output}: {exc}") from None
+    write_signal(args.output, sweep(args.seconds, RATE), SWEEP_PEAK_DBFS)
     low, high = SWEEP_BAND_HZ
     print(
         f"wrote {args.output}: {args.seconds:g} s sweep {low:g}-{high:g} Hz, 16 kHz mono PCM16, "

@@ -21,6 +21,7 @@ from edge_recorder.audio.array import KINDS
 from edge_recorder.audio.array.calibration_file import save_calibration
 from edge_recorder.audio.array.testvoice import synthetic_voice
 from edge_recorder.commands import array_check
+from edge_recorder.commands._mic_take import write_signal
 from tests.conftest import RunCli
 from tests.unit.test_calibrate_array_cli import (
     BOARD_M,
@@ -61,7 +62,7 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     the room's take of it as a 48 kHz WAV."""
     folder = tmp_path_factory.mktemp("array-check")
     voice = folder / "voice.wav"
-    soundfile.write(voice, synthetic_voice(15.0) * 10 ** (-6 / 20) / 0.5, RATE, subtype="PCM_16")
+    write_signal(voice, synthetic_voice(15.0), -6.0)
     played, _ = soundfile.read(voice, dtype="float64")
     take = folder / "take.wav"
     soundfile.write(take, soxr.resample(room_take(played), RATE, 48000), 48000, subtype="PCM_24")

@@ -13,6 +13,7 @@ import soundfile
 import soxr
 
 from edge_recorder.audio.array.testvoice import synthetic_voice
+from edge_recorder.commands._mic_take import write_signal
 from tests.conftest import RunCli
 from tests.integration.audio.conftest import alsa_env
 from tests.unit.test_array_check_cli import room_take
@@ -27,7 +28,7 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     of the same samples."""
     folder = tmp_path_factory.mktemp("alsa-array-check")
     voice = folder / "voice.wav"
-    soundfile.write(voice, synthetic_voice(12.0) * 10 ** (-6 / 20) / 0.5, RATE, subtype="PCM_16")
+    write_signal(voice, synthetic_voice(12.0), -6.0)  # as `array-check signal` writes it
     played, _ = soundfile.read(voice, dtype="float64")
     up = soxr.resample(room_take(played), RATE, 48000)
     ints = np.round(up * 2**31).astype("<i4")
