@@ -40,12 +40,14 @@ Stoi = Callable[[F64, F64, int], float]  # pystoi.stoi(clean, processed, rate)
 RATE = 16000
 SEARCH_SAMPLES = 480  # ±30 ms: best_lag's default search
 KIND_SEARCH = 80  # ±5 ms around the located signal: a kind's residual lag
+FIND_SECONDS = 8.0  # of the reference, to find it: short enough that a 300 ppm drift stays sharp
 MIN_PROMINENCE = 15.0  # GCC-PHAT peak over its spread to count as found (noise: ~6-8)
 DRIFT_PARTS = 10  # pieces of the reference located one by one to measure clock drift
+DRIFT_PIECE_S = 3.0  # at most, each: 300 ppm moves a piece's end by 14 samples
 DRIFT_ROUNDS = 3  # measure, resample, measure what is left
 DRIFT_TOLERANCE = 3.0  # samples off the fitted line that still count as agreeing
 DRIFT_SEARCH = 800  # ±50 ms around where a piece should land
-MIN_DRIFT_PPM = 5.0  # below this the clocks agree well enough: no resampling
+MIN_DRIFT_PPM = 1.0  # below this the clocks agree well enough: no resampling (2 samples in 120 s)
 MAX_DRIFT_PPM = 1000.0  # beyond this the pieces disagree: a bad location, not a clock
 LEAD_IN_MARGIN = 0.1  # s before the signal that are not counted as the room's noise
 MIN_LEAD_IN = 0.5  # s of lead-in needed to measure the noise
@@ -124,16 +126,17 @@ class Location:
 
 
 def locate(reference: F64, mix: F64) -> Location:
-    """Find `reference` in `mix` (the mics' average), with the clock drift taken out: the
-    drift is measured, the reference resampled to it, and measured again (a large drift
-    smears the pieces' peaks, so the first estimate may be short) until what is left is
-    under MIN_DRIFT_PPM.
+    """Find `reference` in `mix` (the mics' average), with the clock drift taken out: found
+    by its first seconds (a long signal's peak, smeared by the drift, could be lost), the
+    drift measured, the reference resampled to it and measured again (a large drift smears
+    the pieces' peaks too, so the first estimate may be short) until what is left is under
+    MIN_DRIFT_PPM; then it must be there whole.
 
     Raises NotFound when it is not there, or not whole."""
     import soxr
 
     played = reference
-    offset, match = _search(played, mix)
+    offset = _find(played, mix)
     drift = 0.0
     for _ in range(DRIFT_ROUNDS):
         residual = _drift_ppm(played, mix, offset)
@@ -141,35 +144,47 @@ def locate(reference: F64, mix: F64) -> Location:
             break
         drift = (1 + drift * 1e-6) * (1 + residual * 1e-6) * 1e6 - 1e6
         played = soxr.resample(reference, RATE, RATE * (1 + drift * 1e-6), quality="VHQ")
-        offset, match = _search(played, mix)
+        offset = _find(played, mix)
+    _check_whole(played, mix, offset)
+    low = max(0, offset - KIND_SEARCH)
+    match = float(np.max(_coefficients(played, mix[low : offset + KIND_SEARCH + played.size])))
     return Location(offset, match, drift, played)
 
 
-def _search(reference: F64, mix: F64) -> tuple[int, float]:
-    """Where `reference` starts in `mix` (the sharpest GCC-PHAT peak among the starts that
-    hold all of it), checked half by half, and how well it matches there."""
+def _find(reference: F64, mix: F64) -> int:
+    """Where `reference` starts in `mix`: the sharpest GCC-PHAT peak of its first
+    FIND_SECONDS from where it is first heard, among the starts that hold all of it."""
     if reference.size > mix.size:
         raise NotFound(
             f"the recording ({mix.size / RATE:.1f} s) is shorter than the signal "
             f"({reference.size / RATE:.1f} s): record longer"
         )
-    offset, prominence = _peak(reference, mix, 0, mix.size - reference.size)
+    loud = np.flatnonzero(np.abs(reference) > 1e-3 * float(np.max(np.abs(reference))))
+    first = int(loud[0]) if loud.size else 0
+    piece = reference[first : first + round(FIND_SECONDS * RATE)]
+    last = mix.size - reference.size + first
+    near = mix[first : last + piece.size]
+    offset, prominence = _peak(piece, near, 0, last - first)
     if prominence < MIN_PROMINENCE:
         raise NotFound(
             f"the signal was not found in the recording (peak {prominence:.0f}, needs "
             f"{MIN_PROMINENCE:g}): was it played, loud enough, and is it the --reference file?"
         )
+    return offset
+
+
+def _check_whole(reference: F64, mix: F64, offset: int) -> None:
+    """Each half of the reference must be where the located start puts it."""
     half = reference.size // 2
     for start, part in ((0, reference[:half]), (half, reference[half:])):
         low = max(0, offset + start - DRIFT_SEARCH)
         high = min(mix.size - part.size, offset + start + DRIFT_SEARCH)
-        if high < low or _peak(part, mix, low, high)[1] < MIN_PROMINENCE:
+        near = mix[low : high + part.size]  # where this half should be: a small correlation
+        if high < low or _peak(part, near, 0, high - low)[1] < MIN_PROMINENCE:
             raise NotFound(
                 "only part of the signal is in the recording: start playing it within a "
                 "few seconds of the recording's start, or record longer"
             )
-    window = slice(max(0, offset - KIND_SEARCH), offset + KIND_SEARCH + 1)
-    return offset, float(np.max(_coefficients(reference, mix)[window]))
 
 
 def _peak(reference: F64, mix: F64, low: int, high: int) -> tuple[int, float]:
@@ -196,18 +211,20 @@ def _drift_ppm(reference: F64, mix: F64, offset: int) -> float:
     """The loudspeaker's clock against the mics' from where DRIFT_PARTS pieces of the
     reference land: the slope of landing against position, in ppm, fitted robustly (an
     echo can win a piece's peak); 0 when under MIN_DRIFT_PPM or when too few pieces agree."""
-    size = reference.size // DRIFT_PARTS
-    total = float(np.dot(reference, reference))
+    part = reference.size // DRIFT_PARTS
+    size = min(part, round(DRIFT_PIECE_S * RATE))  # short: a piece's own drift stays small
+    level = float(np.dot(reference, reference)) / reference.size
     centres, lags = [], []
     for k in range(DRIFT_PARTS):
-        piece = reference[k * size : (k + 1) * size]
-        if float(np.dot(piece, piece)) < 0.1 * total / DRIFT_PARTS:
+        at = k * part + (part - size) // 2
+        piece = reference[at : at + size]
+        if float(np.dot(piece, piece)) < 0.1 * level * size:
             continue  # a quiet piece lands anywhere
-        start = max(0, offset + k * size - DRIFT_SEARCH)
-        stop = min(mix.size, offset + (k + 1) * size + DRIFT_SEARCH)
-        lag = best_lag(piece, mix[start:stop], offset + k * size - start, DRIFT_SEARCH, phat=True)
-        centres.append(k * size + size / 2)
-        lags.append(start + lag - (offset + k * size))
+        start = max(0, offset + at - DRIFT_SEARCH)
+        stop = min(mix.size, offset + at + size + DRIFT_SEARCH)
+        lag = best_lag(piece, mix[start:stop], offset + at - start, DRIFT_SEARCH, phat=True)
+        centres.append(at + size / 2)
+        lags.append(start + lag - (offset + at))
     x, y = np.asarray(centres), np.asarray(lags, np.float64)
     if x.size < 4:
         return 0.0
