@@ -6,7 +6,7 @@ a synthetic test voice with no words in it; any speech WAV will do), `run` recor
 microphones meanwhile, runs every array processing kind over that one take exactly as the
 pipeline would, and prints each kind's SI-SDR (and STOI with the `array-check` extra)
 against what was played, as a gain over the plain mix, with the best kind for this spot.
-`--json` prints the same for collecting many rooms. See docs/array-calibration.md.
+`--json` prints the same for collecting many rooms. See docs/array-check.md.
 
 Exit codes: 0 measured, 1 the take failed (the message says what to do), 2 a bad argument,
 78 (EX_CONFIG) a config without the array's geometry.
@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "array-check",
         help="measure in the room what the array's beams gain over the plain mix",
         description="Play a known signal from a talker's spot, record the raw mics, and "
-        "score every audio.array_processing kind against it (docs/array-calibration.md).",
+        "score every audio.array_processing kind against it (docs/array-check.md).",
     )
     sub = parser.add_subparsers(dest="check_command", metavar="ACTION", required=True)
     p_signal = sub.add_parser("signal", help="write the test voice to play from the loudspeaker")
