@@ -10,27 +10,19 @@ real room).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from benchmarks import _audio, bench_vad
-from edge_recorder.audio.array.scoring import aligned, best_lag, si_sdr
+from edge_recorder.audio.array.scoring import aligned, best_lag, si_sdr, stoi
 from edge_recorder.audio.vad import VadEngine
 
 __all__ = ["Scores", "aligned", "best_lag", "score", "si_sdr", "stoi", "vad_f1"]
 
 F32 = npt.NDArray[np.float32]
 RATE = _audio.RATE
-
-
-def stoi(reference: F32, estimate: F32) -> float:
-    """Short-time objective intelligibility (Taal et al. 2011) via pystoi, 0-1; it drops the
-    reference's silent frames itself. pystoi has no type hints: imported by name."""
-    pystoi = importlib.import_module("pystoi")
-    return float(pystoi.stoi(reference.astype(np.float64), estimate.astype(np.float64), RATE))
 
 
 def vad_f1(engine: VadEngine, audio: F32, labels: npt.NDArray[np.bool_]) -> float:

@@ -88,9 +88,9 @@ def mic_positions(config: Config, command: str) -> F64:
     return positions
 
 
-def read_wav(path: Path, mics: int, seconds: tuple[float, float]) -> tuple[F32, int]:
-    """The WAV's first `mics` channels as (frames, mics) float32 and its rate, bounded, read
-    a second at a time (a 32-channel file is never held whole)."""
+def read_wav(path: Path, mics: int | None, seconds: tuple[float, float]) -> tuple[F32, int]:
+    """The WAV's first `mics` channels (None: all of them) as (frames, channels) float32 and
+    its rate, bounded, read a second at a time (a 32-channel file is never held whole)."""
     import numpy as np
     import soundfile
 
@@ -98,6 +98,8 @@ def read_wav(path: Path, mics: int, seconds: tuple[float, float]) -> tuple[F32, 
         info = soundfile.info(str(path))
     except Exception as exc:  # soundfile raises its own error type for unreadable files
         raise Refused(f"cannot read {path}: {exc}") from None
+    if mics is None:
+        mics = info.channels
     if not mics <= info.channels <= MAX_WAV_CHANNELS:
         raise Refused(
             f"{path} has {info.channels} channel(s); the array has {mics} mics, which must be "

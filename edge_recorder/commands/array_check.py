@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from edge_recorder.commands._common import add_config_argument
 from edge_recorder.commands._mic_take import (
-    MAX_WAV_CHANNELS,
     RATE,
     USAGE,
     Refused,
@@ -170,14 +169,9 @@ def _reference(path: Path) -> F64:
     """The played file as mono 16 kHz (its channels averaged, as a mono loudspeaker plays a
     stereo file), bounded."""
     import numpy as np
-    import soundfile
     import soxr
 
-    try:
-        channels = min(max(1, soundfile.info(str(path)).channels), MAX_WAV_CHANNELS)
-    except Exception:  # soundfile raises its own error type: read_wav reports it
-        channels = 1
-    data, rate = read_wav(path, channels, SIGNAL_S)
+    data, rate = read_wav(path, None, SIGNAL_S)
     mono = data.mean(axis=1, dtype=np.float64)
     if rate != RATE:
         mono = soxr.resample(mono, rate, RATE, quality="HQ")

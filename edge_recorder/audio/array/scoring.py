@@ -278,7 +278,7 @@ def score_kinds(
     recording: F32, location: Location, audio: AudioConfig, kinds: Iterable[str]
 ) -> list[KindScore]:
     """Every kind's output over the take, aligned on the played reference and scored."""
-    stoi = _stoi_function()
+    with_stoi = stoi_available()
     scores = []
     for kind in kinds:
         output, note = process(recording, audio, kind)
@@ -289,15 +289,16 @@ def score_kinds(
             KindScore(
                 kind=kind,
                 si_sdr_db=si_sdr(ref_part, est),
-                stoi=None if stoi is None else float(stoi(ref_part, est.astype(np.float64), RATE)),
+                stoi=stoi(ref_part, est) if with_stoi else None,
                 note=note,
             )
         )
     return scores
 
 
-def _stoi_function() -> Stoi | None:
-    if not stoi_available():
-        return None
-    function: Stoi = importlib.import_module("pystoi").stoi  # untyped: imported by name
-    return function
+def stoi(reference: F32 | F64, estimate: F32 | F64) -> float:
+    """Short-time objective intelligibility (Taal et al. 2011) via pystoi (the array-check
+    extra), 0-1; it drops the reference's silent frames itself. pystoi has no type hints:
+    imported by name."""
+    function: Stoi = importlib.import_module("pystoi").stoi
+    return float(function(reference.astype(np.float64), estimate.astype(np.float64), RATE))
