@@ -17,7 +17,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from edge_recorder.audio.array.stage import CALIBRATION_WARNING, last_calibration_note
+from edge_recorder.audio.array.stage import (
+    CALIBRATION_WARNING,
+    MIC_FAULT_WARNING,
+    last_calibration_note,
+    last_mic_note,
+)
 from edge_recorder.capture.worker import AudioWorker
 from edge_recorder.delivery.engine import DeliverySnapshot
 from edge_recorder.encounter import events as ev
@@ -149,6 +154,8 @@ class Recorder:
         status = self.controller.device_status(self.now(), base)
         if last_calibration_note() is not None:  # the reason: the log and `check`
             status.warnings = [*status.warnings, CALIBRATION_WARNING]
+        if last_mic_note() is not None:  # which mic and why: the log and `record`
+            status.warnings = [*status.warnings, MIC_FAULT_WARNING]
         return status
 
     def check_spool_before_start(self) -> None:

@@ -254,6 +254,11 @@ class Dsp:
         self.totals = MeterTotals()
         self._finished = False
 
+    @property
+    def array_mic_note(self) -> str | None:
+        """The mics the beam has left out so far and why (None: all in, or no beam)."""
+        return self._array.mic_note if self._array is not None else None
+
     def process(self, frames: Frames) -> tuple[F32, Meters]:
         if frames.format != self.format:
             raise ValueError(

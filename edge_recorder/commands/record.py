@@ -157,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     )
     dsp = pipeline.dsp
     print(f"mics:     {dsp.array_kind}" + (f" ({dsp.array_note})" if dsp.array_note else ""))
+    if dsp.array_mic_note:
+        print(f"          {dsp.array_mic_note}  <- faulty mic?")
     print(f"level:    rms {report['rms_dbfs']:.1f} dBFS, peak {report['peak_dbfs']:.1f} dBFS")
     print(
         f"clipping: {stats.meters.clipped_in} input samples at full scale, "

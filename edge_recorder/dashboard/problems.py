@@ -33,10 +33,18 @@ RANK: dict[str, int] = {
     "backlog_growing": 3,
     "mic_dead": 4,
     "mic_clipping": 5,
+    "array_mic_fault": 5,
+    "array_calibration_fallback": 5,
     "disk_low": 6,
     "throttled": 7,
     "stale": 8,
     "bad_input": 9,
+}
+# The device status warnings of the array stage (audio/array/stage.py), in operators' words;
+# which mic and why is in the device's log and `edge-recorder record`.
+ARRAY_WARNINGS: dict[str, str] = {
+    "array_mic_fault": "Array microphone left out of the beam (faulty?)",
+    "array_calibration_fallback": "Array calibration not used (blind beam runs)",
 }
 STATE_RANK: dict[str, int] = {"recording": 10, "paused": 11, "stopping": 11, "idle": 12}
 UNKNOWN_RANK = 13
@@ -205,6 +213,10 @@ def status_problems(status: Mapping[str, object], trend: Trend) -> list[Problem]
     if trend.clip_grew or (peak is not None and peak >= CLIP_PEAK_DBFS):
         why = "new clipped samples" if trend.clip_grew else f"peak {peak:.1f} dBFS"
         found.append(Problem("mic_clipping", "warning", f"Microphone clipping ({why})"))
+    warnings = status.get("warnings")
+    for code, text in ARRAY_WARNINGS.items():
+        if isinstance(warnings, list) and code in warnings:
+            found.append(Problem(code, "warning", text))
     system = _dict(status.get("system"))
     free = _num(system.get("disk_free_bytes"))
     total = _num(system.get("disk_total_bytes"))

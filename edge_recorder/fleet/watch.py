@@ -40,6 +40,7 @@ RANK_OFFLINE, RANK_ERROR, RANK_ALARM, RANK_BACKLOG, RANK_MIC = 0, 1, 2, 3, 4
 RANK_CLIPPING, RANK_DISK, RANK_THROTTLED, RANK_STALE, RANK_LOST = 5, 6, 7, 8, 9
 STATE_RANK = {"recording": 10, "paused": 11, "stopping": 11, "idle": 12}
 RANK_UNKNOWN = 13
+ARRAY_WARNINGS = ("array_mic_fault", "array_calibration_fallback")  # status warnings shown
 FIRST_HEALTHY_RANK = 10
 
 
@@ -208,6 +209,10 @@ def ranked_alerts(row: DeviceRow) -> list[tuple[str, int]]:
     peak = mic.get("peak_dbfs")
     if row.clipping_grew or (isinstance(peak, int | float) and peak >= CLIP_PEAK_DBFS):
         found.append(("mic_clipping", RANK_CLIPPING))
+    warnings = status.get("warnings") or []
+    for warning in ARRAY_WARNINGS:  # the array's own: a mic left out, a calibration unused
+        if warning in warnings:
+            found.append((warning, RANK_CLIPPING))
     backlog = _part(status, "backlog")
     if _backlog_growing(row, backlog):
         found.append(("backlog_growing", RANK_BACKLOG))

@@ -17,7 +17,8 @@ import numpy.typing as npt
 
 from edge_recorder.audio.array.doa import DirectionTracker, SpeechGate
 from edge_recorder.audio.array.geometry import steering
-from edge_recorder.audio.array.stft import BATCH, NFFT, StftBank, apply_weights
+from edge_recorder.audio.array.mic_balance import MicBalance
+from edge_recorder.audio.array.stft import BATCH, HOP, NFFT, StftBank, apply_weights
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -68,6 +69,8 @@ class DasProcessor(StftBank):
         self.speech_frames: npt.NDArray[np.bool_] = np.zeros(0, bool)  # of the last window
         self.adapt_hops = batch * -(-ADAPT_HOPS // batch)
         self._pending: list[C128] = []  # the drive's spectra of the open adaptation window
+        # each mic's level against the others: gains in the steering, faulty mics left out
+        self.balance = MicBalance(self.channels, self.adapt_hops * HOP / rate)
 
     def _filter(self, spectra: C128) -> C128:
         self._pending.append(spectra[0])
@@ -84,17 +87,29 @@ class DasProcessor(StftBank):
         speech, noise = self.gate.update(drive)
         self.noise_frames = noise
         self.speech_frames = speech
+        rebalanced = self.balance.update(self.gate.mic_power)
+        if rebalanced:
+            self.gate.use_mics(self.balance.live)
+            self.tracker.use_mics(self.balance.live)
         self.tracker.update(drive, speech)
-        if self._steered_at is not self.tracker.direction:
+        if rebalanced or self._steered_at is not self.tracker.direction:
             self._steered_at = self.tracker.direction
             self._steering = steering(self.positions, self._steered_at, self.freqs)
+            if self.balance.decided:  # the model of what each mic hears: its gain, or 0
+                self._steering = self._steering * self.balance.gains
             self._adapt(drive, noise, steered=True)
         else:
             self._adapt(drive, noise, steered=False)
 
     def _adapt(self, drive: C128, noise: npt.NDArray[np.bool_], *, steered: bool) -> None:
         if steered:
-            self.weights = self._steering / self.channels
+            self.weights = self._steering / self._steering_power()
+
+    def _steering_power(self) -> float:
+        """aᴴa of the (gain-weighted, unit-phase) steering: the mic count when all match."""
+        if not self.balance.decided:
+            return float(self.channels)
+        return float(np.sum(self.balance.gains**2))
 
 
 class MvdrProcessor(DasProcessor):
@@ -136,12 +151,25 @@ class MvdrProcessor(DasProcessor):
     def _mvdr_weights(self) -> C128:
         """MVDR weights on the current steering (delay-and-sum before any noise was seen)."""
         if self._covariance is None:
-            return self._steering / self.channels
-        r = self._covariance
-        power = np.trace(r, axis1=1, axis2=2).real / self.channels  # (F,)
-        loaded = r + (LOADING * power + 1e-20)[:, None, None] * self._eye
-        a = self._steering  # (F, M)
-        z = np.linalg.solve(loaded, a[:, :, None])[:, :, 0]
-        gain = np.einsum("fm,fm->f", a.conj(), z)
-        weights: C128 = z / gain[:, None]  # aᴴR⁻¹a is real: R is Hermitian
-        return weights
+            return self._steering / self._steering_power()
+        live = self.balance.live
+        if not live.all():  # MVDR on the mics left in: their covariance and steering
+            keep = np.flatnonzero(live)
+            weights = np.zeros_like(self._steering)
+            weights[:, keep] = _mvdr(
+                self._covariance[:, keep[:, None], keep], self._steering[:, keep], self._eye
+            )
+            return weights
+        return _mvdr(self._covariance, self._steering, self._eye)
+
+
+def _mvdr(r: C128, a: C128, eye: F64) -> C128:
+    """w = R⁻¹a / (aᴴR⁻¹a) per bin for (F, M, M) noise covariance and (F, M) steering, with
+    LOADING x the mean mic power on the diagonal."""
+    m = a.shape[1]
+    power = np.trace(r, axis1=1, axis2=2).real / m  # (F,)
+    loaded = r + (LOADING * power + 1e-20)[:, None, None] * eye[:, :m, :m]
+    z = np.linalg.solve(loaded, a[:, :, None])[:, :, 0]
+    gain = np.einsum("fm,fm->f", a.conj(), z)
+    weights: C128 = z / gain[:, None]  # aᴴR⁻¹a is real: R is Hermitian
+    return weights

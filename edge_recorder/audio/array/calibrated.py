@@ -197,7 +197,9 @@ class CalibratedBeam(PostFilteredMvdr):
             if len(self.names) > 1 and self.windows % self.select_every == 0:
                 self._select(x)
             self._track_speech(x)
-        if self.tracker.steered:  # off every spot by more than FALLBACK_DEG
+        if not self.balance.live.all():  # a mic left out: the spots' model no longer holds
+            self.blind = True
+        elif self.tracker.steered:  # off every spot by more than FALLBACK_DEG
             u = self.tracker.direction
             cos = self._unit_directions @ u / float(np.linalg.norm(u))
             self.blind = bool(np.max(cos) < self._fallback_cos)

@@ -62,11 +62,19 @@ class SpeechGate:
         self._band = band
         self.floor = 0.0
         self._quiet = False  # the previous batch's last frame
+        self.mic_power: F64 = np.zeros(0)  # each mic's mean band power in the last batch
+        self._live: B8 | None = None  # None: every mic counts (none left out of the beam)
+
+    def use_mics(self, live: B8) -> None:
+        """Decide on the `live` mics only: a loud faulty mic would hide every word."""
+        self._live = None if live.all() else live.copy()
 
     def update(self, spectra: C128) -> tuple[B8, B8]:
         """(M, B, F) spectra of one batch → (speech, noise) masks over its B frames."""
         power = spectra.real[:, :, self._band] ** 2 + spectra.imag[:, :, self._band] ** 2
-        energies = power.sum(axis=(0, 2)).tolist()
+        self.mic_power = power.mean(axis=(1, 2))
+        live = power if self._live is None else power[self._live]
+        energies = live.sum(axis=(0, 2)).tolist()
         speech, quiet = [], []
         floor = self.floor
         for energy in energies:  # sequential on purpose: the floor evolves per hop
@@ -111,6 +119,21 @@ class DirectionTracker:
         self.steered = False
         self._pending: F64 | None = None
         self._pending_count = 0
+        self._pair_weights: F64 | None = None  # None: every pair counts alike (all mics live)
+
+    def use_mics(self, live: B8) -> None:
+        """Score directions on the pairs of `live` mics only (a mic left out of the beam,
+        `mic_balance`, would pull every score down, or towards its own noise)."""
+        pairs = (live[self._i] & live[self._j]).astype(np.float64)
+        if pairs.all():
+            self._pair_weights = None
+        else:
+            self._pair_weights = pairs / max(1.0, float(pairs.sum()))
+
+    @property
+    def usable(self) -> bool:
+        """At least one pair of live mics to find a direction with."""
+        return self._pair_weights is None or bool(self._pair_weights.any())
 
     @property
     def band(self) -> npt.NDArray[np.bool_]:
@@ -131,13 +154,16 @@ class DirectionTracker:
         index = np.arange(gcc.shape[0]) * width + low
         a = flat[index]
         b = flat[index + 1]
+        if self._pair_weights is not None:
+            weighted: F64 = (a + frac * (b - a)) @ self._pair_weights
+            return weighted
         score: F64 = (a + frac * (b - a)).mean(axis=-1)
         return score
 
     def update(self, spectra: C128, speech: B8) -> None:
         """One batch: (M, B, F) spectra and its speech mask."""
         count = int(speech.sum())
-        if count < MIN_SPEECH_FRAMES:
+        if count < MIN_SPEECH_FRAMES or not self.usable:
             return
         x = spectra[:, speech][:, :, self._band]  # (M, S, Fb)
         cross = x[self._i] * x[self._j].conj()  # (P, S, Fb)

@@ -30,6 +30,7 @@ from edge_recorder.audio.array.calibration_file import (
     CalibrationError,
     load_calibration,
 )
+from edge_recorder.audio.array.mic_balance import MicBalance, MicFault
 from edge_recorder.audio.frames import AudioFormat
 from edge_recorder.config.model import AudioConfig
 from edge_recorder.support.logs import get_logger
@@ -38,6 +39,8 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 #: The device status warning while "calibrated" runs its fallback (the reason: log, check).
 CALIBRATION_WARNING = "array_calibration_fallback"
+#: The device status warning while the newest recording left a faulty mic out of the beam.
+MIC_FAULT_WARNING = "array_mic_fault"
 
 log = get_logger(__name__)
 _Loaded = tuple[ArrayCalibration | None, str | None]  # the calibration, or why not
@@ -45,6 +48,7 @@ _lock = threading.Lock()
 _loaded: dict[Path, tuple[tuple[int, int, int, bytes], _Loaded]] = {}  # per path, newest only
 _warned: set[str] = set()  # reasons already logged
 _last_note: list[str | None] = [None]  # the newest calibrated ArrayMix's note
+_last_mic_note: list[str | None] = [None]  # the newest recording's faulty mics, once decided
 
 
 def mic_positions_m(config: AudioConfig) -> F64:
@@ -127,6 +131,31 @@ def _record_outcome(note: str | None, path: Path) -> None:
     log.warning(note, calibration_file=str(path))
 
 
+def last_mic_note() -> str | None:
+    """The faulty mics the newest recording's beam left out, once it could tell (None: every
+    mic in, or no recording yet): a mic fails between recordings as often as during one."""
+    return _last_mic_note[0]
+
+
+def mic_note(faults: list[MicFault], channels: int) -> str | None:
+    """The log line's, the status's and `record`'s words for the mics left out."""
+    if not faults:
+        return None
+    named = ", ".join(f.describe(channels) for f in faults)
+    return f"array {named}: left out of the beam (check the mic; the recording goes on)"
+
+
+def _record_mic_outcome(note: str | None) -> None:
+    """Keep the note for the status; log a change once (channel numbers and levels: no PHI)."""
+    before, _last_mic_note[0] = _last_mic_note[0], note
+    if note == before:
+        return
+    if note is not None:
+        log.warning(note)
+    else:
+        log.info("array mics all in the beam again")
+
+
 class ArrayMix:
     """The microphones → one signal at `rate_out` through an array processor (beamformer).
 
@@ -172,6 +201,10 @@ class ArrayMix:
             _record_outcome(self.note, config.array_calibration)
         self._drop = self._processor.delay_samples
         self.latency_s = self._processor.delay_samples / rate_out
+        #: The mics the beam leaves out and why (`mic_balance`), once it could tell.
+        self.mic_note: str | None = None
+        self._balance: MicBalance | None = getattr(self._processor, "balance", None)
+        self._balance_version = 0
 
     def frames(self, raw: npt.NDArray[np.int32]) -> F32:
         """Capture integers → (frames, mics) float32 at full scale 1.0."""
@@ -186,6 +219,11 @@ class ArrayMix:
             flush = np.zeros((self._processor.delay_samples, self.mics), np.float32)
             block = np.concatenate([block, flush])
         out = self._processor.process(np.ascontiguousarray(block, dtype=np.float32))
+        balance = self._balance
+        if balance is not None and balance.version != self._balance_version:
+            self._balance_version = balance.version
+            self.mic_note = mic_note(balance.faults(), self.mics)
+            _record_mic_outcome(self.mic_note)
         if self._drop:
             dropped = min(self._drop, out.size)
             out, self._drop = out[dropped:], self._drop - dropped

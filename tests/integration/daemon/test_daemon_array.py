@@ -37,6 +37,11 @@ SOUND_MM_PER_S = 343_000.0
 def array_wav(speech_wav: Path, tmp_path: Path) -> Path:
     """The speech as the 4-mic HAT hears a talker 40 degrees off its x axis: each mic delayed
     by the geometry (whole samples), its own gain and self-noise, 32-bit like the AC108."""
+    return hat_wav(speech_wav, tmp_path / "array.wav", (1.0, 0.9, 0.8, 0.95))
+
+
+def hat_wav(speech_wav: Path, path: Path, gains: tuple[float, ...]) -> Path:
+    """The talker as `array_wav` hears it, each mic at its gain (0: a dead capsule, zeros)."""
     mono, rate = soundfile.read(str(speech_wav), dtype="float64")
     speech = soxr.resample(mono, rate, RATE)
     mics = np.array(load_profile(PROFILE).audio["mic_positions_mm"], dtype=np.float64)
@@ -45,11 +50,11 @@ def array_wav(speech_wav: Path, tmp_path: Path) -> Path:
     delays = np.round(lead.max() - lead).astype(int)
     rng = np.random.default_rng(3)
     channels = []
-    for delay, gain in zip(delays, (1.0, 0.9, 0.8, 0.95), strict=True):
+    for delay, gain in zip(delays, gains, strict=True):
         shifted = np.concatenate([np.zeros(delay), speech])[: speech.size]
-        channels.append(0.5 * gain * shifted + rng.normal(0, 1e-3, speech.size))
+        hiss = rng.normal(0, 1e-3, speech.size) if gain else np.zeros(speech.size)
+        channels.append(0.5 * gain * shifted + hiss)
     data = np.clip(np.stack(channels, axis=1), -1, 1)
-    path = tmp_path / "array.wav"
     soundfile.write(str(path), (data * (2**31 - 1)).astype(np.int32), RATE, subtype="PCM_32")
     return path
 
@@ -115,3 +120,36 @@ async def test_a_4mic_hat_delivers_the_beam_exactly_whatever_the_framing(
         assert "array calibration loaded" in daemon.log
         fallback = with_audio(config, tmp_path, array_processing="mvdr-wpe-postfilter")
         assert reencode(fallback, span) != [stored]
+
+
+async def test_a_dead_mic_is_left_out_said_and_still_bit_exact(
+    aas_emulator: EmulatorHandle, start_daemon: StartDaemon, tmp_path: Path, short_dir: Path,
+    speech_wav: Path,
+) -> None:  # fmt: skip
+    """Mic 3 of the HAT gives zeros: the daemon logs it once, the status carries the warning
+    (ctl, and so MQTT), and the service still gets exactly the pipeline's output."""
+    wav = hat_wav(speech_wav, tmp_path / "dead.wav", (1.0, 0.9, 0.0, 0.95))
+    tree = daemon_config(aas_emulator, tmp_path, short_dir, wav)
+    tree["audio"]["profile"] = PROFILE
+    config = write_config(tmp_path / "device.toml", tree)
+    daemon = await start_daemon(config)
+    await daemon.ready()
+    assert "array_mic_fault" not in (await daemon.status())["warnings"]
+    cid = await daemon.start_encounter()
+
+    async def said() -> bool:
+        return "array_mic_fault" in (await daemon.status())["warnings"]
+
+    await wait_for(said, what="the status warning array_mic_fault")
+    code, _out, err = await daemon.ctl("stop")
+    assert code == 0, err
+    await daemon.wait_state("idle")
+
+    async def done() -> bool:
+        return await delivered(aas_emulator, cid, 1) is not None
+
+    await wait_for(done, timeout=40, what="the recording finalized, processing started")
+    assert daemon.log.count("array mic 3 of 4 silent (-40 dB): left out of the beam") == 1
+    await assert_holds_exact_audio(aas_emulator, cid, config, daemon.log)
+    code, out, err = await daemon.ctl("status")
+    assert code == 0 and "array_mic_fault" in out, err

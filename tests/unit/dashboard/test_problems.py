@@ -28,11 +28,25 @@ def codes(body: dict[str, Any], trend: Trend | None = None) -> list[str]:
 
 def test_rank_order_is_the_contract() -> None:
     order = [
-        "offline", "error", "alarm", "backlog_growing", "mic_dead", "mic_clipping", "disk_low",
-        "throttled", "stale", "bad_input",
+        "offline", "error", "alarm", "backlog_growing", "mic_dead", "mic_clipping",
+        "array_mic_fault", "array_calibration_fallback", "disk_low", "throttled", "stale",
+        "bad_input",
     ]  # fmt: skip
     assert sorted(RANK, key=RANK.__getitem__) == order
-    assert [RANK[c] for c in order] == list(range(10))
+    # the microphone's warnings share a rank: clipping, and the array's two
+    assert [RANK[c] for c in order] == [0, 1, 2, 3, 4, 5, 5, 5, 6, 7, 8, 9]
+
+
+def test_the_arrays_status_warnings_are_problems_with_their_own_words() -> None:
+    """A mic left out of the beam, or a calibration not used, is in the status's warnings
+    only; the fleet page must still show it (the device's log says which mic and why)."""
+    body = P.status("a", warnings=["max_duration", "array_mic_fault"])
+    [problem] = status_problems(body, Trend())
+    assert (problem.code, problem.severity) == ("array_mic_fault", "warning")
+    assert "left out of the beam" in problem.text
+    both = P.status("a", warnings=["array_calibration_fallback", "array_mic_fault"])
+    assert codes(both) == ["array_mic_fault", "array_calibration_fallback"]
+    assert codes(P.status("a", warnings=["auto_stop"])) == []
 
 
 def test_rank_is_the_worst_problem_else_the_state() -> None:

@@ -96,6 +96,17 @@ def test_alerts() -> None:
     assert alerts(view.devices["b"]) == []
 
 
+def test_the_arrays_status_warnings_are_alerts() -> None:
+    """A mic left out of the beam (or a room calibration not used) shows in `fleet watch`;
+    the other status warnings (max_duration, auto_stop…) are the encounter's, not alerts."""
+    view = FleetView("p")
+    st = DeviceStatus(mic=MIC, warnings=["auto_stop", "array_mic_fault"])
+    status(view, "a", 1, st)
+    assert alerts(view.devices["a"]) == ["array_mic_fault"]
+    status(view, "b", 1, DeviceStatus(mic=MIC, warnings=["array_calibration_fallback"]))
+    assert alerts(view.devices["b"]) == ["array_calibration_fallback"]
+
+
 def test_garbage_is_counted_not_fatal() -> None:
     view = FleetView("p")
     assert view.apply("p/a/status", b"{not json", T) is None
