@@ -21,7 +21,8 @@ the array is digitally silent say nothing and are skipped.
   steps, as its gain in the beam's steering (the model of what it hears), so a mismatch is
   matched rather than cancelled; matched mics keep exactly unit gain, and the weights are
   re-solved only when a step changes.
-- After `EVIDENCE_S`, a mic more than `FAULT_DB` below or above the median is **left out**
+- After `EVIDENCE_S` (256 ms for a mic of zeros: `SILENT_EVIDENCE_WINDOWS`), a mic more than
+  `FAULT_DB` below or above the median is **left out**
   (weight 0, its pairs out of the direction tracker) until it is back within `CLEAR_DB`:
   "silent" (no signal at all), "weak" or "loud" (a hum or an oscillating preamp).
 
@@ -43,6 +44,9 @@ B8 = npt.NDArray[np.bool_]
 
 MEMORY_S = 8.0  # the long-run level's time constant
 EVIDENCE_S = 1.0  # of signal before a verdict (matched mics are within 0.25 dB by then)
+# A mic of zeros while the others hear the room is unambiguous: a verdict after this many
+# windows (256 ms) rather than a second, so less of a recording's start runs with it.
+SILENT_EVIDENCE_WINDOWS = 2
 FAULT_DB = 12.0  # this far from the median mic: left out of the beam
 CLEAR_DB = 8.0  # and taken back in once within this
 FLOOR_DB = -40.0  # a window's level is clipped here, so a mic that comes back is seen soon
@@ -78,6 +82,7 @@ class MicBalance:
         self._evidence = math.ceil(EVIDENCE_S / window_s)
         self._level = [0.0] * channels  # long-run dB against the median mic
         self._silent = [False] * channels  # no signal in the last window
+        self._silent_run = [0] * channels  # windows in a row without signal
         self._out = [False] * channels
         self._gains = [1.0] * channels
         self.windows = 0  # windows with signal so far
@@ -101,13 +106,18 @@ class MicBalance:
         if median < SILENT_POWER:  # most of the array is silent: nothing to compare
             return False
         self._silent = [p < SILENT_POWER for p in power]
+        self._silent_run = [
+            run + 1 if silent else 0
+            for run, silent in zip(self._silent_run, self._silent, strict=True)
+        ]
         self.windows += 1
         step = max(1.0 / self.windows, self._alpha)
         levels = self._level
         for m, p in enumerate(power):
             level = max(10.0 * math.log10(max(p, 1e-30) / median), FLOOR_DB)
             levels[m] += step * (level - levels[m])
-        if self.windows < self._evidence:
+        silent_mic = max(self._silent_run) >= SILENT_EVIDENCE_WINDOWS
+        if self.windows < (SILENT_EVIDENCE_WINDOWS if silent_mic else self._evidence):
             return False
         if not self.decided:
             self.decided = True

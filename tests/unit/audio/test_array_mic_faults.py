@@ -74,10 +74,18 @@ def test_matched_mics_keep_unit_gains_and_nothing_is_left_out() -> None:
 
 def test_no_verdict_before_a_second_of_signal() -> None:
     balance = MicBalance(4, WINDOW_S)
-    feed(balance, [0.0, -np.inf, 0.0, 0.0], EVIDENCE - 1)
+    feed(balance, [0.0, -25.0, 0.0, 0.0], EVIDENCE - 1)
     assert not balance.decided and balance.live.all() and balance.version == 0
-    feed(balance, [0.0, -np.inf, 0.0, 0.0], 1)
-    assert balance.decided and balance.faults() == [MicFault(1, "silent", -40.0)]
+    feed(balance, [0.0, -25.0, 0.0, 0.0], 1)
+    assert balance.decided and [f.reason for f in balance.faults()] == ["weak"]
+
+
+def test_a_mic_of_zeros_is_left_out_after_two_windows() -> None:
+    """Zeros while the others hear the room is unambiguous: 256 ms, not a second."""
+    balance = MicBalance(4, WINDOW_S)
+    assert feed(balance, [0.0, -np.inf, 0.0, 0.0], 1) == [False]
+    assert feed(balance, [0.0, -np.inf, 0.0, 0.0], 1) == [True]
+    assert balance.faults() == [MicFault(1, "silent", -40.0)]
 
 
 @pytest.mark.parametrize(
