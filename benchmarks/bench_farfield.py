@@ -27,13 +27,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from benchmarks.run import markdown
 from devtools.farfield import (
     calibrated,
     calibration_eval,
     evaluate,
+    faults,
     geometry,
     oracle,
     plot,
@@ -84,9 +85,19 @@ def run(
         for c in cpu
     ]
     calibrated_summary: list[dict[str, Any]] = []
+    fault_rows: list[dict[str, Any]] = []
     if profiles is None:  # the opt-in room-calibrated beam on the goal cell
         calibrated_summary, calibrated_goals = _calibrated_goals(quick)
         goals += calibrated_goals
+        # every profile's shipped beam with one faulty mic (dead, blocked, loud…)
+        fault_rows = faults.run(shipped.array_profiles(), seconds)
+        _print_table(
+            f"Shipped beams with one faulty mic (RT60 {evaluate.GOAL_RT60_S:g} s, "
+            f"{evaluate.GOAL_SNR_DB:g} dB, {seconds:g} s)",
+            fault_rows,
+            file=sys.stderr,
+        )
+        goals += faults.goals(fault_rows)
     return {
         "title": f"Far-field front ends by condition ({seconds:g} s scenes; {note})",
         "columns": columns,
@@ -96,6 +107,7 @@ def run(
         "detail": evaluate.as_dicts(results),
         "shipped_cpu": [c.__dict__ for c in cpu],
         "calibrated": calibrated_summary,
+        "faulty_mic": fault_rows,
         "goals": goals,
     }
 
@@ -219,13 +231,13 @@ def _calibration_honest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(title: str, rows: Sequence[dict[str, Any]]) -> None:
+def _print_table(title: str, rows: Sequence[dict[str, Any]], file: TextIO = sys.stdout) -> None:
     """A titled Markdown table of rows that share their keys (the columns)."""
-    print(f"\n{title}")
-    print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+    print(f"\n{title}", file=file)
+    print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]), file=file)
     for row in rows:
         cells = (f"{v:g}" if isinstance(v, int | float) else str(v) for v in row.values())
-        print("| " + " | ".join(cells) + " |", flush=True)
+        print("| " + " | ".join(cells) + " |", file=file, flush=True)
 
 
 if __name__ == "__main__":

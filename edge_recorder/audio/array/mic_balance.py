@@ -13,18 +13,21 @@ Nothing else would notice: the array as a whole still delivers sound, so the dea
 How: the mics of a 5-10 cm array all hear the same room (its diffuse noise and echo, and
 nearly the same direct sound), so their long-run levels agree within about a decibel. On
 every adaptation window (the beams' fixed grid, so the processors stay bit-exact under any
-framing) each mic's power in the speech band is taken in dB against the window's median mic,
-and averaged (`MEMORY_S`, a plain mean over the first windows); windows in which most of
-the array is digitally silent say nothing and are skipped.
+framing) each mic's power in the speech band is taken in dB against the median of the mics
+that hear the room (those whose level comes and goes with the talkers: a hum or an
+oscillating preamp is steady, so two mics, where the plain median is the mean of a loud
+faulty mic and a healthy one, still tell which is which), and averaged (`MEMORY_S`, a plain
+mean over the first windows); windows in which most of the array is digitally silent say
+nothing and are skipped.
 
 - A mic more than `GAIN_DEADBAND_DB` off the median gets that level, in `GAIN_STEP_DB`
   steps, as its gain in the beam's steering (the model of what it hears), so a mismatch is
   matched rather than cancelled; matched mics keep exactly unit gain, and the weights are
   re-solved only when a step changes.
-- After `EVIDENCE_S` (256 ms for a mic of zeros: `SILENT_EVIDENCE_WINDOWS`), a mic more than
-  `FAULT_DB` below or above the median is **left out**
+- After `EVIDENCE_S`, a mic more than `FAULT_DB` below or above the median is **left out**
   (weight 0, its pairs out of the direction tracker) until it is back within `CLEAR_DB`:
-  "silent" (no signal at all), "weak" or "loud" (a hum or an oscillating preamp).
+  "silent" (no signal at all), "weak" or "loud" (a hum or an oscillating preamp). A mic of
+  zeros is out after `SILENT_EVIDENCE_WINDOWS` (256 ms), at the start or mid-recording.
 
 The faults are reported (`faults`) for the log, the device status and `record`; the levels
 say nothing about what was said.
@@ -52,6 +55,7 @@ CLEAR_DB = 8.0  # and taken back in once within this
 FLOOR_DB = -40.0  # a window's level is clipped here, so a mic that comes back is seen soon
 SILENT_POWER = 1e-14  # a mic's band power below this (full scale 1.0) is no signal at all
 GAIN_DEADBAND_DB = 1.0  # closer to the median than this: unit gain (matched capsules)
+MODULATION_SHARE = 0.5  # a mic whose level moves less than this x the liveliest's: no reference
 GAIN_STEP_DB = 0.5  # gains move in steps, so the beam re-solves only when one moves
 
 Reason = Literal["silent", "weak", "loud"]
@@ -83,11 +87,14 @@ class MicBalance:
         self._level = [0.0] * channels  # long-run dB against the median mic
         self._silent = [False] * channels  # no signal in the last window
         self._silent_run = [0] * channels  # windows in a row without signal
+        self._mean_db = [0.0] * channels  # each mic's window level (dB), long-run mean
+        self._var_db = [0.0] * channels  # and its variance: how much the mic's level moves
         self._out = [False] * channels
         self._gains = [1.0] * channels
         self.windows = 0  # windows with signal so far
         self.left_out: B8 = np.zeros(channels, bool)
         self.gains: F64 = np.ones(channels)  # steering gains; 0 for a mic left out
+        self.live_count = channels
         self.decided = False  # EVIDENCE_S of signal seen: `faults` is the verdict
         self.version = 0  # counts the verdicts: the first, then each change
 
@@ -112,9 +119,10 @@ class MicBalance:
         ]
         self.windows += 1
         step = max(1.0 / self.windows, self._alpha)
+        reference = self._reference(power, step)
         levels = self._level
         for m, p in enumerate(power):
-            level = max(10.0 * math.log10(max(p, 1e-30) / median), FLOOR_DB)
+            level = max(10.0 * math.log10(max(p, 1e-30) / reference), FLOOR_DB)
             levels[m] += step * (level - levels[m])
         silent_mic = max(self._silent_run) >= SILENT_EVIDENCE_WINDOWS
         if self.windows < (SILENT_EVIDENCE_WINDOWS if silent_mic else self._evidence):
@@ -123,23 +131,48 @@ class MicBalance:
             self.decided = True
             self.version += 1
         off = [abs(level) for level in levels]
-        out = [d > (CLEAR_DB if was else FAULT_DB) for d, was in zip(off, self._out, strict=True)]
+        out = [  # zeros for SILENT_EVIDENCE_WINDOWS are out at once, whatever the long run says
+            run >= SILENT_EVIDENCE_WINDOWS or d > (CLEAR_DB if was else FAULT_DB)
+            for d, was, run in zip(off, self._out, self._silent_run, strict=True)
+        ]
         if all(out):  # the median is never this far from itself; never leave none
             out[off.index(min(off))] = False
         gains = [
             0.0
             if o
+            else before  # zeros this window say nothing about the gain (a mic dying now)
+            if silent
             else 10.0 ** (round(lv / GAIN_STEP_DB) * GAIN_STEP_DB / 20.0)
             if d > GAIN_DEADBAND_DB
             else 1.0
-            for o, lv, d in zip(out, levels, off, strict=True)
+            for o, lv, d, silent, before in zip(
+                out, levels, off, self._silent, self._gains, strict=True
+            )
         ]
         if out == self._out and gains == self._gains:
             return False
         self._out, self._gains = out, gains
         self.left_out, self.gains = np.array(out), np.array(gains)
+        self.live_count = out.count(False)
         self.version += 1
         return True
+
+    def _reference(self, power: list[float], step: float) -> float:
+        """The median power of the mics that hear the room: those whose window level moves
+        at least `MODULATION_SHARE` as much as the liveliest mic's (speech comes and goes;
+        an oscillating preamp or a hum does not), never a silent one. With two mics the plain
+        median cannot tell a loud faulty mic from a weak healthy one; this can."""
+        for m, p in enumerate(power):  # exponentially weighted mean and variance, in dB
+            delta = 10.0 * math.log10(max(p, SILENT_POWER)) - self._mean_db[m]
+            self._mean_db[m] += step * delta
+            self._var_db[m] = (1.0 - step) * (self._var_db[m] + step * delta * delta)
+        heard = [
+            (p, var) for p, var, s in zip(power, self._var_db, self._silent, strict=True) if not s
+        ]
+        floor = MODULATION_SHARE**2 * max((var for _, var in heard), default=0.0)
+        chosen = sorted(p for p, var in heard if var >= floor) or sorted(power)
+        half = len(chosen) // 2
+        return chosen[half] if len(chosen) % 2 else 0.5 * (chosen[half - 1] + chosen[half])
 
     def faults(self) -> list[MicFault]:
         """The mics left out now, in channel order."""

@@ -134,6 +134,38 @@ def test_of_two_mics_the_dead_one_is_left_out_and_the_other_kept() -> None:
     assert [f.reason for f in balance.faults()] == ["silent"]
 
 
+def test_of_two_mics_a_steady_loud_one_is_left_out_not_the_one_hearing_the_talker() -> None:
+    """Two mics: the plain median is their mean, so a loud faulty mic and a healthy one are
+    the same distance from it. The healthy one's level comes and goes with speech; a hum or
+    an oscillating preamp's does not."""
+    rng = np.random.default_rng(2)
+    for loud_is in (0, 1):
+        balance = MicBalance(2, WINDOW_S)
+        for _ in range(40):
+            talk_db = -60 + rng.choice([0.0, 12.0])  # speech comes and goes
+            power = np.array([0.0, 0.0])
+            power[1 - loud_is] = 10 ** (talk_db / 10)
+            power[loud_is] = 10 ** ((-40 + rng.uniform(-0.3, 0.3)) / 10)  # steady, louder
+            balance.update(power)
+        assert [(f.index, f.reason) for f in balance.faults()] == [(loud_is, "loud")]
+    balance = MicBalance(2, WINDOW_S)  # a blocked port: the same talker, 20 dB down
+    for _ in range(40):
+        talk_db = -60 + rng.choice([0.0, 12.0])
+        balance.update(np.array([10 ** (talk_db / 10), 10 ** ((talk_db - 20) / 10)]))
+    assert [(f.index, f.reason) for f in balance.faults()] == [(1, "weak")]
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_a_mic_that_dies_mid_recording_is_left_out_and_the_others_kept(channels: int) -> None:
+    balance = MicBalance(channels, WINDOW_S)
+    healthy = [0.0] * channels
+    feed(balance, healthy, 40)
+    assert balance.decided and balance.live.all()
+    changed = feed(balance, [*healthy[:-1], -np.inf], 40)
+    assert changed.count(True) == 1
+    assert [(f.index, f.reason) for f in balance.faults()] == [(channels - 1, "silent")]
+
+
 # --- the beams with a faulty mic ----------------------------------------------------------------
 
 
@@ -179,6 +211,22 @@ def test_the_calibrated_beam_runs_its_blind_fallback_without_a_mic(room: Room) -
     assert not beam.balance.live[0]
     assert beam.blind_windows >= beam.windows - EVIDENCE - 1  # blind from the verdict on
     assert si_sdr(ref, out, beam.delay_samples) > si_sdr(ref, broken(x, 0, 0.0).mean(axis=1), 0)
+
+
+def test_with_one_mic_left_the_post_filter_stands_aside() -> None:
+    """A 2-mic board with a dead mic: its one-mic "beam" gets no post-filter (one-mic noise
+    suppression cost 0.017 STOI against the plain mix on the far-field set)."""
+    pair = np.array([[-0.029, 0.0, 0.0], [0.029, 0.0, 0.0]])
+    rng = np.random.default_rng(6)
+    x = propagate(speechlike(3 * 16000, rng), pair, direction(60, 10)) * 0.05
+    healthy = (x + 0.002 * rng.standard_normal(x.shape)).astype(np.float32)
+    for x, live in ((healthy, 2), (broken(healthy, 1, 0.0), 1)):
+        filtered = make_array_processor("mvdr-postfilter", pair, 16000, 2)
+        plain = make_array_processor("mvdr", pair, 16000, 2)
+        out, ref = run_framed(filtered, x, [1280]), run_framed(plain, x, [1280])
+        assert isinstance(filtered, MvdrProcessor) and filtered.balance.live_count == live
+        after = 16000  # past the verdict and the delay
+        assert np.array_equal(out[after:], ref[after:]) == (live == 1)
 
 
 @pytest.mark.parametrize("kind", ["das", "mvdr-postfilter", "mvdr-wpe-postfilter"])
