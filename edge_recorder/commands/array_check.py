@@ -102,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edge_recorder.audio.array import KINDS
+    from edge_recorder.audio.array.mic_balance import take_faults
     from edge_recorder.audio.array.scoring import (
         NotFound,
         locate,
@@ -145,6 +146,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"scoring {len(kinds)} kinds on {take.shape[0] / RATE:.1f} s from {where} ...")
     scores = score_kinds(take, location, config.audio, kinds)
     notes = [skipped] if skipped else []
+    notes += [  # the beams leave a faulty mic out; the technician should know before comparing
+        f"{f.describe(mics)}: the beams leave it out (check that mic, then run again)"
+        for f in take_faults(take.T.astype(np.float64))
+    ]
     if not stoi_available():
         notes.append("STOI: not measured (install the array-check extra)")
     report = _report(

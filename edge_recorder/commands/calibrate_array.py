@@ -105,6 +105,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _measure(args: argparse.Namespace) -> int:
     from edge_recorder.audio.array.calibration_file import CalibrationError
+    from edge_recorder.audio.array.mic_balance import take_faults
     from edge_recorder.audio.array.spots import direct_path, measure_responses, sweep
     from edge_recorder.audio.array.spots import sweep_snr_db as snr_of
 
@@ -126,6 +127,14 @@ def _measure(args: argparse.Namespace) -> int:
             config, args.device, args.seconds, mics, "play the sweep now"
         )
     recording = to_16k(channels, rate)
+    faulty = take_faults(recording)
+    if faulty:  # its response would be learnt into every spot, and be wrong once it is fixed
+        named = ", ".join(f.describe(mics) for f in faulty)
+        raise Refused(
+            f"{where}: {named}: a calibration needs every mic working; check that mic (a "
+            "blocked port, a loose ribbon or HAT connector) with `edge-recorder record`, "
+            "then measure again"
+        )
     try:
         responses = measure_responses(recording, sweep(args.sweep_seconds, RATE))
         arrivals = direct_path(responses)[1]

@@ -301,3 +301,18 @@ def test_a_clipped_take_is_flagged(run_cli: RunCli, room: dict[str, Path], tmp_p
                      "--from-wav", str(loud), "--config", str(write_config(tmp_path)))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "warning: the mics clipped: turn the loudspeaker down and run again" in result.stdout
+
+
+def test_a_dead_mic_in_the_take_is_named(
+    run_cli: RunCli, room: dict[str, Path], tmp_path: Path
+) -> None:
+    """The beams leave a faulty mic out (audio/array/mic_balance.py): the check scores what
+    the device would do, and says which mic to look at."""
+    take, rate = soundfile.read(room["take"], dtype="float64")
+    take[:, 2] = 0.0
+    broken = tmp_path / "broken.wav"
+    soundfile.write(broken, take, rate, subtype="PCM_24")
+    report = run_json(run_cli, {**room, "take": broken}, write_config(tmp_path))
+    assert report["notes"] == [
+        "mic 3 of 4 silent (-40 dB): the beams leave it out (check that mic, then run again)"
+    ]

@@ -256,3 +256,19 @@ def test_a_point_measured_at_another_spot_is_flagged(
     assert found is not None, done.stdout
     assert int(found[1]) > 30
     assert f"delete {tmp_path / 'm' / 'exam-table-2.npz'}" in done.stdout
+
+
+def test_measure_refuses_a_take_with_a_dead_mic(
+    run_cli: RunCli, wavs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Its response would be learnt into the spot, and be wrong once the mic is fixed."""
+    take, rate = soundfile.read(wavs["spot"], dtype="float64")
+    take[:, 1] *= 0.05  # a port blocked by paint: 26 dB down
+    blocked = tmp_path / "blocked.wav"
+    soundfile.write(blocked, take, rate, subtype="PCM_24")
+    common = ("--dir", str(tmp_path / "m"), "--config", str(write_config(tmp_path)))
+    result = run_cli("calibrate-array", "measure", "--spot", "exam-table", "--from-wav",
+                     str(blocked), *common)  # fmt: skip
+    assert result.returncode == 1
+    assert "mic 2 of 4 weak (-26 dB): a calibration needs every mic working" in result.stderr
+    assert not (tmp_path / "m").exists()  # nothing stored

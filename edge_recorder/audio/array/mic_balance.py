@@ -186,4 +186,22 @@ class MicBalance:
         return found
 
 
-__all__ = ["MicBalance", "MicFault"]
+TAKE_WINDOW = 2048  # 128 ms at 16 kHz, the beams' adaptation window
+TAKE_BAND_HZ = (300.0, 4000.0)  # the direction tracker's band, which the gate measures
+
+
+def take_faults(take: F64, rate: int = 16000) -> list[MicFault]:
+    """The verdict a beam would reach on a whole take ((M, N) at `rate`): for the
+    technician's commands, which must not calibrate or score a broken array unawares."""
+    channels, frames = take.shape
+    freqs = np.fft.rfftfreq(TAKE_WINDOW, 1.0 / rate)
+    band = (freqs >= TAKE_BAND_HZ[0]) & (freqs <= TAKE_BAND_HZ[1])
+    window = np.hanning(TAKE_WINDOW)
+    balance = MicBalance(channels, TAKE_WINDOW / rate)
+    for start in range(0, frames - TAKE_WINDOW + 1, TAKE_WINDOW):
+        spectra = np.fft.rfft(take[:, start : start + TAKE_WINDOW] * window, axis=1)[:, band]
+        balance.update((spectra.real**2 + spectra.imag**2).mean(axis=1) / TAKE_WINDOW)
+    return balance.faults()
+
+
+__all__ = ["MicBalance", "MicFault", "take_faults"]
