@@ -25,6 +25,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ArrayMicLeftOut(_Model):
+    """One mic of the array the beam left out (audio/array/mic_balance.py): its number,
+    1-based as on the board's silkscreen order of channels, and why."""
+
+    mic: int = Field(ge=1, le=32)
+    reason: Literal["silent", "weak", "loud"]
+
+
 class MicStatus(_Model):
     present: bool = False
     device: str = ""
@@ -34,6 +42,8 @@ class MicStatus(_Model):
     xruns: int = 0
     digital_silence: bool = False
     last_error: str | None = None
+    # the newest recording's verdict (empty: every mic in the beam, or no beam)
+    array_left_out: list[ArrayMicLeftOut] = Field(default_factory=list)
 
 
 class BacklogStatus(_Model):

@@ -21,6 +21,7 @@ from edge_recorder.audio.array.stage import (
     CALIBRATION_WARNING,
     MIC_FAULT_WARNING,
     last_calibration_note,
+    last_mic_faults,
     last_mic_note,
 )
 from edge_recorder.capture.worker import AudioWorker
@@ -31,6 +32,7 @@ from edge_recorder.fleet.payloads import EventType
 from edge_recorder.panel.gpio import PanelOutput
 from edge_recorder.spool import Spool, SpoolError, SpoolRefused
 from edge_recorder.status import (
+    ArrayMicLeftOut,
     CommandRequest,
     CommandResult,
     DeviceStatus,
@@ -154,8 +156,12 @@ class Recorder:
         status = self.controller.device_status(self.now(), base)
         if last_calibration_note() is not None:  # the reason: the log and `check`
             status.warnings = [*status.warnings, CALIBRATION_WARNING]
-        if last_mic_note() is not None:  # which mic and why: the log and `record`
+        if last_mic_note() is not None:  # the log and `record` say it in words
             status.warnings = [*status.warnings, MIC_FAULT_WARNING]
+            left_out = [
+                ArrayMicLeftOut(mic=f.index + 1, reason=f.reason) for f in last_mic_faults()
+            ]
+            status.mic = status.mic.model_copy(update={"array_left_out": left_out})
         return status
 
     def check_spool_before_start(self) -> None:

@@ -177,6 +177,18 @@ def bad_input_problem(count: int, last_kind: str | None) -> Problem:
     )
 
 
+def _left_out_text(left_out: object) -> str | None:
+    """ "Array mic 3 silent, mic 5 weak: left out of the beam" from the status's list."""
+    if not isinstance(left_out, list) or not left_out:
+        return None
+    named = [
+        f"mic {item.get('mic')} {item.get('reason')}"
+        for item in left_out[:8]
+        if isinstance(item, dict)
+    ]
+    return f"Array {', '.join(named)}: left out of the beam" if named else None
+
+
 def status_problems(status: Mapping[str, object], trend: Trend) -> list[Problem]:
     """Problems a status shows by itself plus its trend, in rank order (no presence ones)."""
     found: list[Problem] = []
@@ -216,6 +228,8 @@ def status_problems(status: Mapping[str, object], trend: Trend) -> list[Problem]
     warnings = status.get("warnings")
     for code, text in ARRAY_WARNINGS.items():
         if isinstance(warnings, list) and code in warnings:
+            if code == "array_mic_fault":
+                text = _left_out_text(mic.get("array_left_out")) or text
             found.append(Problem(code, "warning", text))
     system = _dict(status.get("system"))
     free = _num(system.get("disk_free_bytes"))

@@ -240,6 +240,7 @@ def status_payload(
             "xruns": mic.xruns,
             "digital_silence": mic.digital_silence,
             "last_error": scrub_text(mic.last_error, secrets),
+            "array_left_out": [m.model_dump() for m in mic.array_left_out],
         },
         "system": _system(system),
         "mqtt": {

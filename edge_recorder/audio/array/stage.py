@@ -49,6 +49,7 @@ _loaded: dict[Path, tuple[tuple[int, int, int, bytes], _Loaded]] = {}  # per pat
 _warned: set[str] = set()  # reasons already logged
 _last_note: list[str | None] = [None]  # the newest calibrated ArrayMix's note
 _last_mic_note: list[str | None] = [None]  # the newest recording's faulty mics, once decided
+_last_mic_faults: list[list[MicFault]] = [[]]  # and the faults themselves (the status's)
 
 
 def mic_positions_m(config: AudioConfig) -> F64:
@@ -137,6 +138,11 @@ def last_mic_note() -> str | None:
     return _last_mic_note[0]
 
 
+def last_mic_faults() -> list[MicFault]:
+    """The mics behind `last_mic_note` (for the status: numbers and reasons only)."""
+    return _last_mic_faults[0]
+
+
 def mic_note(faults: list[MicFault], channels: int) -> str | None:
     """The log line's, the status's and `record`'s words for the mics left out."""
     if not faults:
@@ -145,9 +151,10 @@ def mic_note(faults: list[MicFault], channels: int) -> str | None:
     return f"array {named}: left out of the beam (check the mic; the recording goes on)"
 
 
-def _record_mic_outcome(note: str | None) -> None:
+def _record_mic_outcome(note: str | None, faults: list[MicFault]) -> None:
     """Keep the note for the status; log a change once (channel numbers and levels: no PHI)."""
     before, _last_mic_note[0] = _last_mic_note[0], note
+    _last_mic_faults[0] = faults
     if note == before:
         return
     if note is not None:
@@ -222,8 +229,9 @@ class ArrayMix:
         balance = self._balance
         if balance is not None and balance.version != self._balance_version:
             self._balance_version = balance.version
-            self.mic_note = mic_note(balance.faults(), self.mics)
-            _record_mic_outcome(self.mic_note)
+            faults = balance.faults()
+            self.mic_note = mic_note(faults, self.mics)
+            _record_mic_outcome(self.mic_note, faults)
         if self._drop:
             dropped = min(self._drop, out.size)
             out, self._drop = out[dropped:], self._drop - dropped

@@ -27,6 +27,7 @@ from edge_recorder.audio.array.mic_balance import FAULT_DB, MicBalance, MicFault
 from edge_recorder.audio.array.stage import MIC_FAULT_WARNING, ArrayMix, last_mic_note
 from edge_recorder.audio.frames import AudioFormat
 from edge_recorder.config.model import AudioConfig
+from edge_recorder.status import ArrayMicLeftOut
 from tests.conftest import RunCli
 from tests.unit.app.test_recorder import make
 from tests.unit.audio.test_array_beams import FOUR, SIX, propagate, speechlike
@@ -271,6 +272,7 @@ FMT = AudioFormat(16000, 4, "S16_LE")
 @pytest.fixture(autouse=True)
 def _fresh_stage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stage_module, "_last_mic_note", [None])
+    monkeypatch.setattr(stage_module, "_last_mic_faults", [[]])
 
 
 def stage_run(x: F32, kind: str = "mvdr-postfilter") -> ArrayMix:
@@ -297,12 +299,14 @@ async def test_a_left_out_mic_is_logged_once_and_shown_in_the_status(
     assert note is not None and note == last_mic_note()
     assert note.startswith("array mic 2 of 4 silent (") and "left out of the beam" in note
     assert MIC_FAULT_WARNING in recorder.status().warnings and len(MIC_FAULT_WARNING) <= 64
+    assert recorder.status().mic.array_left_out == [ArrayMicLeftOut(mic=2, reason="silent")]
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned == [note]
     with caplog.at_level(logging.INFO):
         healthy = stage_run(speech)  # the mic is back (a loose connector pushed home)
     assert healthy.mic_note is None and last_mic_note() is None
     assert MIC_FAULT_WARNING not in recorder.status().warnings
+    assert recorder.status().mic.array_left_out == []
     assert "array mics all in the beam again" in caplog.text
 
 

@@ -46,6 +46,10 @@ def test_the_arrays_status_warnings_are_problems_with_their_own_words() -> None:
     assert "left out of the beam" in problem.text
     both = P.status("a", warnings=["array_calibration_fallback", "array_mic_fault"])
     assert codes(both) == ["array_mic_fault", "array_calibration_fallback"]
+    left = [{"mic": 3, "reason": "silent"}, {"mic": 5, "reason": "weak"}]
+    named = P.status("a", warnings=["array_mic_fault"], mic={"array_left_out": left})
+    [problem] = status_problems(named, Trend())
+    assert problem.text == "Array mic 3 silent, mic 5 weak: left out of the beam"
     assert codes(P.status("a", warnings=["auto_stop"])) == []
 
 

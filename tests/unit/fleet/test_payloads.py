@@ -23,6 +23,7 @@ from edge_recorder.fleet.payloads import (
 )
 from edge_recorder.fleet.sysinfo import SystemInfo, parse_throttled
 from edge_recorder.status import (
+    ArrayMicLeftOut,
     BacklogStatus,
     DeviceStatus,
     ErrorInfo,
@@ -100,6 +101,20 @@ def test_status_keeps_an_explicit_encounter_ref_and_system_fields() -> None:
     assert body["system"]["throttled"]["under_voltage"] is True
     assert body["system"]["throttled"]["throttled"] is True
     assert body["system"]["throttled"]["freq_capped"] is False
+
+
+def test_the_array_mics_left_out_are_published_by_number_and_reason() -> None:
+    left = [ArrayMicLeftOut(mic=3, reason="silent"), ArrayMicLeftOut(mic=5, reason="loud")]
+    status = DeviceStatus(warnings=["array_mic_fault"], mic=MicStatus(array_left_out=left))
+    body = status_payload(status, SystemInfo(), META, NOW)
+    validator("status").validate(body)
+    assert body["mic"]["array_left_out"] == [
+        {"mic": 3, "reason": "silent"}, {"mic": 5, "reason": "loud"},
+    ]  # fmt: skip
+    assert status_payload(DeviceStatus(), SystemInfo(), META, NOW)["mic"]["array_left_out"] == []
+    older = status_payload(DeviceStatus(), SystemInfo(), META, NOW)
+    del older["mic"]["array_left_out"]  # a device from before the field: still valid
+    validator("status").validate(older)
 
 
 text = st.text(max_size=40)
