@@ -19,6 +19,7 @@ from devtools.farfield.shipped import synthetic_calibration
 from edge_recorder.audio.array.calibration_file import save_calibration
 from edge_recorder.config.hardware import load_profile
 from tests.integration.daemon.conftest import (
+    DaemonProcess,
     StartDaemon,
     closed_recordings,
     daemon_config,
@@ -69,6 +70,18 @@ def with_audio(config: Path, folder: Path, **audio: object) -> Path:
     return write_config(folder / f"offline-{len(list(folder.glob('offline-*')))}.toml", tree)
 
 
+async def stop_and_deliver(daemon: DaemonProcess, emulator: EmulatorHandle, cid: str) -> None:
+    """`ctl stop`, then wait until the service has the recording finalized."""
+    code, _out, err = await daemon.ctl("stop")
+    assert code == 0, err
+    await daemon.wait_state("idle")
+
+    async def done() -> bool:
+        return await delivered(emulator, cid, 1) is not None
+
+    await wait_for(done, timeout=40, what="the recording finalized, processing started")
+
+
 @pytest.mark.parametrize("kind", ["as shipped", "calibrated"])
 async def test_a_4mic_hat_delivers_the_beam_exactly_whatever_the_framing(
     aas_emulator: EmulatorHandle, start_daemon: StartDaemon, tmp_path: Path, short_dir: Path,
@@ -95,14 +108,7 @@ async def test_a_4mic_hat_delivers_the_beam_exactly_whatever_the_framing(
         return bool(recs) and recs[0]["bytes"] > 96000  # 3 s
 
     await wait_for(live_audio, what="live audio at the emulator")
-    code, _out, err = await daemon.ctl("stop")
-    assert code == 0, err
-    await daemon.wait_state("idle")
-
-    async def done() -> bool:
-        return await delivered(aas_emulator, cid, 1) is not None
-
-    await wait_for(done, timeout=40, what="the recording finalized, processing started")
+    await stop_and_deliver(daemon, aas_emulator, cid)
     # the service holds what the pipeline (beam on, as the profile ships) makes of the frames
     await assert_holds_exact_audio(aas_emulator, cid, config, daemon.log)
     (closed,) = closed_recordings(daemon.log)
@@ -141,14 +147,7 @@ async def test_a_dead_mic_is_left_out_said_and_still_bit_exact(
         return "array_mic_fault" in (await daemon.status())["warnings"]
 
     await wait_for(said, what="the status warning array_mic_fault")
-    code, _out, err = await daemon.ctl("stop")
-    assert code == 0, err
-    await daemon.wait_state("idle")
-
-    async def done() -> bool:
-        return await delivered(aas_emulator, cid, 1) is not None
-
-    await wait_for(done, timeout=40, what="the recording finalized, processing started")
+    await stop_and_deliver(daemon, aas_emulator, cid)
     assert daemon.log.count("array mic 3 of 4 silent (-40 dB): left out of the beam") == 1
     await assert_holds_exact_audio(aas_emulator, cid, config, daemon.log)
     code, out, err = await daemon.ctl("status")
