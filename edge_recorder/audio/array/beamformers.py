@@ -152,9 +152,8 @@ class MvdrProcessor(DasProcessor):
         """MVDR weights on the current steering (delay-and-sum before any noise was seen)."""
         if self._covariance is None:
             return self._steering / self._steering_power()
-        live = self.balance.live
-        if not live.all():  # MVDR on the mics left in: their covariance and steering
-            keep = np.flatnonzero(live)
+        if self.balance.live_count < self.channels:  # MVDR on the mics left in
+            keep = np.flatnonzero(self.balance.live)
             weights = np.zeros_like(self._steering)
             weights[:, keep] = _mvdr(
                 self._covariance[:, keep[:, None], keep], self._steering[:, keep], self._eye

@@ -197,7 +197,7 @@ class CalibratedBeam(PostFilteredMvdr):
             if len(self.names) > 1 and self.windows % self.select_every == 0:
                 self._select(x)
             self._track_speech(x)
-        if not self.balance.live.all():  # a mic left out: the spots' model no longer holds
+        if self.balance.live_count < self.channels:  # a mic left out: the spots' model fails
             self.blind = True
         elif self.tracker.steered:  # off every spot by more than FALLBACK_DEG
             u = self.tracker.direction
