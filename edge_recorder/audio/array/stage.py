@@ -48,8 +48,7 @@ _lock = threading.Lock()
 _loaded: dict[Path, tuple[tuple[int, int, int, bytes], _Loaded]] = {}  # per path, newest only
 _warned: set[str] = set()  # reasons already logged
 _last_note: list[str | None] = [None]  # the newest calibrated ArrayMix's note
-_last_mic_note: list[str | None] = [None]  # the newest recording's faulty mics, once decided
-_last_mic_faults: list[list[MicFault]] = [[]]  # and the faults themselves (the status's)
+_last_mic: list[tuple[list[MicFault], int]] = [([], 0)]  # newest recording's verdict, its mics
 
 
 def mic_positions_m(config: AudioConfig) -> F64:
@@ -135,12 +134,12 @@ def _record_outcome(note: str | None, path: Path) -> None:
 def last_mic_note() -> str | None:
     """The faulty mics the newest recording's beam left out, once it could tell (None: every
     mic in, or no recording yet): a mic fails between recordings as often as during one."""
-    return _last_mic_note[0]
+    return mic_note(*_last_mic[0])
 
 
 def last_mic_faults() -> list[MicFault]:
     """The mics behind `last_mic_note` (for the status: numbers and reasons only)."""
-    return _last_mic_faults[0]
+    return _last_mic[0][0]
 
 
 def mic_note(faults: list[MicFault], channels: int) -> str | None:
@@ -151,10 +150,11 @@ def mic_note(faults: list[MicFault], channels: int) -> str | None:
     return f"array {named}: left out of the beam (check the mic; the recording goes on)"
 
 
-def _record_mic_outcome(note: str | None, faults: list[MicFault]) -> None:
-    """Keep the note for the status; log a change once (channel numbers and levels: no PHI)."""
-    before, _last_mic_note[0] = _last_mic_note[0], note
-    _last_mic_faults[0] = faults
+def _record_mic_outcome(faults: list[MicFault], channels: int) -> None:
+    """Keep the verdict for the status; log a change once (mic numbers and levels: no PHI)."""
+    before = last_mic_note()
+    _last_mic[0] = (faults, channels)
+    note = last_mic_note()
     if note == before:
         return
     if note is not None:
@@ -231,7 +231,7 @@ class ArrayMix:
             self._balance_version = balance.version
             faults = balance.faults()
             self.mic_note = mic_note(faults, self.mics)
-            _record_mic_outcome(self.mic_note, faults)
+            _record_mic_outcome(faults, self.mics)
         if self._drop:
             dropped = min(self._drop, out.size)
             out, self._drop = out[dropped:], self._drop - dropped

@@ -271,8 +271,7 @@ FMT = AudioFormat(16000, 4, "S16_LE")
 
 @pytest.fixture(autouse=True)
 def _fresh_stage(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stage_module, "_last_mic_note", [None])
-    monkeypatch.setattr(stage_module, "_last_mic_faults", [[]])
+    monkeypatch.setattr(stage_module, "_last_mic", [([], 0)])
 
 
 def stage_run(x: F32, kind: str = "mvdr-postfilter") -> ArrayMix:
