@@ -98,11 +98,12 @@ ENTITIES: tuple[Entity, ...] = (
         "{{ 'ON' if value_json.error else 'OFF' }}",
         (("device_class", "problem"),),
     ),
-    Entity(
+    Entity(  # no mic, digital silence, or a faulty capsule the array's beam left out
         "binary_sensor",
         "mic_problem",
         "Mic problem",
-        "{{ 'ON' if (not value_json.mic.present or value_json.mic.digital_silence) else 'OFF' }}",
+        "{{ 'ON' if (not value_json.mic.present or value_json.mic.digital_silence"
+        " or 'array_mic_fault' in value_json.warnings) else 'OFF' }}",
         (("device_class", "problem"),),
     ),
     Entity(
