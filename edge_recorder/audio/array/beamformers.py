@@ -26,7 +26,13 @@ C128 = npt.NDArray[np.complex128]
 
 NOISE_MEMORY = 0.99  # per noise hop: the covariance forgets with a ~1.6 s time constant
 LOADING = 0.05  # diagonal loading, relative to the mean noise power per mic and bin
-ADAPT_HOPS = 8  # hops (128 ms) of spectra per adaptation step, whatever the transform batch
+# Hops (256 ms) of spectra per adaptation step, whatever the transform batch. Each step costs
+# the same number of numpy calls whatever its length, so the window sets most of the beams'
+# CPU besides the transforms: 256 ms windows cost ~1.6-2.6 ms per audio-s less than 128 ms
+# ones on the 4-mic HAT as shipped, and scored the same or better on the far-field set once
+# the tracker's smoothing and jump confirmation were kept the same in seconds (doa.py).
+ADAPT_HOPS = 16
+TRACK_HOPS = 8  # hops (128 ms) per piece of the direction tracker's evidence (doa.py)
 SOLVE_EVERY_HOPS = 16  # hops (256 ms at 16 kHz) between MVDR weight updates, on a fixed grid
 
 
@@ -53,24 +59,27 @@ class DasProcessor(StftBank):
     Adaptation (gate, tracker, noise covariance, weights) runs on windows of `adapt_hops`
     hops (at least `ADAPT_HOPS`, a whole number of batches) gathered from the transform
     batches, so a small batch buys latency without multiplying the adaptation's cost or
-    changing what it sees; the weights then filter the following batches. With the default
-    batch the window is the batch itself, as before.
+    changing what it sees; the weights then filter the following batches.
     """
+
+    window_hops = ADAPT_HOPS  # a subclass tuned on other windows keeps its own
 
     def __init__(self, positions_m: F64, rate: int, batch: int = BATCH) -> None:
         super().__init__(positions_m.shape[0], rate, batch)
         self.positions = positions_m
-        self.tracker = DirectionTracker(positions_m, self.freqs, rate, NFFT)
+        self.adapt_hops = batch * -(-self.window_hops // batch)
+        window_s = self.adapt_hops * HOP / rate
+        pieces = max(1, self.adapt_hops // TRACK_HOPS)
+        self.tracker = DirectionTracker(positions_m, self.freqs, rate, NFFT, pieces)
         self.gate = SpeechGate(self.tracker.band)
         self._steered_at: F64 | None = None
         self._steering: C128 = steering(positions_m, self.tracker.direction, self.freqs)
         self.weights: C128 = self._steering / self.channels
         self.noise_frames: npt.NDArray[np.bool_] = np.zeros(0, bool)  # of the last window
         self.speech_frames: npt.NDArray[np.bool_] = np.zeros(0, bool)  # of the last window
-        self.adapt_hops = batch * -(-ADAPT_HOPS // batch)
         self._pending: list[C128] = []  # the drive's spectra of the open adaptation window
         # each mic's level against the others: gains in the steering, faulty mics left out
-        self.balance = MicBalance(self.channels, self.adapt_hops * HOP / rate)
+        self.balance = MicBalance(self.channels, window_s)
 
     def _filter(self, spectra: C128) -> C128:
         self._pending.append(spectra[0])

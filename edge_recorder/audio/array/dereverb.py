@@ -56,7 +56,8 @@ WPE_SOLVE_EVERY_HOPS = 16  # hops (256 ms) between solves of G, on a fixed grid
 
 POWER_FLOOR = 0.1  # λ ≥ this x the bin's long-run power: near-silent frames must not dominate R
 REGULARISE = 1e-3  # diagonal loading of R, relative to its mean diagonal
-LEVEL_MEMORY = 0.95  # per adaptation window: the long-run power per bin that sets λ's floor
+# The long-run power per bin that sets λ's floor: its memory per 8 hops (128 ms, ~2.6 s)
+LEVEL_MEMORY, LEVEL_MEMORY_HOPS = 0.95, 8
 
 
 class Wpe:
@@ -83,6 +84,7 @@ class Wpe:
         self._eye = np.eye(dim)[None]
         self._hops = 0
         self._adapt_hops = adapt_hops  # frames per update of R and P (a whole number of batches)
+        self._level_memory = LEVEL_MEMORY ** (adapt_hops / LEVEL_MEMORY_HOPS)  # per update
         self._pending: list[tuple[C128, C128]] = []  # signal 0's (ỹ, x) of the open window
         self._index: npt.NDArray[np.intp] | None = None
 
@@ -126,7 +128,8 @@ class Wpe:
         if self._level is None:
             self._level = batch_level
         else:
-            self._level = LEVEL_MEMORY * self._level + (1.0 - LEVEL_MEMORY) * batch_level
+            memory = self._level_memory
+            self._level = memory * self._level + (1.0 - memory) * batch_level
         lam = np.maximum(power, POWER_FLOOR * self._level[:, None] + 1e-20)
         age = self.forget ** np.arange(b - 1, -1, -1, dtype=np.float64)  # newest frame weighs 1
         yw = y * (age / lam)[:, :, None]  # (Fb, B, D)

@@ -98,8 +98,13 @@ class SpeechGate:
 class DirectionTracker:
     """Look direction (unit vector, z ≥ 0) that follows the talker, updated per batch."""
 
-    def __init__(self, positions_m: F64, freqs: F64, rate: int, nfft: int) -> None:
+    def __init__(self, positions_m: F64, freqs: F64, rate: int, nfft: int, pieces: int = 1) -> None:
         m = positions_m.shape[0]
+        # Pieces per update (of 128 ms each, whatever the caller's window): a small move goes
+        # SMOOTHING of the way per piece, and a jump needs CONFIRM_BATCHES pieces in a row
+        # (a door slam fills one; `_confirmed`), so the beam follows turns alike in seconds.
+        self._pieces = pieces
+        self._smoothing = 1.0 - (1.0 - SMOOTHING) ** pieces
         self._i, self._j = (np.array(a) for a in np.triu_indices(m, 1))
         self._band = (freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])
         self._positions = positions_m
@@ -167,8 +172,8 @@ class DirectionTracker:
             return
         x = spectra[:, speech][:, :, self._band]  # (M, S, Fb)
         cross = x[self._i] * x[self._j].conj()  # (P, S, Fb)
-        phat = (cross / np.maximum(np.abs(cross), 1e-30)).mean(axis=1)
-        gcc = np.concatenate([phat.real, phat.imag], axis=1) @ self._gcc_basis  # (P, lags)
+        cross /= np.maximum(np.abs(cross), 1e-30)  # the phase transform, per frame
+        gcc = self._gcc(cross.mean(axis=1))
         scores = self._read(gcc, self._grid_lags)
         best = int(np.argmax(scores))
         peak = float(scores[best])
@@ -179,16 +184,49 @@ class DirectionTracker:
             self._set(candidate, peak)
             return
         if angle_deg(candidate, self.direction) <= NEAR_DEG:
-            moved = self.direction + SMOOTHING * (candidate - self.direction)
+            moved = self.direction + self._smoothing * (candidate - self.direction)
             self._set(moved / np.linalg.norm(moved), peak)
             return
-        if self._pending is not None and angle_deg(candidate, self._pending) <= NEAR_DEG:
-            self._pending_count += 1
-        else:
-            self._pending, self._pending_count = candidate, 1
-        current = float(self._read(gcc, self._lags(arrival_times(self._positions, self.direction))))
-        if self._pending_count >= CONFIRM_BATCHES and peak > JUMP_MARGIN * max(current, 0.0):
+        if self._pieces > 1:
+            confirmed = self._confirmed(candidate, cross, speech)
+        else:  # one piece per update: the updates themselves must agree
+            if self._pending is not None and angle_deg(candidate, self._pending) <= NEAR_DEG:
+                self._pending_count += 1
+            else:
+                self._pending, self._pending_count = candidate, 1
+            confirmed = self._pending_count >= CONFIRM_BATCHES
+        if confirmed and peak > JUMP_MARGIN * max(self._score(gcc, self.direction), 0.0):
             self._set(candidate, peak)
+
+    def _score(self, gcc: F64, u: F64) -> float:
+        return float(self._read(gcc, self._lags(arrival_times(self._positions, u))))
+
+    def _gcc(self, phat: C128) -> F64:
+        """(P, Fb) mean phase-transformed cross-spectra → (P, lags) correlations."""
+        gcc: F64 = np.concatenate([phat.real, phat.imag], axis=1) @ self._gcc_basis
+        return gcc
+
+    def _confirmed(self, candidate: F64, cross: C128, speech: B8) -> bool:
+        """Whether a jump to `candidate` has lasted CONFIRM_BATCHES pieces in a row: each
+        piece of this update with speech in it must score the candidate over the current
+        direction (the whole update, JUMP_MARGIN over it: `update`), counted across updates
+        while the candidate stays put. Scored on its own piece, a slam is one piece however
+        long the window (scored on the whole 256 ms window, one 128 ms slam swung the beam)."""
+        if self._pending is None or angle_deg(candidate, self._pending) > NEAR_DEG:
+            self._pending, self._pending_count = candidate, 0
+        both = self._lags(arrival_times(self._positions, np.stack([candidate, self.direction])))
+        flags: list[bool] = speech.tolist()
+        size = -(-len(flags) // self._pieces)
+        start = 0  # the piece's first speech frame among `cross`'s
+        for piece in range(0, len(flags), size):
+            count = sum(flags[piece : piece + size])
+            if count >= MIN_SPEECH_FRAMES:
+                gcc = self._gcc(cross[:, start : start + count].mean(axis=1))
+                new, current = self._read(gcc, both).tolist()
+                agrees = new > current
+                self._pending_count = self._pending_count + 1 if agrees else 0
+            start += count
+        return self._pending_count >= CONFIRM_BATCHES
 
     def _refine(self, gcc: F64, u: F64, peak: float) -> tuple[F64, float]:
         """Search a fine patch (±4° azimuth, ±8° elevation) around the best grid point."""

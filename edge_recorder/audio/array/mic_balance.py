@@ -27,7 +27,7 @@ nothing and are skipped.
 - After `EVIDENCE_S`, a mic more than `FAULT_DB` below or above the median is **left out**
   (weight 0, its pairs out of the direction tracker) until it is back within `CLEAR_DB`:
   "silent" (no signal at all), "weak" or "loud" (a hum or an oscillating preamp). A mic of
-  zeros is out after `SILENT_EVIDENCE_WINDOWS` (256 ms), at the start or mid-recording.
+  zeros is out after `SILENT_EVIDENCE_S` (256 ms), at the start or mid-recording.
 
 The faults are reported (`faults`) for the log, the device status and `record`; the levels
 say nothing about what was said.
@@ -47,9 +47,9 @@ B8 = npt.NDArray[np.bool_]
 
 MEMORY_S = 8.0  # the long-run level's time constant
 EVIDENCE_S = 1.0  # of signal before a verdict (matched mics are within 0.25 dB by then)
-# A mic of zeros while the others hear the room is unambiguous: a verdict after this many
-# windows (256 ms) rather than a second, so less of a recording's start runs with it.
-SILENT_EVIDENCE_WINDOWS = 2
+# A mic of zeros while the others hear the room is unambiguous: a verdict after this long
+# (in whole windows) rather than a second, so less of a recording's start runs with it.
+SILENT_EVIDENCE_S = 0.256
 FAULT_DB = 12.0  # this far from the median mic: left out of the beam
 CLEAR_DB = 8.0  # and taken back in once within this
 FLOOR_DB = -40.0  # a window's level is clipped here, so a mic that comes back is seen soon
@@ -84,6 +84,7 @@ class MicBalance:
         self.channels = channels
         self._alpha = 1.0 - math.exp(-window_s / MEMORY_S)
         self._evidence = math.ceil(EVIDENCE_S / window_s)
+        self._silent_evidence = max(1, math.ceil(SILENT_EVIDENCE_S / window_s - 1e-9))
         self._level = [0.0] * channels  # long-run dB against the median mic
         self._silent = [False] * channels  # no signal in the last window
         self._silent_run = [0] * channels  # windows in a row without signal
@@ -124,15 +125,15 @@ class MicBalance:
         for m, p in enumerate(power):
             level = max(10.0 * math.log10(max(p, 1e-30) / reference), FLOOR_DB)
             levels[m] += step * (level - levels[m])
-        silent_mic = max(self._silent_run) >= SILENT_EVIDENCE_WINDOWS
-        if self.windows < (SILENT_EVIDENCE_WINDOWS if silent_mic else self._evidence):
+        silent_mic = max(self._silent_run) >= self._silent_evidence
+        if self.windows < (self._silent_evidence if silent_mic else self._evidence):
             return False
         if not self.decided:
             self.decided = True
             self.version += 1
         off = [abs(level) for level in levels]
-        out = [  # zeros for SILENT_EVIDENCE_WINDOWS are out at once, whatever the long run says
-            run >= SILENT_EVIDENCE_WINDOWS or d > (CLEAR_DB if was else FAULT_DB)
+        out = [  # zeros for SILENT_EVIDENCE_S are out at once, whatever the long run says
+            run >= self._silent_evidence or d > (CLEAR_DB if was else FAULT_DB)
             for d, was, run in zip(off, self._out, self._silent_run, strict=True)
         ]
         if all(out):  # the median is never this far from itself; never leave none
@@ -186,7 +187,7 @@ class MicBalance:
         return found
 
 
-TAKE_WINDOW = 2048  # 128 ms at 16 kHz, the beams' adaptation window
+TAKE_WINDOW = 4096  # 256 ms at 16 kHz, the blind beams' adaptation window
 TAKE_BAND_HZ = (300.0, 4000.0)  # the direction tracker's band, which the gate measures
 
 

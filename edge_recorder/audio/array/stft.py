@@ -11,7 +11,7 @@ Analysis and synthesis use a square-root periodic Hann window at 50 % overlap, w
 add up to one: with unit weights the bank reproduces its input. Batching costs latency: a
 sample leaves `delay_samples` after it came in (`batch·HOP + HOP - 1`: 143.9 ms at 16 kHz for
 the default 8 hops, 79.9 ms for 4, 47.9 ms for 2). Fewer hops per batch mean more numpy calls
-per second; the beamformers therefore adapt on windows of at least 8 hops gathered from
+per second; the beamformers therefore adapt on windows of 16 hops (256 ms) gathered from
 several small batches (`DasProcessor.adapt_hops`), so only the transforms and the weighting
 run per batch, and a 2-hop batch costs about 1 ms per audio-second more than an 8-hop one on
 six microphones (measured on the development machine; noisy, it is shared).

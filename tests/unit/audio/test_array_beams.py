@@ -89,7 +89,7 @@ def test_the_beam_follows_a_new_talker_but_not_a_door_slam() -> None:
     b = propagate(speechlike(n, rng), SIX, second) * 0.05
     mix_a = a + 0.005 * rng.standard_normal(a.shape)
     bang = np.zeros(n)
-    bang[8 * 2048 : 9 * 2048] = rng.standard_normal(2048)  # 128 ms: fills one whole batch
+    bang[8 * 2048 : 9 * 2048] = rng.standard_normal(2048)  # 128 ms: one piece of a 256 ms window
     mix_a += propagate(bang, SIX, slam) * 0.3
     processor = make_array_processor("das", SIX)
     assert isinstance(processor, DasProcessor)
