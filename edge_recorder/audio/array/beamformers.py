@@ -28,9 +28,9 @@ NOISE_MEMORY = 0.99  # per noise hop: the covariance forgets with a ~1.6 s time 
 LOADING = 0.05  # diagonal loading, relative to the mean noise power per mic and bin
 # Hops (256 ms) of spectra per adaptation step, whatever the transform batch. Each step costs
 # the same number of numpy calls whatever its length, so the window sets most of the beams'
-# CPU besides the transforms: 256 ms windows cost ~1.6-2.6 ms per audio-s less than 128 ms
-# ones on the 4-mic HAT as shipped, and scored the same or better on the far-field set once
-# the tracker's smoothing and jump confirmation were kept the same in seconds (doa.py).
+# CPU besides the transforms: 256 ms windows cost 0.7-1.5 ms per audio-s less than 128 ms
+# ones for every kind (6 mics), and the full far-field set scored the same or a little
+# better, with the tracker still judging jumps on 128 ms pieces (doa.py; docs/audio.md).
 ADAPT_HOPS = 16
 TRACK_HOPS = 8  # hops (128 ms) per piece of the direction tracker's evidence (doa.py)
 SOLVE_EVERY_HOPS = 16  # hops (256 ms at 16 kHz) between MVDR weight updates, on a fixed grid
@@ -57,7 +57,7 @@ class DasProcessor(StftBank):
     """Delay-and-sum steered by the SRP-PHAT tracker.
 
     Adaptation (gate, tracker, noise covariance, weights) runs on windows of `adapt_hops`
-    hops (at least `ADAPT_HOPS`, a whole number of batches) gathered from the transform
+    hops (at least `window_hops`, a whole number of batches) gathered from the transform
     batches, so a small batch buys latency without multiplying the adaptation's cost or
     changing what it sees; the weights then filter the following batches.
     """
