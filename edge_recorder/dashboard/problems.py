@@ -226,8 +226,9 @@ def status_problems(status: Mapping[str, object], trend: Trend) -> list[Problem]
         why = "new clipped samples" if trend.clip_grew else f"peak {peak:.1f} dBFS"
         found.append(Problem("mic_clipping", "warning", f"Microphone clipping ({why})"))
     warnings = status.get("warnings")
+    listed = warnings if isinstance(warnings, list) else []
     for code, text in ARRAY_WARNINGS.items():
-        if isinstance(warnings, list) and code in warnings:
+        if code in listed:
             if code == "array_mic_fault":
                 text = _left_out_text(mic.get("array_left_out")) or text
             found.append(Problem(code, "warning", text))
