@@ -51,6 +51,7 @@ class StftBank:
         self._stack = 0  # signals per call, fixed by the first call
         self._in: F64 = np.zeros(0)
         self._frames: F64 = np.zeros(0)
+        self._windowed: F64 = np.zeros(0)  # the frames times the window, rewritten per batch
         self._fill = 0  # samples in the open batch
         self._tail: F64 = np.zeros(0)
         self._ready: F32 = np.zeros(0, np.float32)
@@ -90,20 +91,22 @@ class StftBank:
         self._in = np.zeros((stack, self.channels, HOP + self.batch * HOP))
         # the batch's frames as a view, made once: `_in` is only ever written in place
         self._frames = sliding_window_view(self._in, NFFT, axis=2)[:, :, ::HOP]  # (K, M, B, N)
+        self._windowed = np.empty(self._frames.shape)
         self._tail = np.zeros((stack, HOP))
         self._ready = np.zeros((stack, self.delay_samples), np.float32)
 
     def _batch(self) -> F32:
-        spectra: C128 = np.fft.rfft(self._frames * self._window, axis=-1)
-        y = np.fft.irfft(self._filter(spectra), n=NFFT, axis=-1) * self._window  # (K, B, N)
-        batch = self.batch
-        acc = np.zeros((self._stack, batch + 1, HOP))
-        acc[:, :-1] += y[:, :, :HOP]
-        acc[:, 1:] += y[:, :, HOP:]
+        np.multiply(self._frames, self._window, out=self._windowed)
+        spectra: C128 = np.fft.rfft(self._windowed, axis=-1)
+        y = np.fft.irfft(self._filter(spectra), n=NFFT, axis=-1)  # (K, B, N)
+        y *= self._window
+        # overlap-add: each hop is a frame's first half plus the previous frame's second half
+        acc = y[:, :, :HOP].copy()  # (K, B, HOP)
+        acc[:, 1:] += y[:, :-1, HOP:]
         acc[:, 0] += self._tail
-        self._tail = acc[:, batch].copy()
-        self._in[:, :, :HOP] = self._in[:, :, batch * HOP :]
-        out = acc[:, :batch].reshape(self._stack, -1)[:, self._skip :]
+        self._tail = y[:, -1, HOP:].copy()
+        self._in[:, :, :HOP] = self._in[:, :, self.batch * HOP :]
+        out = acc.reshape(self._stack, -1)[:, self._skip :]
         self._skip = 0
         return out.astype(np.float32)
 
