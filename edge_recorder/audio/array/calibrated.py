@@ -57,7 +57,8 @@ channel average at the spots (6-mic +6.1 to +7.5 at the same cadence) and from +
 dB 10 cm away, with STOI unchanged or better (+0.099 → +0.107); tracking the output noise on
 noise frames instead, as the blind post-filter did until then, gained 0.3 dB less and cost
 0.02 STOI. The decision-directed weight 0.85 was the best of 0.8-0.95 within 0.05 dB (0.95
-cost 0.01 STOI).
+cost 0.01 STOI); the post-filter's 0.7 since 2026-12-07 left this beam's SI-SDR at the spots
+unchanged and added +0.004 STOI (postfilter.py).
 
 Everything adapts on windows of 8 hops (128 ms, `window_hops`: the blind kinds moved to 256
 ms windows to save CPU, after this beam's cadences were tuned) and solves on a fixed grid of
