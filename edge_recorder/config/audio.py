@@ -90,8 +90,8 @@ class AudioConfig(Section):
         8,
         description="STFT hops (16 ms each) the beamformer transforms at once: the live "
         "latency it adds is hops x 16 ms + 16 ms (8: 144 ms, 4: 80 ms, 2: 48 ms) for ~1 ms "
-        "of CPU per audio second more at 2 (adaptation runs on the same windows either way, "
-        "256 ms, 128 ms for 'calibrated', so the output is the same).",
+        "of CPU per audio second more at 2 (adaptation runs on the same 256 ms windows "
+        "either way, so the output is the same).",
     )
     gain_db: float = Field(0.0, ge=-40, le=40, description="Gain applied after the mix.")
     dc_removal: bool = Field(True, description="Remove DC offset (high-pass below ~20 Hz).")

@@ -57,17 +57,15 @@ class DasProcessor(StftBank):
     """Delay-and-sum steered by the SRP-PHAT tracker.
 
     Adaptation (gate, tracker, noise covariance, weights) runs on windows of `adapt_hops`
-    hops (at least `window_hops`, a whole number of batches) gathered from the transform
+    hops (at least ADAPT_HOPS, a whole number of batches) gathered from the transform
     batches, so a small batch buys latency without multiplying the adaptation's cost or
     changing what it sees; the weights then filter the following batches.
     """
 
-    window_hops = ADAPT_HOPS  # a subclass tuned on other windows keeps its own
-
     def __init__(self, positions_m: F64, rate: int, batch: int = BATCH) -> None:
         super().__init__(positions_m.shape[0], rate, batch)
         self.positions = positions_m
-        self.adapt_hops = batch * -(-self.window_hops // batch)
+        self.adapt_hops = batch * -(-ADAPT_HOPS // batch)
         window_s = self.adapt_hops * HOP / rate
         pieces = max(1, self.adapt_hops // TRACK_HOPS)
         self.tracker = DirectionTracker(positions_m, self.freqs, rate, NFFT, pieces)

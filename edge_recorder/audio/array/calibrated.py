@@ -60,12 +60,16 @@ noise frames instead, as the blind post-filter did until then, gained 0.3 dB les
 cost 0.01 STOI); the post-filter's 0.7 since 2026-12-07 left this beam's SI-SDR at the spots
 unchanged and added +0.004 STOI (postfilter.py).
 
-Everything adapts on windows of 8 hops (128 ms, `window_hops`: the blind kinds moved to 256
-ms windows to save CPU, after this beam's cadences were tuned) and solves on a fixed grid of
-hops (or at once when the spot or the fallback changes), so small batches do not multiply
-the cost, and the output is bit-exact under any framing of the input. How often it chooses
-the spot and solves depends on the number of mics (`CADENCE_SMALL`, `CADENCE_LARGE`): the
-budget, not the acoustics, set it.
+Everything adapts on the blind beams' windows of 16 hops (256 ms, `beamformers.ADAPT_HOPS`)
+and solves on a fixed grid of hops (or at once when the spot or the fallback changes), so
+small batches do not multiply the cost, and the output is bit-exact under any framing of the
+input. How often it solves depends on the number of mics (`CADENCE_SMALL`, `CADENCE_LARGE`):
+the budget, not the acoustics, set it. Until 2026-12-07 this beam adapted on 128 ms windows
+(the blind kinds had moved to 256 ms); on 256 ms, choosing the spot on every window, the
+honest evaluation (8 rooms, post-filter weight 0.7 on both sides) read on the 4-mic HAT
++6.5 → +6.9 dB at the spots, +4.7 → +5.1 at 10 cm and +1.9 → +2.4 at 20 cm, every room still
+no worse than the plain mix; on the 6-mic HAT +7.4 → +7.3 at the spots and +5.5 → +5.6 at 10
+cm; and the whole pipeline with 3 spots cost ~1.2-1.5 ms per audio-s less.
 """
 
 from __future__ import annotations
@@ -100,11 +104,12 @@ SELECT_STRIDE = 6
 # How often the spot is chosen (every n-th adaptation window) and the Wiener filter solved
 # (hops, on a fixed grid; and at once when the spot or the fallback changes), by the number
 # of mics. Six mics' 6x6 solves cost ~3 times four mics' 4x4: with the post-filter the
-# 6-mic HAT's whole pipeline went over the 0.01 CPU-s per audio-s budget, so it chooses on
-# every 2nd window and solves every 32 hops, ~1 ms/s less for -0.4 dB SI-SDR at its spots
-# (+7.5 → +7.1 dB, 8 rooms).
+# 6-mic HAT's whole pipeline went over the 0.01 CPU-s per audio-s budget, so it solves every
+# 32 hops, ~1 ms/s less for -0.4 dB SI-SDR at its spots (+7.5 → +7.1 dB, 8 rooms, when the
+# windows were 128 ms and it also chose the spot on every 2nd one). Either way the spot is
+# chosen every 256 ms.
 CADENCE_SMALL = (1, 16)  # up to 4 mics
-CADENCE_LARGE = (2, 32)  # more than 4
+CADENCE_LARGE = (1, 32)  # more than 4
 HEARD_FRAMES = 64  # frames drawn from a spot's Ψ to find where the tracker hears it
 FALLBACK_DEG = 22.0  # the tracker this far from every spot: the blind fallback (module doc)
 
@@ -143,8 +148,6 @@ def heard_direction(positions_m: F64, freqs: F64, rate: int, spot: Spot) -> F64:
 class CalibratedBeam(PostFilteredMvdr):
     """The calibrated spots' Wiener beam, with the tracker-steered MVDR (and a Wiener gain)
     as the fallback off every spot."""
-
-    window_hops = 8  # its cadences (below) and its evaluation are on 128 ms windows
 
     def __init__(
         self, positions_m: F64, rate: int, batch: int, calibration: ArrayCalibration

@@ -69,7 +69,7 @@ def test_any_framing_gives_the_same_output_bit_for_bit(name: str, batch: int) ->
     x = np.concatenate([talk(positions, SPOT_B, 2.0, 1), talk(positions, SPOT_A, 2.0, 2)])
     whole_beam = CalibratedBeam(positions, RATE, batch, cal)
     whole = run(whole_beam, x, [x.shape[0]])
-    assert np.any(whole) and whole_beam.spot == 0 and whole_beam.windows > 20
+    assert np.any(whole) and whole_beam.spot == 0 and whole_beam.windows >= 14  # 4 s of 256 ms
     for seed in range(2):
         rng = np.random.default_rng(seed)
         sizes = [int(v) for v in rng.integers(1, 3000, 40)] + [1] * 50 + [2047, 2049]
@@ -142,13 +142,6 @@ def test_the_beam_picks_the_spot_the_talker_is_at(talker: int) -> None:
     assert beam.blind_windows == 0
 
 
-class OnCalibratedWindows(MvdrProcessor):
-    """The blind MVDR adapting on the calibrated beam's windows (128 ms; the blind kinds
-    adapt on 256 ms ones), so their weights can be compared bin by bin."""
-
-    window_hops = CalibratedBeam.window_hops
-
-
 def test_a_talker_far_from_every_spot_gets_the_blind_mvdr_with_a_wiener_gain() -> None:
     """Off every spot: MvdrProcessor's own weights, scaled per bin by a real gain in [0, 1]
     (the Wiener gain that keeps the level of the calibrated segments)."""
@@ -156,7 +149,7 @@ def test_a_talker_far_from_every_spot_gets_the_blind_mvdr_with_a_wiener_gain() -
     assert angle_deg(SPOT_A, SPOT_B) > 2 * calibrated_module.FALLBACK_DEG
     x = talk(FOUR, SPOT_B, 4.0, 4)
     beam = CalibratedBeam(FOUR, RATE, 2, cal)
-    mvdr = OnCalibratedWindows(FOUR, RATE, 2)
+    mvdr = MvdrProcessor(FOUR, RATE, 2)  # on the same 256 ms windows
     run(beam, x, [1280]), run(mvdr, x, [1280])
     assert beam.blind and beam.blind_windows >= beam.windows - 2
     w, a = beam.weights, mvdr.weights
