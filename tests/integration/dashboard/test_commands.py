@@ -24,14 +24,19 @@ class Responder:
     def __init__(self, dash: Dashboard, device_id: str, *, ok: bool = True) -> None:
         self.device_id, self.ok = device_id, ok
         self.requests: list[dict[str, Any]] = []
-        self.subscribed = False
+        self.acked: set[int] = set()  # message ids of the subscriptions the broker confirmed
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"r-{uuid.uuid4().hex}")
         self.client.on_connect = lambda c, *_a: c.subscribe(f"edge-recorder/{device_id}/cmd/+", 1)
-        self.client.on_subscribe = lambda *_a: setattr(self, "subscribed", True)
+        self.client.on_subscribe = lambda _c, _u, mid, *_a: self.acked.add(mid)
         self.client.on_message = self._on_message
         self.client.connect(dash.broker.host, dash.broker.port)
         self.client.loop_start()
-        wait_until(lambda: self.subscribed, 10, "responder subscribed")
+        wait_until(lambda: bool(self.acked), 10, "responder subscribed")
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe and wait for the broker's confirmation of this very subscription."""
+        _, mid = self.client.subscribe(topic, 1)
+        wait_until(lambda: mid in self.acked, 10, f"subscribed to {topic}")
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         name = msg.topic.rsplit("/", 1)[1]
@@ -138,9 +143,9 @@ async def test_an_answer_from_another_device_does_not_count(
 ) -> None:
     await _known(dashboard, "target", "impostor")
     impostor = responder_for("impostor")
-    # The impostor answers requests sent to "target" under its own device id.
-    impostor.client.subscribe("edge-recorder/target/cmd/+", 1)
-    wait_until(lambda: impostor.subscribed, 5)
+    # The impostor answers requests sent to "target" under its own device id. (Waiting on
+    # its first subscription's flag instead raced the dashboard's request under load.)
+    impostor.subscribe("edge-recorder/target/cmd/+")
     async with (
         dashboard.session() as session,
         session.post("/api/devices/target/commands/identify", json={}, headers=HEADERS) as reply,
