@@ -63,7 +63,7 @@ unchanged and added +0.004 STOI (postfilter.py).
 Everything adapts on the blind beams' windows of 16 hops (256 ms, `beamformers.ADAPT_HOPS`)
 and solves on a fixed grid of hops (or at once when the spot or the fallback changes), so
 small batches do not multiply the cost, and the output is bit-exact under any framing of the
-input. How often it solves depends on the number of mics (`CADENCE_SMALL`, `CADENCE_LARGE`):
+input. How often it solves depends on the number of mics (`SOLVE_EVERY_SMALL`, `_LARGE`):
 the budget, not the acoustics, set it. Until 2026-12-07 this beam adapted on 128 ms windows
 (the blind kinds had moved to 256 ms); on 256 ms, choosing the spot on every window, the
 honest evaluation (8 rooms, post-filter weight 0.7 on both sides) read on the 4-mic HAT
@@ -101,15 +101,14 @@ SWITCH_NATS = 10.0  # log-likelihood another spot must win by
 # the same SI-SDR at the spots and -0.07 dB 10 cm off (4 rooms per HAT), for 0.26 ms of CPU
 # per audio-s less on the 6-mic HAT, whose calibrated pipeline is at the 0.01 budget's edge.
 SELECT_STRIDE = 6
-# How often the spot is chosen (every n-th adaptation window) and the Wiener filter solved
-# (hops, on a fixed grid; and at once when the spot or the fallback changes), by the number
-# of mics. Six mics' 6x6 solves cost ~3 times four mics' 4x4: with the post-filter the
-# 6-mic HAT's whole pipeline went over the 0.01 CPU-s per audio-s budget, so it solves every
-# 32 hops, ~1 ms/s less for -0.4 dB SI-SDR at its spots (+7.5 → +7.1 dB, 8 rooms, when the
-# windows were 128 ms and it also chose the spot on every 2nd one). Either way the spot is
-# chosen every 256 ms.
-CADENCE_SMALL = (1, 16)  # up to 4 mics
-CADENCE_LARGE = (1, 32)  # more than 4
+# How often the Wiener filter is solved (hops, on a fixed grid; and at once when the spot or
+# the fallback changes), by the number of mics; the spot is chosen on every window (256 ms).
+# Six mics' 6x6 solves cost ~3 times four mics' 4x4: with the post-filter the 6-mic HAT's
+# whole pipeline went over the 0.01 CPU-s per audio-s budget, so it solves every 32 hops,
+# ~1 ms/s less for -0.4 dB SI-SDR at its spots (+7.5 → +7.1 dB, 8 rooms, when the windows
+# were 128 ms and it also chose the spot on every 2nd one).
+SOLVE_EVERY_SMALL = 16  # up to 4 mics
+SOLVE_EVERY_LARGE = 32  # more than 4
 HEARD_FRAMES = 64  # frames drawn from a spot's Ψ to find where the tracker hears it
 FALLBACK_DEG = 22.0  # the tracker this far from every spot: the blind fallback (module doc)
 
@@ -157,7 +156,7 @@ class CalibratedBeam(PostFilteredMvdr):
         if rate != calibration.rate:
             raise CalibrationError(f"the calibration is for {calibration.rate} Hz, not {rate}")
         super().__init__(positions_m, rate, batch)
-        self.select_every, self.solve_every = CADENCE_SMALL if self.channels <= 4 else CADENCE_LARGE
+        self.solve_every = SOLVE_EVERY_SMALL if self.channels <= 4 else SOLVE_EVERY_LARGE
         spots = calibration.spots
         self.names: tuple[str, ...] = tuple(s.name for s in spots)
         self._h: C128 = np.stack([s.h for s in spots])  # (K, F, M)
@@ -201,7 +200,7 @@ class CalibratedBeam(PostFilteredMvdr):
         speech = self.speech_frames
         if self._covariance is not None and speech.any():
             x = drive[:, speech]
-            if len(self.names) > 1 and self.windows % self.select_every == 0:
+            if len(self.names) > 1:
                 self._select(x)
             self._track_speech(x)
         if self.balance.live_count < self.channels:  # a mic left out: the spots' model fails
