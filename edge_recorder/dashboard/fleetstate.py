@@ -157,10 +157,10 @@ class DeviceRecord:
             self.last_event_iso = str(body.get("at"))
         return True
 
-    def apply_bad(self, item: Invalid, received_at: float) -> None:
-        self.bad[item.kind] += 1
-        self.bad_total += 1
-        self.bad_window.add(received_at)
+    def apply_bad(self, item: Invalid, received_at: float, count: int = 1) -> None:
+        self.bad[item.kind] += count
+        self.bad_total += count
+        self.bad_window.add(received_at, count)
         self.bad_last = {"kind": item.kind, "reason": item.reason, "at": received_at}
 
 
@@ -182,20 +182,22 @@ class FleetState:
             record = self._devices[device_id] = DeviceRecord(device_id)
         return record
 
-    def apply(self, item: Valid | Invalid, received_at: float) -> str | None:
-        """Fold one checked message in; returns the device id whose summary changed, or None."""
+    def apply(self, item: Valid | Invalid, received_at: float, count: int = 1) -> str | None:
+        """Fold one checked message in (an Invalid may stand for `count` alike, a flood's);
+        returns the device id whose summary changed, or None."""
         if item.device_id is None:
             assert isinstance(item, Invalid)
-            self.note_unattributed(item.kind)
+            self.note_unattributed(item.kind, count)
             return None
         if isinstance(item, Valid) and item.leaf == "response":
             return None  # command answers belong to commands.py, not to the fleet model
         record = self._record(item.device_id)
         if record is None:
-            self.note_unattributed(item.kind if isinstance(item, Invalid) else "too_many_devices")
+            kind: UnattributedKind = item.kind if isinstance(item, Invalid) else "too_many_devices"
+            self.note_unattributed(kind, count)
             return None
         if isinstance(item, Invalid):
-            record.apply_bad(item, received_at)
+            record.apply_bad(item, received_at, count)
         elif item.leaf == "availability":
             record.apply_availability(item, received_at)
         elif item.body is None:
@@ -206,9 +208,9 @@ class FleetState:
             return None
         return item.device_id
 
-    def note_unattributed(self, kind: UnattributedKind) -> None:
-        """Count a message no device can carry: bad topic id, or beyond max_devices."""
-        self.unattributed[kind] = self.unattributed.get(kind, 0) + 1
+    def note_unattributed(self, kind: UnattributedKind, count: int = 1) -> None:
+        """Count messages no device can carry: bad topic id, or beyond max_devices."""
+        self.unattributed[kind] = self.unattributed.get(kind, 0) + count
 
     def device_ids(self) -> list[str]:
         return sorted(self._devices)

@@ -143,12 +143,12 @@ class BadWindow:
 
     buckets: deque[list[int]] = field(default_factory=lambda: deque(maxlen=61))
 
-    def add(self, at: float) -> None:
+    def add(self, at: float, count: int = 1) -> None:
         minute = int(at // 60)
         if self.buckets and self.buckets[-1][0] == minute:
-            self.buckets[-1][1] += 1
+            self.buckets[-1][1] += count
         else:
-            self.buckets.append([minute, 1])
+            self.buckets.append([minute, count])
 
     def count(self, now: float) -> int:
         """Refused in the last hour (to the minute)."""

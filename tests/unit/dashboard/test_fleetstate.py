@@ -313,6 +313,22 @@ def test_bad_input_is_counted_per_device_and_raises_a_problem_for_an_hour() -> N
     assert later["bad_input_total"] == 5
 
 
+def test_a_flood_is_folded_in_as_one_count() -> None:
+    """The ingest reports a second of refused messages as one item with their count: the
+    same totals and hourly window as one item each, for one call instead of hundreds."""
+    one_by_one, at_once = FleetState(P.PREFIX), FleetState(P.PREFIX)
+    for fs in (one_by_one, at_once):
+        online(fs, "a")
+    flood = Invalid("a", "flood", "over 2/s")
+    for _ in range(200):
+        one_by_one.apply(flood, P.T0 + 3)
+    assert at_once.apply(flood, P.T0 + 3, 200) == "a"
+    assert at_once.detail("a", P.T0 + 10) == one_by_one.detail("a", P.T0 + 10)
+    assert at_once.summary("a", P.T0 + 10)["bad_input_total"] == 200
+    at_once.apply(Invalid(None, "flood", "over 2/s"), P.T0 + 4, 7)
+    assert at_once.unattributed["flood"] == 7
+
+
 # ------------------------------------------------------------------ bounds and odd input
 
 
