@@ -17,6 +17,12 @@ reach for this kind of filter". All work on the beams' own STFT grid (512-point 
   mic as extra inputs (a causal, convolutive multi-frame filter): the linear ceiling that can
   also cancel late reverberation. `folds=2` fits on one half and scores on the other, which
   shows how much of an in-sample fit with many taps is over-fitting rather than dereverberation.
+- the "no noise" rows: the channel average, and the blind `mvdr-wpe` beam (the shipped beams
+  without the post-filter, which has nothing to do without noise), fed the capture's speech
+  alone. The first is what a perfect noise remover (neural or any other) could add to the
+  plain mix; the second what it could add behind the blind beam. Both are still scored
+  against the anechoic reference, so what they miss is reverberation, which no noise
+  suppressor removes.
 
 Scored like every candidate (same alignment and metrics); their CPU column is offline
 whole-scene time, for the record only.
@@ -29,7 +35,8 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from devtools.farfield import geometry, metrics, scene
+from devtools.farfield import candidates, geometry, metrics, scene
+from edge_recorder.audio.array import make_array_processor
 from edge_recorder.audio.array.geometry import SPEED_OF_SOUND
 from edge_recorder.audio.array.spots import stft as stft  # the analysis every ceiling uses
 from edge_recorder.audio.array.stft import HOP, NFFT
@@ -45,6 +52,9 @@ PREFIX = "oracle: "  # every oracle candidate's name starts with this
 MVDR_CEILING = f"{PREFIX}MVDR, true steering + noise cov."
 MWF_CEILING = f"{PREFIX}MWF (per-bin LS, 1 frame)"
 PLOTTED_CEILINGS = (MVDR_CEILING, MWF_CEILING)  # the others only in the table
+NO_NOISE_AVERAGE = f"{PREFIX}no noise, channel average"
+NO_NOISE_BEAM_KIND = "mvdr-wpe"  # the best blind beam without a post-filter
+NO_NOISE_BEAM = f"{PREFIX}no noise, {NO_NOISE_BEAM_KIND}"
 MULTI_FRAME_TAPS = 4  # frames (the current + 3 past, 64 ms more) of the multi-frame rows
 
 
@@ -165,16 +175,28 @@ def mvdr(scn: scene.Scene, capture: F32, noise: F32, loading: float = 1e-3) -> F
     return istft(out, capture.shape[0])
 
 
+def blind_beam(positions_m: F64, capture: F32, kind: str = NO_NOISE_BEAM_KIND) -> F32:
+    """`kind`'s output for `capture` (N, M), fed in the pipeline's chunks and advanced by the
+    processor's declared delay (zeros at the end), so it lines up with the capture."""
+    processor = make_array_processor(kind, positions_m, scene.RATE)
+    output, _ = candidates.run(processor, capture)
+    delay = processor.delay_samples
+    return np.concatenate([output[delay:], np.zeros(delay, np.float32)])
+
+
 def ceilings(scn: scene.Scene, capture: F32, noise: F32) -> list[tuple[str, Callable[[], F32]]]:
     """The ceiling rows of the evaluation, each a name and how to compute its output."""
     ref = scn.reference
     who = talker_frames(scn.dry, stft(ref).shape[0])
+    speech = np.ascontiguousarray(capture - noise, np.float32)
 
     def ls(taps: int, per_talker: bool = False, folds: int = 1) -> Callable[[], F32]:
         return lambda: least_squares(capture, ref, taps, who if per_talker else None, folds)[0]
 
     return [
         (MVDR_CEILING, lambda: mvdr(scn, capture, noise)),
+        (NO_NOISE_AVERAGE, lambda: np.asarray(speech.mean(axis=1), np.float32)),
+        (NO_NOISE_BEAM, lambda: blind_beam(scn.positions_m, speech)),
         (MWF_CEILING, ls(1)),
         (f"{PREFIX}MWF per talker", ls(1, per_talker=True)),
         (f"{PREFIX}MWF per talker, held out", ls(1, per_talker=True, folds=2)),

@@ -148,3 +148,27 @@ def test_the_plot_draws_the_two_plain_ceilings_dotted_and_leaves_the_rest_to_the
     assert all(name in legend for name in names[:-1]) and held_out not in legend
     dotted = [p for p in root.iter(f"{ns}polyline") if p.get("stroke-dasharray") == "1,3"]
     assert len(dotted) == 2 * len(oracle.PLOTTED_CEILINGS)  # two panels each
+
+
+def test_the_no_noise_rows_score_the_speech_alone_and_line_the_beam_up() -> None:
+    """The "no noise" ceilings get the capture minus its noise: the average row is the speech's
+    own average, and the blind beam's row is advanced by its declared delay, so it scores
+    like a candidate (a beam output left delayed would score near -20 dB here)."""
+    from devtools.farfield import geometry, scene
+
+    positions = geometry.board_positions_m("respeaker-4mic-array")
+    ref = _source(5)
+    speech = np.stack([ref] * 4, axis=1)  # broadside: every mic hears the same
+    noise = np.asarray(np.random.default_rng(6).standard_normal(speech.shape) * 0.05, np.float32)
+    fake = scene.Scene(
+        spec=scene.SceneSpec("respeaker-4mic-array", 0.3, 3.0, seed=1),
+        speech=speech.T, noise=noise.T, reference=ref, early=ref,
+        dry=np.stack([ref, np.zeros_like(ref)]), labels=np.ones(N // 160, bool),
+        positions_m=positions,
+    )  # fmt: skip
+    rows = dict(oracle.ceilings(fake, speech + noise, noise))
+    average = rows[oracle.NO_NOISE_AVERAGE]()
+    np.testing.assert_allclose(average, ref, atol=1e-6)
+    beam = rows[oracle.NO_NOISE_BEAM]()
+    assert beam.shape == ref.shape
+    assert metrics.si_sdr(ref[: N - 4000], beam[: N - 4000]) > 15  # lined up, not delayed
