@@ -5,16 +5,16 @@ whatever the devices send, so it only caps the size, finds the device in the top
 the device's token bucket (a flooding device costs a counter, not a JSON parse) and appends
 to a bounded deque, waking the loop once per batch. Everything else (JSON, schemas, fleet
 state) runs on the loop, which owns `FleetState` alone, so nothing there needs a lock.
-
-A flood still costs paho's own work per message (reading and parsing it, ~100-200 µs in
-Python), and most of that is the thread waking for each message alone. So while a device
-floods and nothing else is waiting on the socket, paho's thread pauses `FLOOD_PAUSE_S`: the
-messages gather in the socket and are read back to back, one wake-up for the lot (a 200
-messages/s flood: ~210 → ~100 µs of paho's thread per message). It pauses only when the
-socket is empty, so a backlog is never read more slowly; other devices' messages that arrive
-during a pause wait up to `FLOOD_PAUSE_S` longer.
 What happens next (history, live updates, command replies) is the caller's: `serve` passes
 callbacks, which keeps this module below those in the import layers.
+
+A flood still costs paho's own work per message (reading and parsing it before `on_message`
+can drop it), and most of that is the thread waking for each message alone. So while a
+device floods and nothing else is waiting on the socket, paho's thread pauses
+`FLOOD_PAUSE_S`: the messages gather in the socket and are read back to back, one wake-up for
+the lot (a 200 messages/s flood: ~190 → ~90 µs of paho's thread per message). It pauses only
+when the socket is empty, so a backlog is never read more slowly; other devices' messages,
+and commands the dashboard publishes, may wait up to `FLOOD_PAUSE_S` longer meanwhile.
 """
 
 from __future__ import annotations
