@@ -250,22 +250,24 @@ class Ingest:
         if flooding:
             self._rest_in_flood()  # outside the lock: the loop's drain must not wait on it
             return
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            # The drain runs BATCH_DELAY_S after the first message of a batch: one loop
-            # wake-up for all that arrive meanwhile (~1 in 3 at 1,000 devices), not one each.
-            loop.call_soon_threadsafe(loop.call_later, BATCH_DELAY_S, self.drain)
+        # The drain runs BATCH_DELAY_S after the first message of a batch: one loop
+        # wake-up for all that arrive meanwhile (~1 in 3 at 1,000 devices), not one each.
+        self._drain_later(BATCH_DELAY_S)
 
     def _count_flood(self, device: str | None) -> None:
-        """Count a refused message (under the lock); one drain a second reports them."""
+        """Count a refused message (under the lock); one drain a second reports them (other
+        devices' messages still wake the loop at once meanwhile)."""
         self._floods[device] = self._floods.get(device, 0) + 1
         if self._wake_pending or time.monotonic() < self._flood_wake_at:
             return  # the drain already scheduled reports it
         self._flood_wake_at = time.monotonic() + FLOOD_REPORT_S
+        self._drain_later(FLOOD_REPORT_S)
+
+    def _drain_later(self, delay_s: float) -> None:
+        """From paho's thread: have the loop run `drain` in `delay_s`."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            # other devices' messages still wake the loop at once meanwhile
-            loop.call_soon_threadsafe(loop.call_later, FLOOD_REPORT_S, self.drain)
+            loop.call_soon_threadsafe(loop.call_later, delay_s, self.drain)
 
     def _rest_in_flood(self) -> None:
         """Pause paho's thread if the flood is all there is to read (module doc)."""
